@@ -116,14 +116,14 @@ type RefreshTokens interface {
 // SigningKey is a JWT signing key. The private key is sealed by the caller
 // (secret.Box) before it reaches the store.
 type SigningKey struct {
-	ID         string    // kid: base62, no path characters
-	Alg        string    // ES256, RS256 or EdDSA
-	Private    []byte    // sealed PKCS#8 DER private key
-	Public     []byte    // PKIX DER public key
-	CreatedAt  time.Time // published in the JWKS from this time
-	SignFrom   time.Time // first signs at this time (after publication)
-	RetiredAt  time.Time // stops signing; zero while active
-	RemoveAt   time.Time // leaves the JWKS; zero while unknown
+	ID        string    // kid: base62, no path characters
+	Alg       string    // ES256, RS256 or EdDSA
+	Private   []byte    // sealed PKCS#8 DER private key
+	Public    []byte    // PKIX DER public key
+	CreatedAt time.Time // published in the JWKS from this time
+	SignFrom  time.Time // first signs at this time (after publication)
+	RetiredAt time.Time // stops signing; zero while active
+	RemoveAt  time.Time // leaves the JWKS; zero while unknown
 }
 
 // Keys keeps the signing keys.
