@@ -1,6 +1,6 @@
 module github.com/wxauth/wxauth
 
-go 1.26
+go 1.26.8
 
 require (
 	github.com/MicahParks/jwkset v0.8.0 // indirect

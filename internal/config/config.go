@@ -1,0 +1,344 @@
+// Package config loads and validates wxauth's configuration from WXAUTH_*
+// environment variables and an optional YAML file (named by --config or
+// WXAUTH_CONFIG; the environment wins). Load reports every problem at once,
+// one per variable, so an operator fixes them in one pass. Only cmd/authsvc
+// imports this package; it hands plain values to every other package.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/wxauth/wxauth/internal/redirect"
+)
+
+// Config is the validated configuration of `authsvc serve`. Durations are
+// time.Duration values parsed from Go duration strings ("15m", "720h") or
+// plain integers meaning seconds.
+type Config struct {
+	Listen    string // WXAUTH_LISTEN, host:port; default 127.0.0.1:8080
+	PublicURL string // WXAUTH_PUBLIC_URL: the URL browsers and WeChat reach this service at, no trailing slash
+
+	AppID     string // WXAUTH_APPID: the Official Account's appid (wx + 16 hex)
+	AppSecret string // WXAUTH_APPSECRET
+	// SecretKey is WXAUTH_SECRET_KEY decoded: 32 bytes (base64 in the
+	// environment) sealing tokens and private keys at rest and keying cookies.
+	SecretKey []byte
+	// SecretKeyPrevious is WXAUTH_SECRET_KEY_PREVIOUS decoded, or nil: still
+	// opens values and cookies sealed before a rotation.
+	SecretKeyPrevious []byte
+
+	AllowedRedirects []string // WXAUTH_ALLOWED_REDIRECTS, comma-separated scheme://host[:port] or https://*.domain
+
+	DatabaseURL string // WXAUTH_DATABASE_URL: sqlite:PATH (default sqlite:wxauth.db) or postgres://...
+	RedisURL    string // WXAUTH_REDIS_URL: redis://host:port/db, empty for none
+
+	WeChatAPIBase  string // WXAUTH_WECHAT_API_BASE, default https://api.weixin.qq.com
+	WeChatOpenBase string // WXAUTH_WECHAT_OPEN_BASE, default https://open.weixin.qq.com
+	WeChatMPBase   string // WXAUTH_WECHAT_MP_BASE, default https://mp.weixin.qq.com
+	WeChatTimeout  time.Duration
+	TokenAPI       string // WXAUTH_TOKEN_API: stable (default) or classic
+
+	AccessTokenTTL  time.Duration // WXAUTH_ACCESS_TOKEN_TTL, default 15m
+	RefreshTokenTTL time.Duration // WXAUTH_REFRESH_TOKEN_TTL, default 720h
+	RefreshGrace    time.Duration // WXAUTH_REFRESH_GRACE, default 0
+	Issuer          string        // WXAUTH_ISSUER, default PublicURL
+	Audience        string        // WXAUTH_AUDIENCE, default wxauth
+	JWTAlg          string        // WXAUTH_JWT_ALG: ES256 (default), RS256, EdDSA
+	KeyRotation     time.Duration // WXAUTH_KEY_ROTATION, default 720h; 0 disables scheduled rotation
+	ProfileMaxAge   time.Duration // WXAUTH_PROFILE_MAX_AGE, default 168h
+
+	CallbackToken          string        // WXAUTH_CALLBACK_TOKEN: the Token of 服务器配置; empty disables /wx
+	EncodingAESKey         string        // WXAUTH_ENCODING_AES_KEY: 43 characters [A-Za-z0-9]
+	EncodingAESKeyPrevious string        // WXAUTH_ENCODING_AES_KEY_PREVIOUS
+	CallbackMode           string        // WXAUTH_CALLBACK_MODE: plain, compat or safe (default safe with a key, else plain)
+	OriginalID             string        // WXAUTH_ORIGINAL_ID: gh_ id checked against ToUserName when set
+	CallbackMaxSkew        time.Duration // WXAUTH_CALLBACK_MAX_SKEW, default 300s; 0 turns the check off
+	CallbackRules          string        // WXAUTH_CALLBACK_RULES: path of the YAML rules file
+	CallbackForwardURL     string        // WXAUTH_CALLBACK_FORWARD_URL
+	CallbackForwardSecret  string        // WXAUTH_CALLBACK_FORWARD_SECRET
+
+	AdminToken string // WXAUTH_ADMIN_TOKEN: bearer token of /internal/*; empty disables those endpoints
+
+	LogFormat   string // WXAUTH_LOG_FORMAT: json (default) or text
+	LogLevel    string // WXAUTH_LOG_LEVEL: debug, info (default), warn, error
+	PprofListen string // WXAUTH_PPROF_LISTEN: address of net/http/pprof, empty = off
+}
+
+// Problems maps a variable name to what is wrong with it. It is the error
+// Load returns; its Error lists one "NAME: problem" per line, sorted.
+type Problems map[string]string
+
+func (p Problems) Error() string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(k + ": " + p[k])
+	}
+	return b.String()
+}
+
+var aesKeyRE = regexp.MustCompile(`^[A-Za-z0-9]{43}$`)
+
+// Load reads the configuration through getenv (os.Getenv in production, a
+// map in tests). When WXAUTH_CONFIG (or configFile, if non-empty) names a
+// YAML file, its keys (variable names with or without the WXAUTH_ prefix, any
+// case) supply values the environment does not set. Errors: [Problems] for
+// missing or malformed variables; a wrapped error when the file cannot be
+// read or parsed.
+func Load(getenv func(string) string, configFile string) (*Config, error) {
+	file := map[string]string{}
+	if configFile == "" {
+		configFile = getenv("WXAUTH_CONFIG")
+	}
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		raw := map[string]any{}
+		if err := yaml.Unmarshal(b, &raw); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", configFile, err)
+		}
+		for k, v := range raw {
+			name := strings.ToUpper(k)
+			if !strings.HasPrefix(name, "WXAUTH_") {
+				name = "WXAUTH_" + name
+			}
+			switch v := v.(type) {
+			case []any:
+				parts := make([]string, len(v))
+				for i, e := range v {
+					parts[i] = fmt.Sprint(e)
+				}
+				file[name] = strings.Join(parts, ",")
+			default:
+				file[name] = fmt.Sprint(v)
+			}
+		}
+	}
+	l := &loader{getenv: getenv, file: file, problems: Problems{}}
+	c := &Config{
+		Listen:                 l.str("WXAUTH_LISTEN", "127.0.0.1:8080"),
+		PublicURL:              strings.TrimRight(l.str("WXAUTH_PUBLIC_URL", ""), "/"),
+		AppID:                  l.str("WXAUTH_APPID", ""),
+		AppSecret:              l.str("WXAUTH_APPSECRET", ""),
+		SecretKey:              l.key("WXAUTH_SECRET_KEY", true),
+		SecretKeyPrevious:      l.key("WXAUTH_SECRET_KEY_PREVIOUS", false),
+		AllowedRedirects:       l.list("WXAUTH_ALLOWED_REDIRECTS"),
+		DatabaseURL:            l.str("WXAUTH_DATABASE_URL", "sqlite:wxauth.db"),
+		RedisURL:               l.str("WXAUTH_REDIS_URL", ""),
+		WeChatAPIBase:          strings.TrimRight(l.str("WXAUTH_WECHAT_API_BASE", "https://api.weixin.qq.com"), "/"),
+		WeChatOpenBase:         strings.TrimRight(l.str("WXAUTH_WECHAT_OPEN_BASE", "https://open.weixin.qq.com"), "/"),
+		WeChatMPBase:           strings.TrimRight(l.str("WXAUTH_WECHAT_MP_BASE", "https://mp.weixin.qq.com"), "/"),
+		WeChatTimeout:          l.duration("WXAUTH_WECHAT_TIMEOUT", 10*time.Second, false),
+		TokenAPI:               l.oneOf("WXAUTH_TOKEN_API", "stable", "stable", "classic"),
+		AccessTokenTTL:         l.duration("WXAUTH_ACCESS_TOKEN_TTL", 15*time.Minute, false),
+		RefreshTokenTTL:        l.duration("WXAUTH_REFRESH_TOKEN_TTL", 720*time.Hour, false),
+		RefreshGrace:           l.duration("WXAUTH_REFRESH_GRACE", 0, true),
+		Audience:               l.str("WXAUTH_AUDIENCE", "wxauth"),
+		JWTAlg:                 l.oneOf("WXAUTH_JWT_ALG", "ES256", "ES256", "RS256", "EdDSA"),
+		KeyRotation:            l.duration("WXAUTH_KEY_ROTATION", 720*time.Hour, true),
+		ProfileMaxAge:          l.duration("WXAUTH_PROFILE_MAX_AGE", 7*24*time.Hour, true),
+		CallbackToken:          l.str("WXAUTH_CALLBACK_TOKEN", ""),
+		EncodingAESKey:         l.str("WXAUTH_ENCODING_AES_KEY", ""),
+		EncodingAESKeyPrevious: l.str("WXAUTH_ENCODING_AES_KEY_PREVIOUS", ""),
+		OriginalID:             l.str("WXAUTH_ORIGINAL_ID", ""),
+		CallbackMaxSkew:        l.duration("WXAUTH_CALLBACK_MAX_SKEW", 300*time.Second, true),
+		CallbackRules:          l.str("WXAUTH_CALLBACK_RULES", ""),
+		CallbackForwardURL:     l.str("WXAUTH_CALLBACK_FORWARD_URL", ""),
+		CallbackForwardSecret:  l.str("WXAUTH_CALLBACK_FORWARD_SECRET", ""),
+		AdminToken:             l.str("WXAUTH_ADMIN_TOKEN", ""),
+		LogFormat:              l.oneOf("WXAUTH_LOG_FORMAT", "json", "json", "text"),
+		LogLevel:               l.oneOf("WXAUTH_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		PprofListen:            l.str("WXAUTH_PPROF_LISTEN", ""),
+	}
+	c.Issuer = l.str("WXAUTH_ISSUER", c.PublicURL)
+	defMode := "plain"
+	if c.EncodingAESKey != "" {
+		defMode = "safe"
+	}
+	c.CallbackMode = l.oneOf("WXAUTH_CALLBACK_MODE", defMode, "plain", "compat", "safe")
+
+	p := l.problems
+	if c.AppID == "" {
+		p["WXAUTH_APPID"] = "required: the Official Account's appid"
+	}
+	if c.AppSecret == "" {
+		p["WXAUTH_APPSECRET"] = "required: the Official Account's AppSecret"
+	}
+	if c.PublicURL == "" {
+		p["WXAUTH_PUBLIC_URL"] = "required: the http(s) URL this service is reached at, e.g. https://auth.example.com"
+	} else if !isHTTPURL(c.PublicURL) {
+		p["WXAUTH_PUBLIC_URL"] = "must be an absolute http or https URL"
+	}
+	if len(c.AllowedRedirects) == 0 {
+		p["WXAUTH_ALLOWED_REDIRECTS"] = "required: comma-separated scheme://host[:port] or https://*.domain entries"
+	} else if _, err := ParseAllowlist(c.AllowedRedirects); err != nil {
+		p["WXAUTH_ALLOWED_REDIRECTS"] = err.Error()
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		p["WXAUTH_LISTEN"] = "must be host:port"
+	}
+	for name, v := range map[string]string{"WXAUTH_WECHAT_API_BASE": c.WeChatAPIBase, "WXAUTH_WECHAT_OPEN_BASE": c.WeChatOpenBase, "WXAUTH_WECHAT_MP_BASE": c.WeChatMPBase} {
+		if !isHTTPURL(v) {
+			p[name] = "must be an absolute http or https URL"
+		}
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		p["WXAUTH_DATABASE_URL"] = "must be sqlite:PATH or postgres://..."
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		p["WXAUTH_REDIS_URL"] = "must be redis://host:port/db or rediss://..."
+	}
+	for _, v := range []string{"WXAUTH_ENCODING_AES_KEY", "WXAUTH_ENCODING_AES_KEY_PREVIOUS"} {
+		if s := l.str(v, ""); s != "" && !aesKeyRE.MatchString(s) {
+			p[v] = "must be 43 characters [A-Za-z0-9] (the EncodingAESKey of 服务器配置)"
+		}
+	}
+	if c.CallbackMode != "plain" && c.EncodingAESKey == "" && p["WXAUTH_CALLBACK_MODE"] == "" {
+		p["WXAUTH_ENCODING_AES_KEY"] = "required when WXAUTH_CALLBACK_MODE is " + c.CallbackMode
+	}
+	if c.CallbackForwardURL != "" && !isHTTPURL(c.CallbackForwardURL) {
+		p["WXAUTH_CALLBACK_FORWARD_URL"] = "must be an absolute http or https URL"
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		p["WXAUTH_ADMIN_TOKEN"] = "must be at least 16 characters"
+	}
+	if c.AccessTokenTTL < time.Minute && p["WXAUTH_ACCESS_TOKEN_TTL"] == "" {
+		p["WXAUTH_ACCESS_TOKEN_TTL"] = "must be at least 1m"
+	}
+	if c.RefreshTokenTTL < c.AccessTokenTTL && p["WXAUTH_REFRESH_TOKEN_TTL"] == "" {
+		p["WXAUTH_REFRESH_TOKEN_TTL"] = "must not be shorter than WXAUTH_ACCESS_TOKEN_TTL"
+	}
+	if len(p) > 0 {
+		return c, p
+	}
+	return c, nil
+}
+
+type loader struct {
+	getenv   func(string) string
+	file     map[string]string
+	problems Problems
+}
+
+func (l *loader) raw(name string) (string, bool) {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v, true
+	}
+	v, ok := l.file[name]
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (l *loader) str(name, def string) string {
+	if v, ok := l.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (l *loader) list(name string) []string {
+	v, _ := l.raw(name)
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	l.problems[name] = "must be one of " + strings.Join(allowed, ", ")
+	return def
+}
+
+func (l *loader) duration(name string, def time.Duration, zeroOK bool) time.Duration {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d < 0 || (d == 0 && !zeroOK) {
+		l.problems[name] = "must be a positive duration such as 300s, 15m or 720h (a bare number means seconds)"
+		return def
+	}
+	return d
+}
+
+func (l *loader) key(name string, required bool) []byte {
+	v, ok := l.raw(name)
+	if !ok {
+		if required {
+			l.problems[name] = "required: 32 random bytes, base64 (openssl rand -base64 32)"
+		}
+		return nil
+	}
+	k, err := DecodeKey(v)
+	if err != nil {
+		l.problems[name] = err.Error()
+		return nil
+	}
+	return k
+}
+
+// DecodeKey decodes a 32-byte key given in standard or URL-safe base64,
+// padded or not. Errors name the decoded length.
+func DecodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil {
+			if len(k) != 32 {
+				return nil, fmt.Errorf("must decode to 32 bytes, got %d", len(k))
+			}
+			return k, nil
+		}
+	}
+	return nil, errors.New("must be base64 of 32 bytes (openssl rand -base64 32)")
+}
+
+// ParseDuration accepts a Go duration ("15m", "720h") or a whole number of
+// seconds ("300").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// ParseAllowlist validates WXAUTH_ALLOWED_REDIRECTS entries; see
+// [redirect.Parse].
+func ParseAllowlist(entries []string) (*redirect.Allowlist, error) { return redirect.Parse(entries) }
