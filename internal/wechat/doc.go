@@ -1,0 +1,35 @@
+// Package wechat is the client of WeChat's HTTP API for one Official
+// Account (公众号): web authorization (网页授权: [Client.AuthCodeURL],
+// [Client.Exchange], [Client.Refresh], [Client.UserInfo],
+// [Client.CheckToken]), the global access_token and jsapi_ticket owned by a
+// [TokenManager] across processes, the JS-SDK signature ([SignJSSDK]), QR
+// codes with parameters, follower records and custom menus ([API]).
+//
+// WeChat's errcodes become [*Error] values matched by code ([IsCode],
+// [Temporary]), never by errmsg text; non-200 answers are [*StatusError].
+// Every call has the caller's deadline and the http.Client's Timeout,
+// retries -1, 5xx and timeouts with jittered exponential backoff (100 ms,
+// 200 ms, 400 ms) while ctx allows, and reads at most 1 MiB. No appsecret,
+// code, access_token or refresh_token reaches an error string or a log
+// line: transport errors stay [*url.Error] with those query values
+// replaced by REDACTED, and logs carry the API path only.
+//
+// Where WeChat is, is data ([Endpoint]): production, or the wxemu emulator
+// in development and tests. The package imports the standard library,
+// golang.org/x/oauth2 (token types), golang.org/x/sync/singleflight, and
+// wxauth's store (credential cache, locks) and secret (sealing); it knows no
+// HTTP routes, sessions or users.
+//
+// WeChat pages followed (under https://developers.weixin.qq.com):
+//
+//   - /doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
+//   - /doc/offiaccount/OA_Web_Apps/JS-SDK.html (附录1, signature)
+//   - /doc/offiaccount/Basic_Information/Get_access_token.html
+//   - /doc/offiaccount/Basic_Information/getStableAccessToken.html
+//   - /doc/offiaccount/Account_Management/Generating_a_Parametric_QR_Code.html
+//   - /doc/offiaccount/User_Management/Get_users_basic_information_UnionID.html
+//   - /doc/offiaccount/Custom_Menus/Creating_Custom-Defined_Menu.html
+//   - /doc/offiaccount/Custom_Menus/Querying_Custom_Menus.html
+//   - /doc/offiaccount/Custom_Menus/Deleting_Custom-Defined_Menu.html
+//   - /doc/offiaccount/Getting_Started/Global_Return_Code.html
+package wechat
