@@ -103,10 +103,14 @@ type RefreshTokens interface {
 	// record. Errors: ErrNotFound when oldHash is unknown, expired at now, or
 	// its family is revoked; ErrReused when it was already used more than
 	// grace before now, in which case the whole family is revoked before
-	// returning. A token used within grace rotates again (concurrent refresh
-	// by one client).
+	// returning. A token used less than grace before now rotates again
+	// (concurrent refresh by one client); grace 0 disables that window, so
+	// of two concurrent rotations exactly one succeeds. ErrAlreadyExists
+	// when next.Hash is taken.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time, grace time.Duration) (RefreshToken, error)
-	// GetRefreshToken returns the record for hash, or ErrNotFound.
+	// GetRefreshToken returns the record for hash, or ErrNotFound when it
+	// is unknown or its family is revoked. Expiry is the caller's to check
+	// (ExpiresAt).
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RevokeFamily revokes every refresh token of familyID. Revoking an
 	// unknown or already revoked family is not an error.
@@ -140,7 +144,8 @@ type Keys interface {
 // Records keeps short-lived byte values under string keys with a time to
 // live: login state, callback de-duplication, QR login attempts, token
 // revocations. Keys are namespaced by the caller ("state:", "dedup:", ...).
-// Expired records behave as absent.
+// Expired records behave as absent. A ttl must be positive: a ttl <= 0 is
+// an error. Values are copied in and out: callers may reuse their slices.
 type Records interface {
 	// PutIfAbsent stores val under key for ttl unless a live record exists;
 	// it reports whether it stored. Exactly one of many concurrent callers

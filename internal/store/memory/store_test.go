@@ -1,0 +1,133 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/memory"
+	"github.com/wxauth/wxauth/internal/store/storetest"
+)
+
+// newStore returns a fresh memory store closed when t ends.
+func newStore(t *testing.T, now func() time.Time) *memory.Store {
+	t.Helper()
+	s := memory.New(now)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestStore_Users(t *testing.T) {
+	storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return newStore(t, now) })
+}
+
+func TestStore_RefreshTokens(t *testing.T) {
+	storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return newStore(t, now) })
+}
+
+func TestStore_Keys(t *testing.T) {
+	storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return newStore(t, now) })
+}
+
+func TestStore_Records(t *testing.T) {
+	storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return newStore(t, now) })
+}
+
+func TestStore_Locker(t *testing.T) {
+	storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return newStore(t, now) })
+}
+
+func TestStore_TokenCache(t *testing.T) {
+	storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return newStore(t, now) })
+}
+
+func TestStore_Broker(t *testing.T) {
+	storetest.TestBroker(t, func(t *testing.T, now func() time.Time) store.Broker { return newStore(t, now) })
+}
+
+func TestStore_BadTTL(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		if err := s.Put(ctx, "k", []byte("v"), ttl); err == nil {
+			t.Fatalf("Put with ttl %v succeeded", ttl)
+		}
+		if ok, err := s.PutIfAbsent(ctx, "k", []byte("v"), ttl); err == nil || ok {
+			t.Fatalf("PutIfAbsent with ttl %v = %v, %v", ttl, ok, err)
+		}
+		if _, err := s.Lock(ctx, "l", ttl); err == nil {
+			t.Fatalf("Lock with ttl %v succeeded", ttl)
+		}
+	}
+}
+
+func TestStore_GetAllocs(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	if err := s.Put(ctx, "revoked:jti", []byte("1"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := s.Get(ctx, "revoked:jti"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Fatalf("Get of a live key: %v allocations, want at most 1 (the returned slice)", allocs)
+	}
+	allocs = testing.AllocsPerRun(100, func() {
+		if _, err := s.Get(ctx, "revoked:absent"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Get of an absent key: %v allocations, want 0", allocs)
+	}
+}
+
+func BenchmarkStore_Get(b *testing.B) {
+	s := memory.New(nil)
+	defer s.Close()
+	ctx := context.Background()
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("revoked:%032d", i)
+		if err := s.Put(ctx, keys[i], []byte("1"), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.Get(ctx, keys[i&1023]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkStore_PutIfAbsent(b *testing.B) {
+	s := memory.New(nil)
+	defer s.Close()
+	ctx := context.Background()
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("dedup:gh_0123456789|o%027d|%d", i, i)
+	}
+	val := []byte("1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.PutIfAbsent(ctx, keys[i&(1<<16-1)], val, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

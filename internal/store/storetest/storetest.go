@@ -1,0 +1,104 @@
+// Package storetest is the contract suite of the store interfaces, in the
+// manner of dex's storage/conformance and testing/fstest: every
+// implementation's store_test.go calls the Test functions with a constructor
+// returning a fresh, empty store. Each subtest gets its own store and its own
+// [Clock], handed to the constructor as now, so the suite owns time for
+// backends that read it (memory, sqlite, postgres). Backends that count time
+// on a server (redis TTLs) ignore now; the expiry cases then wait, polling,
+// for the server to expire the item (ttls there are a few hundred
+// milliseconds), and never assert a duration.
+//
+// It imports the standard library and store only. Errors are compared with
+// errors.Is, so implementations may wrap the sentinels.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// NewFunc builds a fresh, empty store of type T for one subtest, reading the
+// current time from now where the backend keeps time itself. It fails t (via
+// t.Fatal) when the store cannot be built and registers its cleanup with
+// t.Cleanup.
+type NewFunc[T any] func(t *testing.T, now func() time.Time) T
+
+// Epoch returns the time every [Clock] of the suite starts at: a whole
+// second (2026-01-02T03:04:05Z), so that backends storing microseconds
+// (PostgreSQL timestamptz) round-trip it.
+func Epoch() time.Time { return time.Date(2026, time.January, 2, 3, 4, 5, 0, time.UTC) }
+
+// Clock is a manual clock, safe for concurrent use. Its zero value is not
+// usable: call [NewClock].
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock reading t until advanced.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's current time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// waitLimit bounds every poll of the suite (server-side expiry, delivery). It
+// is a safety net against hangs, not an assertion on speed.
+const waitLimit = 10 * time.Second
+
+// pollEvery is the pause between two polls.
+const pollEvery = 10 * time.Millisecond
+
+// eventually calls cond until it returns true, advancing clock by step
+// before each call, and fails t when waitLimit passes first.
+func eventually(t *testing.T, clock *Clock, step time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		clock.Advance(step)
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still false after %v", what, waitLimit)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// testCtx returns a context ending with the test (or after waitLimit * 3).
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitLimit)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// isErr fails t unless errors.Is(err, want).
+func isErr(t *testing.T, err, want error, what string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+// noErr fails t when err is not nil.
+func noErr(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
