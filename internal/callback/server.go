@@ -1,0 +1,669 @@
+package callback
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/store"
+)
+
+const (
+	// MaxBodyBytes is the largest callback body the Server reads, in bytes;
+	// a longer one is answered 413.
+	MaxBodyBytes = 1 << 20
+	// DefaultDedupTTL is how long a message's de-duplication record is kept
+	// when Config.DedupTTL is zero; MinDedupTTL is the least accepted (it
+	// covers WeChat's three deliveries, 5 s apart).
+	DefaultDedupTTL = 60 * time.Second
+	MinDedupTTL     = 30 * time.Second
+	// DefaultBudget is the time the handler chain may take when
+	// Config.Budget is zero; MaxBudget is the most accepted, below WeChat's
+	// 5 s wait.
+	DefaultBudget = 4 * time.Second
+	MaxBudget     = 4500 * time.Millisecond
+
+	// pollInterval is how often a redelivery checks Records for the result
+	// of the first delivery still running.
+	pollInterval = 20 * time.Millisecond
+	// storeTimeout bounds the store write of a result that arrives after
+	// the budget.
+	storeTimeout = 2 * time.Second
+	// pooledBufMax is the largest buffer capacity kept for reuse, in bytes.
+	pooledBufMax = 64 << 10
+)
+
+// Record values of the de-duplication records ("dedup:<key>").
+const (
+	recPending = 'P' // the first delivery is being handled
+	recDone    = 'D' // followed by the plaintext reply XML, empty for "success"
+)
+
+// Config configures a [Server]. Token and Records are required; AESKey and
+// AppID are required for the compat and safe modes.
+type Config struct {
+	Token          string        // WXAUTH_CALLBACK_TOKEN: the 3..32-character token of the server settings
+	AESKey         string        // WXAUTH_ENCODING_AES_KEY (43 chars [a-zA-Z0-9]); empty = plaintext only
+	PreviousAESKey string        // WXAUTH_ENCODING_AES_KEY_PREVIOUS: still decrypts (rotation)
+	AppID          string        // checked against the trailing appid of decrypted bodies
+	OriginalID     string        // WXAUTH_ORIGINAL_ID (gh_...): when set, ToUserName must match
+	Mode           string        // "plain", "compat" or "safe"; empty = "compat" with an AESKey, else "plain"
+	MaxSkew        time.Duration // largest |Now - timestamp| accepted; 0 = check off
+	Records        store.Records // de-duplication records (required)
+	DedupTTL       time.Duration // lifetime of a de-duplication record; 0 = 60 s; raised to at least 30 s
+	Budget         time.Duration // time the handler chain may take before "success"; 0 = 4 s; at most 4.5 s
+	Logger         *slog.Logger  // nil = discard
+	Now            func() time.Time
+	Rand           io.Reader // random prefixes of encrypted replies; nil = crypto/rand; must be safe for concurrent use
+}
+
+// Server is the Official Account's message callback, an [http.Handler] for
+// /wx. GET is URL verification: a valid signature echoes echostr (text/plain,
+// in every mode). POST carries a message or event: the Server checks
+// signature (plaintext) or msg_signature (encrypt_type=aes), the timestamp
+// against MaxSkew, decrypts with the current or previous EncodingAESKey,
+// checks the appid and ToUserName, drops redeliveries (MsgId for messages,
+// FromUserName+CreateTime+Event+EventKey for events) through Records, calls
+// the Handler within the budget and writes its reply: plaintext XML, or
+// encrypted and signed when the request was encrypted or the mode is safe;
+// "success" (never encrypted) when there is nothing to say.
+//
+// Rejections: 400 for malformed XML, base64, padding or appid (logged with
+// the WXBizMsgCrypt code), 403 for a bad signature, a stale timestamp, a
+// wrong ToUserName or a plaintext POST in safe mode, 405 for other methods,
+// 413 for a body over [MaxBodyBytes]. One log line names the reason; message
+// contents and secrets are never logged. A Server is safe for concurrent use.
+//
+// https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html
+// https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html
+type Server struct {
+	token      string
+	crypters   []*Crypter // [0] current key, [1] previous
+	originalID string
+	mode       string
+	maxSkew    time.Duration
+	records    store.Records
+	dedupTTL   time.Duration
+	budget     time.Duration
+	logger     *slog.Logger
+	now        func() time.Time
+	rand       io.Reader
+	h          Handler
+	bufs       sync.Pool // *[]byte
+}
+
+// NewServer returns a Server calling h. Errors: a missing Token, Records or
+// handler; an unknown Mode; compat or safe mode without AESKey; an AESKey
+// without AppID; a malformed AESKey or PreviousAESKey (wrapping [ErrAESKey]);
+// a Budget above [MaxBudget]. It never panics and never quotes secrets.
+func NewServer(cfg Config, h Handler) (*Server, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("callback: Token is required")
+	}
+	if cfg.Records == nil {
+		return nil, errors.New("callback: Records is required for de-duplication")
+	}
+	if h == nil {
+		return nil, errors.New("callback: handler is required")
+	}
+	s := &Server{
+		token:      cfg.Token,
+		originalID: cfg.OriginalID,
+		mode:       cfg.Mode,
+		maxSkew:    cfg.MaxSkew,
+		records:    cfg.Records,
+		dedupTTL:   cfg.DedupTTL,
+		budget:     cfg.Budget,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		rand:       cfg.Rand,
+		h:          h,
+	}
+	if cfg.AESKey != "" {
+		if cfg.AppID == "" {
+			return nil, errors.New("callback: AppID is required with an AESKey")
+		}
+		c, err := NewCrypter(cfg.AESKey, cfg.AppID)
+		if err != nil {
+			return nil, fmt.Errorf("callback: AESKey: %w", err)
+		}
+		s.crypters = append(s.crypters, c)
+		if cfg.PreviousAESKey != "" {
+			p, err := NewCrypter(cfg.PreviousAESKey, cfg.AppID)
+			if err != nil {
+				return nil, fmt.Errorf("callback: PreviousAESKey: %w", err)
+			}
+			s.crypters = append(s.crypters, p)
+		}
+	} else if cfg.PreviousAESKey != "" {
+		return nil, errors.New("callback: PreviousAESKey without AESKey")
+	}
+	switch s.mode {
+	case "":
+		s.mode = "plain"
+		if s.crypters != nil {
+			s.mode = "compat"
+		}
+	case "plain":
+	case "compat", "safe":
+		if s.crypters == nil {
+			return nil, fmt.Errorf("callback: Mode %q needs an AESKey", s.mode)
+		}
+	default:
+		return nil, fmt.Errorf("callback: Mode %q is not plain, compat or safe", s.mode)
+	}
+	if s.maxSkew < 0 {
+		return nil, errors.New("callback: MaxSkew is negative")
+	}
+	switch {
+	case s.dedupTTL == 0:
+		s.dedupTTL = DefaultDedupTTL
+	case s.dedupTTL < MinDedupTTL:
+		s.dedupTTL = MinDedupTTL
+	}
+	switch {
+	case s.budget == 0:
+		s.budget = DefaultBudget
+	case s.budget < 0 || s.budget > MaxBudget:
+		return nil, fmt.Errorf("callback: Budget %v is outside (0, %v]", s.budget, MaxBudget)
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	return s, nil
+}
+
+// ServeHTTP serves GET URL verification and POST messages; see [Server].
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		s.serveVerify(w, r)
+	case http.MethodPost:
+		s.servePost(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.reject(r.Context(), w, http.StatusMethodNotAllowed, errNotAllowed)
+	}
+}
+
+// serveVerify answers WeChat's URL verification.
+func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
+	q, ok := parseQuery(r.URL.RawQuery)
+	if !ok {
+		s.reject(r.Context(), w, http.StatusBadRequest, ErrSignature)
+		return
+	}
+	if !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
+		s.reject(r.Context(), w, http.StatusForbidden, ErrSignature)
+		return
+	}
+	if !s.fresh(q.timestamp) {
+		s.reject(r.Context(), w, http.StatusForbidden, ErrTimestamp)
+		return
+	}
+	if q.echostr == "" {
+		s.reject(r.Context(), w, http.StatusBadRequest, errNoEcho)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	io.WriteString(w, q.echostr)
+}
+
+// servePost handles one message or event.
+func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q, ok := parseQuery(r.URL.RawQuery)
+	if !ok {
+		s.reject(ctx, w, http.StatusBadRequest, ErrSignature)
+		return
+	}
+	bp := s.getBuf()
+	defer s.putBuf(bp)
+	body, err := readBody(r, (*bp)[:0])
+	*bp = body[:0]
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			s.reject(ctx, w, http.StatusRequestEntityTooLarge, ErrTooLarge)
+		} else {
+			s.reject(ctx, w, http.StatusBadRequest, errEmptyBody)
+		}
+		return
+	}
+	if len(body) == 0 {
+		s.reject(ctx, w, http.StatusBadRequest, errEmptyBody)
+		return
+	}
+
+	m := &Message{}
+	var h header
+	var crypter *Crypter
+	if strings.EqualFold(q.encryptType, "aes") {
+		if s.crypters == nil {
+			s.reject(ctx, w, http.StatusBadRequest, ErrNoAESKey)
+			return
+		}
+		var env header
+		if err := parseHeader(body, &env); err != nil || !env.hasEncrypt {
+			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
+			return
+		}
+		if !checkSign(q.msgSignature, s.token, q.timestamp, q.nonce, env.Encrypt) ||
+			q.signature != "" && !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
+			s.reject(ctx, w, http.StatusForbidden, ErrSignature)
+			return
+		}
+		if !s.fresh(q.timestamp) {
+			s.reject(ctx, w, http.StatusForbidden, ErrTimestamp)
+			return
+		}
+		plain, c, err := s.decrypt(env.Encrypt)
+		if err != nil {
+			s.reject(ctx, w, http.StatusBadRequest, err)
+			return
+		}
+		if err := parseHeader(plain, &h); err != nil {
+			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
+			return
+		}
+		crypter = c
+		m.setHeader(&h, plain)
+		m.Encrypted = true
+		m.Mode = "safe"
+		if env.MsgType != "" {
+			m.Mode = "compat"
+		}
+	} else {
+		if s.mode == "safe" {
+			s.reject(ctx, w, http.StatusForbidden, ErrPlainMode)
+			return
+		}
+		if !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
+			s.reject(ctx, w, http.StatusForbidden, ErrSignature)
+			return
+		}
+		if !s.fresh(q.timestamp) {
+			s.reject(ctx, w, http.StatusForbidden, ErrTimestamp)
+			return
+		}
+		if err := parseHeader(body, &h); err != nil {
+			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
+			return
+		}
+		m.setHeader(&h, append([]byte(nil), body...))
+		m.Mode = "plain"
+	}
+	if s.originalID != "" && m.ToUserName != s.originalID {
+		s.reject(ctx, w, http.StatusForbidden, ErrToUserName)
+		return
+	}
+
+	reply := s.dispatch(ctx, m)
+	if len(reply) == 0 {
+		writeSuccess(w)
+		return
+	}
+	if crypter == nil && s.mode != "safe" {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.Write(reply)
+		return
+	}
+	if crypter == nil {
+		crypter = s.crypters[0]
+	}
+	out := (*bp)[:0]
+	out, err = s.appendEncrypted(out, crypter, reply, q.nonce)
+	*bp = out[:0]
+	if err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelError, "callback reply not encrypted, answering success",
+			slog.String("reason", errRandom.Reason), slog.Int("wxcode", errRandom.Code))
+		writeSuccess(w)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Write(out)
+}
+
+// decrypt opens Encrypt with the current key, then the previous one. The
+// error is the current key's.
+func (s *Server) decrypt(b64 string) ([]byte, *Crypter, error) {
+	raw, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(b64))), []byte(b64))
+	if err != nil {
+		return nil, nil, ErrBase64
+	}
+	var first error
+	for i, c := range s.crypters {
+		buf := raw
+		if i+1 < len(s.crypters) {
+			buf = append([]byte(nil), raw...)
+		}
+		msg, _, err := c.open(buf)
+		if err == nil {
+			return msg, c, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, nil, first
+}
+
+// appendEncrypted appends the signed envelope of the plaintext reply.
+func (s *Server) appendEncrypted(dst []byte, c *Crypter, reply []byte, nonce string) ([]byte, error) {
+	var random [randomLen]byte
+	if _, err := io.ReadFull(s.rand, random[:]); err != nil {
+		return dst, errRandom
+	}
+	var encBuf [2048]byte
+	enc, err := c.appendEncrypt(encBuf[:0], random[:], reply)
+	if err != nil {
+		return dst, err
+	}
+	var tsBuf [20]byte
+	ts := string(appendInt(tsBuf[:0], s.now().Unix()))
+	var sig [40]byte
+	sign := appendSign(sig[:0], s.token, ts, nonce, string(enc))
+	return appendEnvelope(dst, enc, sign, ts, nonce), nil
+}
+
+// fresh reports whether the timestamp (Unix seconds) is within MaxSkew of
+// Now; with MaxSkew 0 any timestamp is accepted.
+func (s *Server) fresh(timestamp string) bool {
+	if s.maxSkew == 0 {
+		return true
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	d := s.now().Sub(time.Unix(ts, 0))
+	return d <= s.maxSkew && d >= -s.maxSkew
+}
+
+// reject writes status with an empty body and logs one line naming the
+// reason.
+func (s *Server) reject(ctx context.Context, w http.ResponseWriter, status int, err error) {
+	attrs := []slog.Attr{slog.Int("status", status)}
+	var e *Error
+	if errors.As(err, &e) {
+		attrs = append(attrs, slog.String("reason", e.Reason))
+		if e.Code != 0 {
+			attrs = append(attrs, slog.Int("wxcode", e.Code))
+		}
+	}
+	s.logger.LogAttrs(ctx, slog.LevelWarn, "callback rejected", attrs...)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+}
+
+func writeSuccess(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "success")
+}
+
+// dispatch runs the handler chain once per message (de-duplicated through
+// Records) within the budget and returns the plaintext reply XML, or nil
+// for "success".
+func (s *Server) dispatch(reqCtx context.Context, m *Message) []byte {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), s.budget)
+	defer cancel()
+	key := dedupKey(m)
+	claimed, err := s.records.PutIfAbsent(ctx, key, []byte{recPending}, s.dedupTTL)
+	dedup := true
+	switch {
+	case err != nil:
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication unavailable, handling anyway",
+			slog.String("msg_type", m.MsgType), slog.String("error", err.Error()))
+		dedup = false
+	case !claimed:
+		return s.await(ctx, reqCtx, key, m)
+	}
+	done := make(chan []byte, 1)
+	go s.handle(ctx, m, key, dedup, done)
+	select {
+	case rec := <-done:
+		return rec[1:]
+	case <-ctx.Done():
+		s.logger.LogAttrs(reqCtx, slog.LevelWarn, "callback handler past budget, answering success",
+			slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.Duration("budget", s.budget))
+		return nil
+	case <-reqCtx.Done():
+		return nil
+	}
+}
+
+// handle calls the handler, encodes its reply, records it for redeliveries
+// and sends the record on done. It outlives the request when the handler
+// runs past the budget.
+func (s *Server) handle(ctx context.Context, m *Message, key string, dedup bool, done chan<- []byte) {
+	var rec []byte
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.LogAttrs(ctx, slog.LevelError, "callback handler panicked, answering success",
+				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
+			rec = []byte{recDone}
+			s.store(ctx, key, rec, dedup)
+		}
+		done <- rec
+	}()
+	reply, err := s.h.ServeMessage(ctx, m)
+	switch {
+	case errors.Is(err, ErrNotHandled):
+		reply = nil
+	case err != nil:
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback handler failed, answering success",
+			slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.String("error", err.Error()))
+		reply = nil
+	}
+	rec = s.encode(ctx, []byte{recDone}, m, reply)
+	s.store(ctx, key, rec, dedup)
+	if s.logger.Enabled(ctx, slog.LevelDebug) {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "callback handled",
+			slog.String("msg_type", m.MsgType), slog.String("event", m.Event),
+			slog.String("openid_hash", hashID(m.FromUserName)), slog.Bool("encrypted", m.Encrypted),
+			slog.Int("reply_bytes", len(rec)-1))
+	}
+}
+
+// store records the result of the first delivery for redeliveries.
+func (s *Server) store(ctx context.Context, key string, rec []byte, dedup bool) {
+	if !dedup {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := s.records.Put(sctx, key, rec, s.dedupTTL); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record not stored",
+			slog.String("msg_type", m2type(rec)), slog.String("error", err.Error()))
+	}
+}
+
+func m2type(rec []byte) string {
+	if len(rec) > 1 {
+		return "reply"
+	}
+	return "success"
+}
+
+// await waits for the result of an earlier delivery of the same message,
+// polling Records until the budget is spent.
+func (s *Server) await(ctx, reqCtx context.Context, key string, m *Message) []byte {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.logger.LogAttrs(reqCtx, slog.LevelWarn, "callback redelivery while first still running, answering success",
+				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
+			return nil
+		case <-reqCtx.Done():
+			return nil
+		case <-t.C:
+		}
+		rec, err := s.records.Get(ctx, key)
+		switch {
+		case err == nil && len(rec) > 0 && rec[0] == recDone:
+			s.logger.LogAttrs(ctx, slog.LevelDebug, "callback redelivery answered from record",
+				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
+			return rec[1:]
+		case errors.Is(err, store.ErrNotFound):
+			return nil // expired between the two calls: nothing to repeat
+		case err != nil && ctx.Err() == nil:
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record unreadable",
+				slog.String("error", err.Error()))
+		}
+		t.Reset(pollInterval)
+	}
+}
+
+// encode appends the plaintext XML of reply to dst (nothing for nil or an
+// empty news reply), trimming news to WeChat's limit for m.
+func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply) []byte {
+	if reply == nil {
+		return dst
+	}
+	if n, ok := reply.(NewsReply); ok {
+		limit := maxArticles(m)
+		switch {
+		case len(n.Articles) == 0:
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply without articles, answering success",
+				slog.String("msg_type", m.MsgType))
+			return dst
+		case len(n.Articles) > limit:
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply trimmed",
+				slog.String("msg_type", m.MsgType), slog.Int("articles", len(n.Articles)), slog.Int("limit", limit))
+			reply = NewsReply{Articles: n.Articles[:limit]}
+		}
+	}
+	return AppendReply(dst, reply, m.FromUserName, m.ToUserName, s.now().Unix())
+}
+
+// dedupKey names the de-duplication record of m: by MsgId for messages, by
+// FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
+func dedupKey(m *Message) string {
+	if m.MsgID != 0 && !m.IsEvent() {
+		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatInt(m.MsgID, 10)
+	}
+	h := sha256.New()
+	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {
+		io.WriteString(h, p)
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return "dedup:" + m.ToUserName + ":e:" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// hashID is a short, non-reversible tag of an openid for logs.
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:6])
+}
+
+func (s *Server) getBuf() *[]byte {
+	if bp, ok := s.bufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (s *Server) putBuf(bp *[]byte) {
+	if cap(*bp) <= pooledBufMax {
+		s.bufs.Put(bp)
+	}
+}
+
+// readBody appends the request body to buf, failing with ErrTooLarge past
+// MaxBodyBytes.
+func readBody(r *http.Request, buf []byte) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return buf, ErrTooLarge
+	}
+	if r.Body == nil {
+		return buf, nil
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > MaxBodyBytes {
+			return buf, ErrTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return buf, ErrTooLarge
+			}
+			return buf, fmt.Errorf("callback: read body: %w", err)
+		}
+	}
+}
+
+// query holds the callback's query parameters.
+type query struct {
+	signature, timestamp, nonce, echostr, encryptType, msgSignature string
+}
+
+// parseQuery reads the callback parameters from a raw query without
+// building a url.Values; the first occurrence of a key wins. It reports
+// false for a bad percent-encoding.
+func parseQuery(raw string) (q query, ok bool) {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		var dst *string
+		switch k {
+		case "signature":
+			dst = &q.signature
+		case "timestamp":
+			dst = &q.timestamp
+		case "nonce":
+			dst = &q.nonce
+		case "echostr":
+			dst = &q.echostr
+		case "encrypt_type":
+			dst = &q.encryptType
+		case "msg_signature":
+			dst = &q.msgSignature
+		default:
+			continue
+		}
+		if *dst != "" {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			u, err := url.QueryUnescape(v)
+			if err != nil {
+				return q, false
+			}
+			v = u
+		}
+		*dst = v
+	}
+	return q, true
+}
