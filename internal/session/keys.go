@@ -150,9 +150,24 @@ func (m *Manager) current() *keySet {
 	s = m.set.Load()
 	if !s.until.IsZero() && !now.Before(s.until) {
 		s = m.build(s.all, now)
-		m.set.Store(s)
+		m.install(s)
 	}
 	return s
+}
+
+// install makes s the current key set; m.mu must be held. When a key left
+// the set, the verified-token cache is cleared, so that no token of that
+// key is served from it.
+func (m *Manager) install(s *keySet) {
+	if old := m.set.Load(); old != nil {
+		for id := range old.byID {
+			if _, ok := s.byID[id]; !ok {
+				m.cache.clear()
+				break
+			}
+		}
+	}
+	m.set.Store(s)
 }
 
 // reload reads every key from the store, parses the new ones, and installs
@@ -180,16 +195,7 @@ func (m *Manager) reload(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.build(keys, m.now())
-	if old := m.set.Load(); old != nil {
-		for id := range old.byID {
-			if _, ok := s.byID[id]; !ok {
-				m.cache.clear()
-				break
-			}
-		}
-	}
-	m.set.Store(s)
+	m.install(m.build(keys, m.now()))
 	return nil
 }
 
