@@ -1,0 +1,320 @@
+package wxemu
+
+import (
+	"bytes"
+	"hash/fnv"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// The control API under /emu/: users, the virtual clock, call counts,
+// faults, token voiding, follows and the callback settings.
+
+// fault is a scripted failure of a WeChat path (POST /emu/faults).
+type fault struct {
+	// Path is the WeChat path, e.g. "/cgi-bin/stable_token".
+	Path string `json:"path"`
+	// ErrCode, when not 0, answers HTTP 200 {"errcode":ErrCode,...}.
+	ErrCode int `json:"errcode"`
+	// Status, when not 0, answers that HTTP status (it wins over ErrCode).
+	Status int `json:"status"`
+	// DelayMS sleeps this many milliseconds first (or until the request's
+	// context ends); alone it only slows the call down.
+	DelayMS int `json:"delay_ms"`
+	// Times is how many of the next calls fail; 0 means 1, -1 means until
+	// DELETE /emu/faults.
+	Times int `json:"times"`
+}
+
+// wechat wraps a WeChat path: it counts the call (GET /emu/calls) and
+// applies any scripted fault.
+func (e *Emulator) wechat(path string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.calls[path]++
+		f, ok := e.faults[path]
+		var cur fault
+		if ok {
+			cur = *f
+			if f.Times > 0 {
+				f.Times--
+				if f.Times == 0 {
+					delete(e.faults, path)
+				}
+			}
+		}
+		e.mu.Unlock()
+		if !ok {
+			h(w, r)
+			return
+		}
+		if cur.DelayMS > 0 {
+			if err := sleepCtx(r.Context(), time.Duration(cur.DelayMS)*time.Millisecond); err != nil {
+				return
+			}
+		}
+		switch {
+		case cur.Status != 0:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(cur.Status)
+			_, _ = w.Write([]byte("<html><body>" + strconv.Itoa(cur.Status) + " " + http.StatusText(cur.Status) + "</body></html>"))
+		case cur.ErrCode != 0:
+			msg := "system error"
+			if cur.ErrCode != -1 {
+				msg = "injected fault"
+			}
+			e.wxError(w, cur.ErrCode, msg)
+		default:
+			h(w, r)
+		}
+	}
+}
+
+// userJSON is a User as the control API shows it, headimgurl filled in.
+func (e *Emulator) usersLocked() []User {
+	out := make([]User, 0, len(e.order))
+	for _, id := range e.order {
+		u := e.users[id]
+		u.HeadImgURL = e.avatarLocked(u)
+		out = append(out, u)
+	}
+	return out
+}
+
+// handleUsers serves GET /emu/users: the users as a JSON array.
+func (e *Emulator) handleUsers(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	out := e.usersLocked()
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handlePutUser serves POST /emu/users {User}: adds or replaces a user.
+func (e *Emulator) handlePutUser(w http.ResponseWriter, r *http.Request) {
+	var u User
+	if err := decodeJSON(r, &u); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	e.mu.Lock()
+	err := e.putUser(u, e.now())
+	u = e.users[u.OpenID]
+	e.mu.Unlock()
+	if err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// handleClock serves GET and POST /emu/clock {"advance_seconds": N}:
+// {"now": unix seconds}. Negative advances are refused.
+func (e *Emulator) handleClock(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		var req struct {
+			AdvanceSeconds int64 `json:"advance_seconds"`
+		}
+		if err := decodeJSON(r, &req); err != nil || req.AdvanceSeconds < 0 {
+			ctlError(w, http.StatusBadRequest, "want {\"advance_seconds\": N >= 0}")
+			return
+		}
+		e.mu.Lock()
+		e.offset += time.Duration(req.AdvanceSeconds) * time.Second
+		e.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"now": e.virtualNow().Unix()})
+}
+
+// handleCalls serves GET /emu/calls: {"/path": count, ...}.
+func (e *Emulator) handleCalls(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	out := make(map[string]int, len(e.calls))
+	for k, v := range e.calls {
+		out[k] = v
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleCallsReset serves POST /emu/calls/reset.
+func (e *Emulator) handleCallsReset(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.calls = map[string]int{}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleFault serves POST /emu/faults {fault}.
+func (e *Emulator) handleFault(w http.ResponseWriter, r *http.Request) {
+	var f fault
+	if err := decodeJSON(r, &f); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if !wechatPath(f.Path) {
+		ctlError(w, http.StatusBadRequest, "path %q is not an emulated WeChat path", f.Path)
+		return
+	}
+	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
+		ctlError(w, http.StatusBadRequest, "status: want an HTTP status")
+		return
+	}
+	if f.DelayMS < 0 || f.Times < -1 {
+		ctlError(w, http.StatusBadRequest, "delay_ms >= 0 and times >= -1")
+		return
+	}
+	if f.Times == 0 {
+		f.Times = 1
+	}
+	e.mu.Lock()
+	e.faults[f.Path] = &f
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, f)
+}
+
+// handleClearFaults serves DELETE /emu/faults.
+func (e *Emulator) handleClearFaults(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.faults = map[string]*fault{}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleVoidToken serves POST /emu/void-token: the current cgi-bin/token and
+// stable_token tokens answer 40001 from now on.
+func (e *Emulator) handleVoidToken(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	now := e.now()
+	for _, tok := range []string{e.current, e.stable} {
+		if tok != "" {
+			e.voidLocked(tok, now)
+		}
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleFollow serves POST /emu/follow {"openid","follows"}: sets the follow
+// state without pushing an event.
+func (e *Emulator) handleFollow(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OpenID  string `json:"openid"`
+		Follows bool   `json:"follows"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	e.mu.Lock()
+	_, ok := e.users[req.OpenID]
+	e.mu.Unlock()
+	if !ok {
+		ctlError(w, http.StatusNotFound, "unknown openid %q", req.OpenID)
+		return
+	}
+	e.setFollow(req.OpenID, req.Follows, "", "")
+	writeJSON(w, http.StatusOK, map[string]any{"openid": req.OpenID, "follows": req.Follows})
+}
+
+// handleCallback serves GET and POST /emu/callback {"url","token",
+// "aes_key","mode"}: the callback settings (GET shows url and mode only).
+func (e *Emulator) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		var req struct {
+			URL    string `json:"url"`
+			Token  string `json:"token"`
+			AESKey string `json:"aes_key"`
+			Mode   string `json:"mode"`
+		}
+		if err := decodeJSON(r, &req); err != nil {
+			ctlError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		if err := e.SetCallback(req.URL, req.Token, req.AESKey, req.Mode); err != nil {
+			ctlError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	e.mu.Lock()
+	cb := e.cb
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"url": cb.url, "mode": cb.mode})
+}
+
+// handleAvatar serves GET /emu/avatar/{openid}/{size}: a square PNG in a
+// colour derived from the openid; size 0 is 640 px, else 46, 64, 96 or 132.
+func (e *Emulator) handleAvatar(w http.ResponseWriter, r *http.Request) {
+	size, err := strconv.Atoi(r.PathValue("size"))
+	switch {
+	case err != nil:
+		http.NotFound(w, r)
+		return
+	case size == 0:
+		size = 640
+	case size != 46 && size != 64 && size != 96 && size != 132:
+		http.NotFound(w, r)
+		return
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(r.PathValue("openid")))
+	sum := h.Sum32()
+	bg := color.RGBA{uint8(sum), uint8(sum >> 8), uint8(sum >> 16), 255}
+	img := image.NewPaletted(image.Rect(0, 0, size, size), color.Palette{bg, color.White})
+	// A light circle in the middle, so it reads as a face placeholder.
+	c, rad := size/2, size/4
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			if dx, dy := x-c, y-c; dx*dx+dy*dy <= rad*rad {
+				img.SetColorIndex(x, y, 1)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		http.Error(w, "avatar", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	_, _ = w.Write(buf.Bytes())
+}
+
+type chatPageData struct {
+	Users []pageUser
+}
+
+// handleChat serves GET /emu/chat: chat as a follower (calls /emu/send).
+func (e *Emulator) handleChat(w http.ResponseWriter, r *http.Request) {
+	var data chatPageData
+	e.mu.Lock()
+	for _, id := range e.order {
+		data.Users = append(data.Users, e.pageUserLocked(e.users[id]))
+	}
+	e.mu.Unlock()
+	e.render(w, http.StatusOK, "chat.html", data)
+}
+
+type indexPageData struct {
+	AppID, OriginalID, PublicURL, CallbackURL, Mode string
+	Domains                                         []string
+	Users                                           []pageUser
+	Paths                                           []string
+}
+
+// handleIndex serves GET /emu/: an overview page.
+func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
+	data := indexPageData{AppID: e.appID, OriginalID: e.originalID, Domains: e.domains, Paths: wechatPaths()}
+	e.mu.Lock()
+	data.PublicURL, data.CallbackURL, data.Mode = e.publicURL, e.cb.url, e.cb.mode
+	for _, id := range e.order {
+		data.Users = append(data.Users, e.pageUserLocked(e.users[id]))
+	}
+	e.mu.Unlock()
+	sort.Strings(data.Paths)
+	e.render(w, http.StatusOK, "index.html", data)
+}
