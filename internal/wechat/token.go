@@ -90,6 +90,9 @@ type TokenManager struct {
 	ahead  time.Duration
 	access *cred
 	ticket *cred
+	// sleep waits d or until ctx ends (false); Run's only timer, replaced
+	// by tests.
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // snapshot is the in-process copy of a credential; it is never modified
@@ -126,7 +129,7 @@ func NewTokenManager(c *Client, cfg TokenConfig) (*TokenManager, error) {
 	case cfg.RefreshAhead < 0:
 		return nil, errors.New("wechat: TokenConfig.RefreshAhead must not be negative")
 	}
-	m := &TokenManager{c: c, cache: cfg.Cache, locker: cfg.Locker, box: cfg.Box, ahead: cfg.RefreshAhead}
+	m := &TokenManager{c: c, cache: cfg.Cache, locker: cfg.Locker, box: cfg.Box, ahead: cfg.RefreshAhead, sleep: sleep}
 	if m.ahead == 0 {
 		m.ahead = defaultRefreshAhead
 	}
@@ -252,14 +255,21 @@ func (m *TokenManager) Run(ctx context.Context) {
 		} else {
 			failWait = 0
 		}
-		wait = max(wait, runMinWait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !m.sleep(ctx, max(wait, runMinWait)) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d, or until ctx ends (then it returns false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
