@@ -1,0 +1,363 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/httpapi"
+	"github.com/wxauth/wxauth/internal/redirect"
+	"github.com/wxauth/wxauth/internal/secret"
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/memory"
+	"github.com/wxauth/wxauth/internal/wechat"
+	"github.com/wxauth/wxauth/internal/wxemu"
+)
+
+const (
+	testAppID     = "wx0123456789abcdef"
+	testAppSecret = "test-appsecret-0123456789abcdef"
+	testPage      = "https://h5.example.com/app/"
+)
+
+// harness is the service (httptest) wired to the emulator (httptest) with
+// an in-memory store.
+type harness struct {
+	svc, emu *httptest.Server
+	emulator *wxemu.Emulator
+	sessions *session.Manager
+	mem      *memory.Store
+}
+
+func newHarness(t testing.TB, denyRedirect bool) *harness {
+	t.Helper()
+	h := &harness{}
+	// The service's URL must be known before the emulator's domain list.
+	mux := http.NewServeMux()
+	h.svc = httptest.NewServer(mux)
+	t.Cleanup(h.svc.Close)
+	svcHost := strings.TrimPrefix(h.svc.URL, "http://")
+	emu, err := wxemu.New(wxemu.Config{AppID: testAppID, AppSecret: testAppSecret, OAuthDomains: []string{svcHost}, DenyRedirect: denyRedirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.emulator = emu
+	h.emu = httptest.NewServer(emu)
+	t.Cleanup(h.emu.Close)
+	emu.SetPublicURL(h.emu.URL)
+
+	key := make([]byte, 32)
+	key[0] = 1
+	box, _ := secret.NewBox(key)
+	h.mem = memory.New(time.Now)
+	t.Cleanup(func() { h.mem.Close() })
+	stores := store.Set{Users: h.mem, RefreshTokens: h.mem, Keys: h.mem, Records: h.mem, Locker: h.mem, TokenCache: h.mem, Broker: h.mem,
+		Ping: h.mem.Ping, Close: h.mem.Close}
+	client := &http.Client{Timeout: 5 * time.Second}
+	wx, err := wechat.NewClient(wechat.Config{AppID: testAppID, AppSecret: testAppSecret, Endpoint: wechat.EmulatorEndpoint(h.emu.URL), HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := wechat.NewTokenManager(wx, wechat.TokenConfig{Cache: h.mem, Locker: h.mem, Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box},
+		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
+	handler, err := httpapi.NewServer(httpapi.Options{
+		PublicURL: h.svc.URL, AppID: testAppID, Issuer: h.svc.URL, JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
+		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, AdminToken: "admin-token-0123456789",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", handler)
+	return h
+}
+
+type client struct {
+	t testing.TB
+	c *http.Client
+}
+
+func newClient(t testing.TB) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *client) do(method, u string, body string, headers ...string) (*http.Response, string) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// login runs /login -> emulator (scripted consent) -> /oauth/callback and
+// returns the callback's response.
+func (h *harness) login(c *client, scope, user, consent string) (*http.Response, string) {
+	c.t.Helper()
+	resp, body := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope="+scope, "")
+	if resp.StatusCode != http.StatusFound {
+		c.t.Fatalf("/login: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
+	if resp.StatusCode != http.StatusFound {
+		return resp, body
+	}
+	return c.do("GET", resp.Header.Get("Location"), "")
+}
+
+func fragment(t testing.TB, resp *http.Response) url.Values {
+	t.Helper()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), testPage+"#") {
+		t.Fatalf("redirected to %q, want %s#...", resp.Header.Get("Location"), testPage)
+	}
+	v, _ := url.ParseQuery(loc.Fragment)
+	return v
+}
+
+func TestLogin_Flow(t *testing.T) {
+	h := newHarness(t, true)
+	c := newClient(t)
+	resp, _ := h.login(c, wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
+	frag := fragment(t, resp)
+	jwt := frag.Get("access_token")
+	if jwt == "" || frag.Get("token_type") != "Bearer" || frag.Get("expires_in") != "900" {
+		t.Fatalf("fragment %v", frag)
+	}
+	resp, body := c.do("GET", h.svc.URL+"/me", "", "Authorization", "Bearer "+jwt)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/me: %d %s", resp.StatusCode, body)
+	}
+	var me map[string]any
+	json.Unmarshal([]byte(body), &me)
+	if me["nickname"] != "Alice 爱丽丝" || me["unionid"] != "uWXEMU_alice" || me["scope"] != "snsapi_userinfo" {
+		t.Errorf("/me = %s", body)
+	}
+	for _, f := range []string{"sub", "openid", "headimgurl", "sex", "province", "city", "country", "privilege", "updated_at"} {
+		if _, ok := me[f]; !ok {
+			t.Errorf("/me lacks %q: %s", f, body)
+		}
+	}
+
+	// /verify for nginx: headers from the JWT; the session cookie also works.
+	resp, _ = c.do("GET", h.svc.URL+"/verify", "", "Authorization", "Bearer "+jwt)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Auth-Request-Openid") != "oWXEMU_alice" ||
+		resp.Header.Get("X-Auth-Request-User") != me["sub"] || resp.Header.Get("X-Auth-Request-Unionid") != "uWXEMU_alice" ||
+		resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("/verify: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := c.do("GET", h.svc.URL+"/verify", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/verify with the session cookie: %d", resp.StatusCode)
+	}
+
+	// The same person logging in again keeps the same sub.
+	c2 := newClient(t)
+	resp, _ = h.login(c2, wechat.ScopeBase, "oWXEMU_alice", "allow")
+	jwt2 := fragment(t, resp).Get("access_token")
+	c2.t = t
+	_, body = c2.do("GET", h.svc.URL+"/me", "", "Authorization", "Bearer "+jwt2)
+	var me2 map[string]any
+	json.Unmarshal([]byte(body), &me2)
+	if me2["sub"] != me["sub"] {
+		t.Errorf("second login sub %v, first %v", me2["sub"], me["sub"])
+	}
+
+	// Refresh rotates; reusing the old refresh token revokes the family.
+	resp, body = c.do("POST", h.svc.URL+"/session/refresh", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"token_type":"Bearer"`) || strings.Contains(body, "refresh_token") {
+		t.Fatalf("/session/refresh: %d %s", resp.StatusCode, body)
+	}
+
+	// Logout: 204, the JWTs of the login stop passing /verify and /me.
+	resp, _ = c.do("POST", h.svc.URL+"/session/logout", "")
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := c.do("GET", h.svc.URL+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/verify after logout: %d", resp.StatusCode)
+	}
+	if resp, _ := c.do("GET", h.svc.URL+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/me after logout: %d", resp.StatusCode)
+	}
+	if resp, _ := c.do("POST", h.svc.URL+"/session/refresh", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("refresh after logout: %d", resp.StatusCode)
+	}
+}
+
+func TestLogin_RefreshBodyAndReuse(t *testing.T) {
+	h := newHarness(t, true)
+	c := newClient(t)
+	resp, _ := h.login(c, wechat.ScopeBase, "oWXEMU_bob", "allow")
+	jwt := fragment(t, resp).Get("access_token")
+	var refresh string
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "wxauth_refresh" {
+			if !ck.HttpOnly || ck.Path != "/session" || ck.SameSite != http.SameSiteLaxMode {
+				t.Errorf("refresh cookie attributes: %+v", ck)
+			}
+		}
+	}
+	// A non-browser client: issue through the manager to get the raw token.
+	claims, err := h.sessions.Verify(context.Background(), jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := h.sessions.Issue(context.Background(), session.Subject{UserID: claims.Subject, OpenID: claims.OpenID, AppID: testAppID, Scope: "snsapi_base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh = tk.RefreshToken
+	api := newClient(t)
+	resp, body := api.do("POST", h.svc.URL+"/session/refresh", `{"refresh_token":"`+refresh+`"}`, "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"refresh_token"`) {
+		t.Fatalf("body refresh: %d %s", resp.StatusCode, body)
+	}
+	var out struct{ AccessToken string `json:"access_token"` }
+	json.Unmarshal([]byte(body), &out)
+	// Reuse of the first refresh token: 401 and the family's JWTs are revoked.
+	resp, body = api.do("POST", h.svc.URL+"/session/refresh", `{"refresh_token":"`+refresh+`"}`, "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"invalid_grant"`) {
+		t.Fatalf("reuse: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := api.do("GET", h.svc.URL+"/verify", "", "Authorization", "Bearer "+out.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/verify of a JWT from a reused family: %d", resp.StatusCode)
+	}
+	for _, bad := range []string{`{"refresh_token":1}`, `{"x":`, `{"refresh_token":"nope"}`} {
+		resp, body := api.do("POST", h.svc.URL+"/session/refresh", bad, "Content-Type", "application/json")
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("refresh %s: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestLogin_Deny(t *testing.T) {
+	h := newHarness(t, true)
+	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_alice", "deny")
+	if got := fragment(t, resp); got.Get("error") != "access_denied" {
+		t.Errorf("deny: %v", got)
+	}
+}
+
+func TestLogin_Snapshot(t *testing.T) {
+	h := newHarness(t, false)
+	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_snap", "allow")
+	if got := fragment(t, resp); got.Get("error") != "snapshot_user" || got.Get("access_token") != "" {
+		t.Errorf("snapshot: %v", got)
+	}
+}
+
+func TestLogin_StateErrors(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	for name, tc := range map[string]struct {
+		path   string
+		status int
+	}{
+		"NoState":       {"/oauth/callback?code=x", http.StatusBadRequest},
+		"BadState":      {"/oauth/callback?code=x&state=a-b", http.StatusBadRequest},
+		"UnknownState":  {"/oauth/callback?code=x&state=abcdefghijklmnopqrstuv", http.StatusBadRequest},
+		"BadScope":      {"/login?redirect=" + url.QueryEscape(testPage) + "&scope=snsapi_login", http.StatusBadRequest},
+		"NoRedirect":    {"/login", http.StatusBadRequest},
+		"NotFound":      {"/nothing-here", http.StatusNotFound},
+		"LoginByPOST":   {"/login", http.StatusMethodNotAllowed},
+		"MeNoToken":     {"/me", http.StatusUnauthorized},
+		"VerifyNoToken": {"/verify", http.StatusUnauthorized},
+	} {
+		t.Run(name, func(t *testing.T) {
+			method := "GET"
+			if name == "LoginByPOST" {
+				method = "POST"
+			}
+			resp, body := c.do(method, h.svc.URL+tc.path, "")
+			if resp.StatusCode != tc.status {
+				t.Errorf("%s: %d, want %d: %s", tc.path, resp.StatusCode, tc.status, body)
+			}
+		})
+	}
+}
+
+// TestLogin_CookieBinding: a callback whose state cookie names another
+// login is refused (login CSRF).
+func TestLogin_CookieBinding(t *testing.T) {
+	h := newHarness(t, false)
+	victim, attacker := newClient(t), newClient(t)
+	victim.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
+	resp, _ := attacker.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
+	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+	resp, body := victim.do("GET", resp.Header.Get("Location"), "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "登录状态不匹配") {
+		t.Fatalf("foreign state: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestLogin_OpenRedirects sends every line of oauth2-proxy's corpus to /login
+// as the redirect: each gets a 400 page, never a 302.
+func TestLogin_OpenRedirects(t *testing.T) {
+	f, err := os.Open("../../../shared/testdata/openredirects.txt")
+	if err != nil {
+		t.Skipf("shared testdata not beside the repository: %v", err)
+	}
+	defer f.Close()
+	h := newHarness(t, false)
+	c := newClient(t)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		raw, err := url.QueryUnescape(sc.Text())
+		if err != nil {
+			raw = sc.Text()
+		}
+		resp, _ := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(raw), "")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("line %d %q: %d %s", n, raw, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+func TestDiscoveryAndJWKS(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	resp, body := c.do("GET", h.svc.URL+"/.well-known/jwks.json", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "public, max-age=600" || !strings.Contains(body, `"kid"`) {
+		t.Errorf("jwks: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = c.do("GET", h.svc.URL+"/.well-known/openid-configuration", "")
+	var doc map[string]any
+	if json.Unmarshal([]byte(body), &doc); doc["issuer"] != h.svc.URL || doc["jwks_uri"] != h.svc.URL+"/.well-known/jwks.json" {
+		t.Errorf("discovery: %d %s", resp.StatusCode, body)
+	}
+}

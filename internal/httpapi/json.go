@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// maxJSONBody caps every JSON request body, in bytes.
+const maxJSONBody = 64 << 10
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// decodeJSON reads a JSON body (at most maxJSONBody bytes) into v. An empty
+// body leaves v untouched. Errors are apiErrors ready to write.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			e := errBadRequest.withMessage("The body must be application/json.", "请求体必须是 application/json。")
+			e.Status = http.StatusUnsupportedMediaType
+			return &e
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			e := errTooLarge
+			return &e
+		}
+		e := errBadRequest.withMessage("The body is not valid JSON for this endpoint.", "请求体不是有效的 JSON。")
+		return &e
+	}
+	return nil
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// addRoutes is the whole HTTP surface, one line per endpoint.
+func addRoutes(r *mux.Router, o Options, p *pages) {
+	cors := corsFor(o.Allow)
+
+	// Web authorization (网页授权) login flow.
+	r.Handle("/login", handleLogin(p, o)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth/callback", handleOAuthCallback(p, o)).Methods(http.MethodGet)
+
+	// Sessions.
+	r.Handle("/session/refresh", cors(handleSessionRefresh(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/logout", cors(handleSessionLogout(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/me", cors(requireBearer(p, o.Sessions)(handleMe(p, o.Stores.Users)))).Methods(http.MethodGet, http.MethodOptions)
+	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/openid-configuration", handleDiscovery(o)).Methods(http.MethodGet, http.MethodHead)
+
+	// The Official Account's message callback (服务器配置 URL).
+	if o.Callback != nil {
+		r.Handle("/wx", limitBody(1<<20, o.Callback)).Methods(http.MethodGet, http.MethodPost)
+	}
+
+	// Official Account credentials: JS-SDK signature and the internal token API.
+	if o.Tokens != nil {
+		r.Handle("/jssdk/config", cors(handleJSSDKConfig(p, o.Allow, o.Tokens, o.AppID, o.Now))).Methods(http.MethodGet, http.MethodOptions)
+		if o.AdminToken != "" {
+			admin := adminOnly(p, o.AdminToken)
+			r.Handle("/internal/access-token", admin(handleAccessToken(p, o.Tokens))).Methods(http.MethodGet)
+			r.Handle("/internal/access-token/invalidate", admin(handleAccessTokenInvalidate(p, o.Tokens))).Methods(http.MethodPost)
+		}
+	}
+
+	// Health.
+	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", handleReadyz(o.Stores.Ping)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// limitBody caps request bodies at n bytes; reads past it fail with
+// *http.MaxBytesError, which handlers answer with 413.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,212 @@
+// Package httpapi is wxauth's HTTP surface: the login flow (/login,
+// /oauth/callback), sessions (/session/*, /me, /verify, JWKS and discovery),
+// the message callback mount (/wx), the JS-SDK signature (/jssdk/config),
+// the internal access_token API and health endpoints. routes.go lists every
+// endpoint; one file per area holds its handler makers.
+//
+// It imports session, callback, wechat, redirect, secret and store, and is
+// imported only by cmd/authsvc, which builds every dependency and hands it to
+// [NewServer].
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/wxauth/wxauth/internal/redirect"
+	"github.com/wxauth/wxauth/internal/secret"
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/wechat"
+	"github.com/wxauth/wxauth/web"
+)
+
+// Options are the dependencies and settings of [NewServer]. Every field
+// without a default is required unless its comment says otherwise.
+type Options struct {
+	Logger    *slog.Logger
+	PublicURL string // this service's base URL, no trailing slash; /oauth/callback hangs below it
+	AppID     string
+	Issuer    string // JWT iss, published in the discovery document
+	JWTAlg    string // published in the discovery document
+
+	Allow    *redirect.Allowlist
+	WeChat   *wechat.Client
+	Tokens   *wechat.TokenManager // global access_token and jsapi_ticket; nil disables /jssdk/config and /internal/*
+	Sessions *session.Manager
+	Cookies  *session.Cookies
+	Box      *secret.Box  // seals web tokens at rest and duplicate-callback results
+	Stores   store.Set    // Users, Records, Ping
+	Callback http.Handler // the /wx handler (a *callback.Server); nil when the callback is not configured
+
+	AdminToken    string        // bearer token of /internal/*; empty removes those routes
+	StateTTL      time.Duration // life of a login state record; default 10 min
+	ProfileMaxAge time.Duration // /login without scope uses snsapi_base while the profile is younger; default 7 days
+	Now           func() time.Time
+}
+
+// NewServer builds the whole HTTP surface as one handler: the router of
+// routes.go wrapped in recovery, request ids and access logging. It parses
+// the page templates once; the error is a malformed template or a missing
+// required option.
+func NewServer(opts Options) (http.Handler, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.StateTTL == 0 {
+		opts.StateTTL = 10 * time.Minute
+	}
+	if opts.ProfileMaxAge == 0 {
+		opts.ProfileMaxAge = 7 * 24 * time.Hour
+	}
+	tmpl, err := web.Parse()
+	if err != nil {
+		return nil, err
+	}
+	pages := &pages{tmpl: tmpl, logger: opts.Logger}
+	r := mux.NewRouter()
+	addRoutes(r, opts, pages)
+	r.NotFoundHandler = handleNotFound(pages)
+	r.MethodNotAllowedHandler = handleMethodNotAllowed(pages)
+	var h http.Handler = r
+	h = accessLog(opts.Logger, h)
+	h = recoverer(opts.Logger, pages, h)
+	h = requestID(h)
+	return h, nil
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// requestID gives every request an id (X-Request-Id, echoed), kept in the
+// context for logs and error pages.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 || !isToken(id) {
+			id = randomString(16)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// RequestID returns the request id of ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// accessLog writes one line per request at debug level: method, the path
+// only (never the query: /oauth/callback?code=... must not reach a log),
+// status, duration and request id. Server errors are logged at warn level.
+func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		if logger.Enabled(r.Context(), level) {
+			logger.LogAttrs(r.Context(), level, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
+				slog.String("request_id", RequestID(r.Context())))
+		}
+	})
+}
+
+// recoverer turns a panic into our 500 page (or JSON) with the request id:
+// never a stack trace to the client.
+func recoverer(logger *slog.Logger, p *pages, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger.Error("panic serving request", "path", r.URL.Path, "panic", v, "request_id", RequestID(r.Context()))
+				p.error(w, r, errInternal)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// randomString returns n base62 characters from crypto/rand (about 5.95 bits
+// each; 22 characters carry 130 bits).
+func randomString(n int) string {
+	out := make([]byte, n)
+	var buf [64]byte
+	for i := 0; i < n; {
+		rand.Read(buf[:])
+		for _, b := range buf {
+			if b >= 248 { // 248 = 4*62: reject to keep the distribution uniform
+				continue
+			}
+			out[i] = base62[b%62]
+			i++
+			if i == n {
+				break
+			}
+		}
+	}
+	return string(out)
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// pages renders the H5 error page or a JSON error, by route.
+type pages struct {
+	tmpl   *template.Template
+	logger *slog.Logger
+}

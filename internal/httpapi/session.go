@@ -1,0 +1,286 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/store"
+)
+
+var errInvalidGrant = apiError{Status: http.StatusUnauthorized, Code: "invalid_grant",
+	Title: "Session ended", TitleZh: "登录已失效",
+	Message: "The refresh token is missing, expired, revoked or already used. Sign in again.", MessageZh: "刷新凭证缺失、过期、已撤销或已使用，请重新登录。"}
+
+// tokenResponse is the JSON of POST /session/refresh.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"` // seconds
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// handleSessionRefresh rotates the refresh token: POST /session/refresh with
+// the wxauth_refresh cookie (browsers) or {"refresh_token": "..."}
+// (non-browser clients, which get the new refresh_token in the body).
+// 401 {"error":"invalid_grant"} when the token is unknown, expired, revoked
+// or reused (reuse revokes the whole login).
+func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies) http.Handler {
+	type request struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if e := decodeJSON(w, r, &req); e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		fromBody := req.RefreshToken != ""
+		token := req.RefreshToken
+		if !fromBody {
+			token, _ = cookies.Refresh(r)
+		}
+		if token == "" {
+			p.error(w, r, errInvalidGrant)
+			return
+		}
+		t, err := sessions.Refresh(r.Context(), token)
+		if err != nil {
+			if !fromBody {
+				cookies.ClearRefresh(w)
+				cookies.ClearSession(w)
+			}
+			if errors.Is(err, session.ErrInvalidRefreshToken) || errors.Is(err, session.ErrRefreshTokenReused) {
+				p.error(w, r, errInvalidGrant)
+				return
+			}
+			p.error(w, r, p.fromError(r.Context(), "refresh session", err))
+			return
+		}
+		resp := tokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn}
+		if fromBody {
+			resp.RefreshToken = t.RefreshToken
+		} else {
+			cookies.SetRefresh(w, t.RefreshToken, t.RefreshExpires)
+			cookies.SetSession(w, t.AccessToken, time.Now().Add(time.Duration(t.ExpiresIn)*time.Second))
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, resp)
+	})
+}
+
+// handleSessionLogout ends the login: POST /session/logout with the refresh
+// cookie, {"refresh_token"} or a Bearer access token. It revokes the whole
+// family (its access JWTs stop passing /verify and /me), clears the cookies
+// and answers 204, also when there was nothing to revoke.
+func handleSessionLogout(p *pages, sessions *session.Manager, cookies *session.Cookies) http.Handler {
+	type request struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if e := decodeJSON(w, r, &req); e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		token := req.RefreshToken
+		if token == "" {
+			token, _ = cookies.Refresh(r)
+		}
+		ctx := r.Context()
+		if token != "" {
+			if err := sessions.Logout(ctx, token); err != nil && !errors.Is(err, session.ErrInvalidRefreshToken) {
+				p.error(w, r, p.fromError(ctx, "logout", err))
+				return
+			}
+		}
+		if raw, ok := bearer(r); ok {
+			if c, err := sessions.Verify(ctx, raw); err == nil {
+				if err := sessions.RevokeSession(ctx, c.SessionID); err != nil {
+					p.error(w, r, p.fromError(ctx, "logout", err))
+					return
+				}
+			}
+		}
+		cookies.ClearRefresh(w)
+		cookies.ClearSession(w)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive; exactly one space separates it.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 8 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	t := h[7:]
+	return t, t != ""
+}
+
+type claimsKey struct{}
+
+// requireBearer admits requests with a valid Bearer JWT (401 otherwise) and
+// puts its claims in the context for the next handler.
+func requireBearer(p *pages, sessions *session.Manager) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, ok := bearer(r)
+			if !ok {
+				p.error(w, r, errUnauthorized)
+				return
+			}
+			c, err := sessions.Verify(r.Context(), raw)
+			if err != nil {
+				if errors.Is(err, store.ErrUnavailable) {
+					p.error(w, r, errUnavailable)
+					return
+				}
+				p.error(w, r, errUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
+		})
+	}
+}
+
+// profile is the JSON of GET /me.
+type profile struct {
+	Sub        string   `json:"sub"`
+	OpenID     string   `json:"openid"`
+	UnionID    string   `json:"unionid,omitempty"`
+	Nickname   string   `json:"nickname"`
+	HeadImgURL string   `json:"headimgurl"`
+	Sex        int      `json:"sex"`
+	Province   string   `json:"province"`
+	City       string   `json:"city"`
+	Country    string   `json:"country"`
+	Privilege  []string `json:"privilege"`
+	Scope      string   `json:"scope"`
+	UpdatedAt  int64    `json:"updated_at"` // unix seconds of the last profile change
+}
+
+// handleMe answers GET /me with the signed-in user's profile.
+func handleMe(p *pages, users store.Users) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := r.Context().Value(claimsKey{}).(*session.Claims)
+		u, err := users.GetUser(r.Context(), c.Subject)
+		if errors.Is(err, store.ErrNotFound) {
+			p.error(w, r, errUnauthorized)
+			return
+		} else if err != nil {
+			p.error(w, r, p.fromError(r.Context(), "load user", err))
+			return
+		}
+		priv := u.Privilege
+		if priv == nil {
+			priv = []string{}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, profile{
+			Sub: u.ID, OpenID: c.OpenID, UnionID: u.UnionID, Nickname: u.Nickname, HeadImgURL: u.HeadImgURL,
+			Sex: u.Sex, Province: u.Province, City: u.City, Country: u.Country, Privilege: priv,
+			Scope: c.Scope, UpdatedAt: u.UpdatedAt.Unix(),
+		})
+	})
+}
+
+// handleVerify is nginx's auth_request target: GET /verify answers 200 with
+// X-Auth-Request-User (sub), X-Auth-Request-Openid and
+// X-Auth-Request-Unionid for a valid Bearer JWT or wxauth_session cookie,
+// 401 otherwise; never cached.
+func handleVerify(sessions *session.Manager, cookies *session.Cookies) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		raw, ok := bearer(r)
+		if !ok {
+			raw, ok = cookies.Session(r)
+		}
+		if !ok {
+			h.Set("WWW-Authenticate", `Bearer`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		c, err := sessions.Verify(r.Context(), raw)
+		if err != nil {
+			status := http.StatusUnauthorized
+			if errors.Is(err, store.ErrUnavailable) {
+				status = http.StatusServiceUnavailable
+			}
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(status)
+			return
+		}
+		h.Set("X-Auth-Request-User", c.Subject)
+		h.Set("X-Auth-Request-Openid", c.OpenID)
+		if c.UnionID != "" {
+			h.Set("X-Auth-Request-Unionid", c.UnionID)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// handleJWKS serves the public signing keys, cacheable for 10 minutes.
+func handleJWKS(sessions *session.Manager) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := sessions.JWKS()
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "public, max-age=600")
+		h.Set("Access-Control-Allow-Origin", "*")
+		w.Write(b)
+	})
+}
+
+// handleDiscovery serves /.well-known/openid-configuration: where the JWKS,
+// the login and the session endpoints are, and what the JWTs carry.
+func handleDiscovery(o Options) http.Handler {
+	doc := map[string]any{
+		"issuer":                                o.Issuer,
+		"jwks_uri":                              o.PublicURL + "/.well-known/jwks.json",
+		"authorization_endpoint":                o.PublicURL + "/login",
+		"token_endpoint":                        o.PublicURL + "/session/refresh",
+		"userinfo_endpoint":                     o.PublicURL + "/me",
+		"end_session_endpoint":                  o.PublicURL + "/session/logout",
+		"scopes_supported":                      []string{"snsapi_base", "snsapi_userinfo"},
+		"response_types_supported":              []string{"token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{o.JWTAlg},
+		"claims_supported":                      []string{"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "openid", "unionid", "appid", "scope"},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		writeJSON(w, http.StatusOK, doc)
+	})
+}
+
+// handleHealthz reports that the process serves HTTP.
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReadyz reports whether the stores answer (503 when one does not).
+func handleReadyz(ping func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if ping != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := ping(ctx); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store unreachable"})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
