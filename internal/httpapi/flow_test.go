@@ -247,7 +247,9 @@ func TestLogin_RefreshBodyAndReuse(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"refresh_token"`) {
 		t.Fatalf("body refresh: %d %s", resp.StatusCode, body)
 	}
-	var out struct{ AccessToken string `json:"access_token"` }
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
 	json.Unmarshal([]byte(body), &out)
 	// Reuse of the first refresh token: 401 and the family's JWTs are revoked.
 	resp, body = api.do("POST", h.svc.URL+"/session/refresh", `{"refresh_token":"`+refresh+`"}`, "Content-Type", "application/json")
