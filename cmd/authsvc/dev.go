@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/wxauth/wxauth/examples/h5"
+	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/config"
+	"github.com/wxauth/wxauth/internal/wxemu"
+)
+
+// devSecrets are generated once per development directory and kept in
+// DIR/secrets.json, so sessions survive a restart of `authsvc dev`.
+type devSecrets struct {
+	SecretKey     string `json:"secret_key"`     // base64 of 32 bytes
+	CallbackToken string `json:"callback_token"` // [A-Za-z0-9]{32}
+	AESKey        string `json:"aes_key"`        // EncodingAESKey, 43 characters
+	AdminToken    string `json:"admin_token"`    // [A-Za-z0-9]{32}
+}
+
+const devAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+func devRandom(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = devAlphabet[int(b[i])%len(devAlphabet)]
+	}
+	return string(b)
+}
+
+func loadDevSecrets(dir string) (devSecrets, error) {
+	var s devSecrets
+	path := filepath.Join(dir, "secrets.json")
+	b, err := os.ReadFile(path)
+	if err == nil && json.Unmarshal(b, &s) == nil && s.SecretKey != "" && len(s.AESKey) == 43 {
+		return s, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	s = devSecrets{
+		SecretKey:     base64.StdEncoding.EncodeToString(key),
+		CallbackToken: devRandom(32),
+		AESKey:        devRandom(43),
+		AdminToken:    devRandom(32),
+	}
+	b, _ = json.MarshalIndent(s, "", "  ")
+	return s, os.WriteFile(path, b, 0o600)
+}
+
+// runDev is `authsvc dev`: the service, the WeChat emulator and the example
+// H5 app on loopback, wired together with generated development secrets and
+// a SQLite file under --dir. It needs no configuration and no network.
+func runDev(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("dev", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	listen := flags.String("listen", "127.0.0.1:8080", "the service's listen address")
+	emuListen := flags.String("emulator-listen", "127.0.0.1:8081", "the WeChat emulator's listen address")
+	h5Listen := flags.String("h5-listen", "127.0.0.1:8082", "the example H5 app's listen address")
+	dir := flags.String("dir", ".wxauth-dev", "directory for the development database, secrets and rules")
+	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
+	if err := flags.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+	secrets, err := loadDevSecrets(*dir)
+	if err != nil {
+		return fmt.Errorf("dev secrets: %w", err)
+	}
+	rules := filepath.Join(*dir, "rules.yaml")
+	if _, err := os.Stat(rules); errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(rules, callback.SampleRules, 0o644); err != nil {
+			return err
+		}
+	}
+	logger, err := newLogger(stderr, "text", *logLevel)
+	if err != nil {
+		return err
+	}
+
+	// Bind all three first: with port 0 (tests) the URLs are known only then.
+	var lns [3]net.Listener
+	for i, a := range []string{*listen, *emuListen, *h5Listen} {
+		if lns[i], err = net.Listen("tcp", a); err != nil {
+			for _, l := range lns[:i] {
+				l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", a, err)
+		}
+	}
+	svcURL, emuURL, h5URL := "http://"+lns[0].Addr().String(), "http://"+lns[1].Addr().String(), "http://"+lns[2].Addr().String()
+	const appID, appSecret = "wxd0e0a0e0d0e0a0e0", "wxemu-dev-appsecret-00000000000"
+
+	env := map[string]string{
+		"WXAUTH_LISTEN":            lns[0].Addr().String(),
+		"WXAUTH_PUBLIC_URL":        svcURL,
+		"WXAUTH_APPID":             appID,
+		"WXAUTH_APPSECRET":         appSecret,
+		"WXAUTH_SECRET_KEY":        secrets.SecretKey,
+		"WXAUTH_ALLOWED_REDIRECTS": h5URL + ",http://localhost:" + portOf(lns[2]),
+		"WXAUTH_DATABASE_URL":      "sqlite:" + filepath.Join(*dir, "wxauth.db"),
+		"WXAUTH_WECHAT_API_BASE":   emuURL,
+		"WXAUTH_WECHAT_OPEN_BASE":  emuURL,
+		"WXAUTH_WECHAT_MP_BASE":    emuURL,
+		"WXAUTH_CALLBACK_TOKEN":    secrets.CallbackToken,
+		"WXAUTH_ENCODING_AES_KEY":  secrets.AESKey,
+		"WXAUTH_CALLBACK_MODE":     "safe",
+		"WXAUTH_ORIGINAL_ID":       "gh_wxemu00000000",
+		"WXAUTH_CALLBACK_RULES":    rules,
+		"WXAUTH_ADMIN_TOKEN":       secrets.AdminToken,
+		"WXAUTH_LOG_LEVEL":         *logLevel,
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] }, "")
+	if err != nil {
+		return fmt.Errorf("dev configuration:\n%w", err)
+	}
+	emu, err := wxemu.New(wxemu.Config{
+		AppID: appID, AppSecret: appSecret, OAuthDomains: []string{lns[0].Addr().String(), "localhost:" + portOf(lns[0])},
+		OriginalID: "gh_wxemu00000000", PublicURL: emuURL,
+		CallbackURL: svcURL + "/wx", CallbackToken: secrets.CallbackToken, AESKey: secrets.AESKey, Mode: "safe",
+		Logger: logger.With("component", "emulator"),
+	})
+	if err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
+	svc, err := newService(ctx, cfg, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+
+	fmt.Fprintf(stdout, "wxauth dev: everything on loopback, no WeChat account needed\n")
+	fmt.Fprintf(stdout, "  service   listening on %s\n", svcURL)
+	fmt.Fprintf(stdout, "  emulator  listening on %s  (WeChat: test users, chat as a follower at %s/emu/chat)\n", emuURL, emuURL)
+	fmt.Fprintf(stdout, "  h5        listening on %s\n", h5URL)
+	fmt.Fprintf(stdout, "\nOpen %s/ in a browser to log in as an emulated WeChat user.\n", h5URL)
+	fmt.Fprintf(stdout, "Data and generated secrets: %s (admin token for /internal/*: see secrets.json)\n", *dir)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, h := range []http.Handler{svc.handler, emu, h5.Handler(svcURL, emuURL)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = serveHTTP(ctx, lns[i], h, logger)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func portOf(ln net.Listener) string {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}

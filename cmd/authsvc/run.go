@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+const usage = `authsvc: WeChat Official Account login for H5 pages (wxauth)
+
+Usage:
+  authsvc <command> [flags]
+
+Commands:
+  serve      run the service, configured by WXAUTH_* environment variables
+  dev        run the service, the WeChat emulator and the example H5 app on loopback, no configuration
+  emulate    run the WeChat emulator alone
+  keys       list or rotate the JWT signing keys (keys list | keys rotate)
+  version    print the version
+
+Run 'authsvc <command> --help' for a command's flags. Configuration: see README.md.
+`
+
+// errUsage is returned after a usage message was printed for bad arguments.
+var errUsage = errors.New("invalid arguments")
+
+// run is the whole program: main only calls it. It owns the signal
+// handling; everything below it gets its environment through getenv and its
+// arguments through args, so tests run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdin, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdin, stdout, stderr)
+	case "emulate":
+		return runEmulate(ctx, rest, getenv, stdin, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "authsvc", version())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "authsvc: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// version reports the module version and VCS revision the binary was built
+// from, when the build recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}

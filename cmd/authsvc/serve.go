@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/config"
+	"github.com/wxauth/wxauth/internal/httpapi"
+	"github.com/wxauth/wxauth/internal/redirect"
+	"github.com/wxauth/wxauth/internal/secret"
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/wechat"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish after
+// SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+// runServe is `authsvc serve [--config FILE] [--addr HOST:PORT]`.
+func runServe(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "optional YAML configuration file (the environment wins); also WXAUTH_CONFIG")
+	addr := fs.String("addr", "", "listen address, overriding WXAUTH_LISTEN")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg, err := config.Load(getenv, *configFile)
+	if err != nil {
+		var p config.Problems
+		if errors.As(err, &p) {
+			return fmt.Errorf("configuration:\n%w", err)
+		}
+		return err
+	}
+	if *addr != "" {
+		cfg.Listen = *addr
+	}
+	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	svc, err := newService(ctx, cfg, logger, time.Now)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer svc.close()
+	if cfg.PprofListen != "" {
+		go servePprof(ctx, cfg.PprofListen, logger)
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	return serveHTTP(ctx, ln, svc.handler, logger)
+}
+
+// service is the running wxauth: its handler and what must be stopped.
+type service struct {
+	handler http.Handler
+	closers []func() error // in order of opening; closed in reverse
+	cancel  context.CancelFunc
+}
+
+func (s *service) close() {
+	s.cancel()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// newService opens the stores and builds every component from cfg, and
+// starts the background workers (credential refresh, key rotation, rules
+// reload), which stop when close is called.
+func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (svc *service, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	svc = &service{cancel: cancel}
+	defer func() {
+		if err != nil {
+			svc.close()
+		}
+	}()
+	stores, err := openStores(ctx, cfg, logger, now)
+	if err != nil {
+		return nil, err
+	}
+	svc.closers = append(svc.closers, stores.Close)
+
+	var previous [][]byte
+	if cfg.SecretKeyPrevious != nil {
+		previous = append(previous, cfg.SecretKeyPrevious)
+	}
+	box, err := secret.NewBox(cfg.SecretKey, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("WXAUTH_SECRET_KEY: %w", err)
+	}
+	allow, err := redirect.Parse(cfg.AllowedRedirects)
+	if err != nil {
+		return nil, fmt.Errorf("WXAUTH_ALLOWED_REDIRECTS: %w", err)
+	}
+	httpClient := &http.Client{Timeout: cfg.WeChatTimeout}
+	wx, err := wechat.NewClient(wechat.Config{
+		AppID: cfg.AppID, AppSecret: cfg.AppSecret, HTTPClient: httpClient, Logger: logger, Now: now,
+		Endpoint: wechat.Endpoint{
+			AuthorizeURL: cfg.WeChatOpenBase + "/connect/oauth2/authorize",
+			APIBase:      cfg.WeChatAPIBase,
+			MPBase:       cfg.WeChatMPBase,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := wechat.NewTokenManager(wx, wechat.TokenConfig{
+		API: cfg.TokenAPI, Cache: stores.TokenCache, Locker: stores.Locker, Box: box,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go tokens.Run(ctx)
+
+	sessions, err := session.NewManager(ctx, session.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg,
+		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation,
+		RefreshGrace: cfg.RefreshGrace, Box: box, Now: now, Logger: logger,
+	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	go sessions.Run(ctx)
+	cookieKeys := [][]byte{cfg.SecretKey}
+	cookieKeys = append(cookieKeys, previous...)
+	cookies, err := session.NewCookies(session.CookieConfig{Keys: cookieKeys, Secure: strings.HasPrefix(cfg.PublicURL, "https://")})
+	if err != nil {
+		return nil, err
+	}
+
+	var cb http.Handler
+	if cfg.CallbackToken != "" {
+		cb, err = newCallback(ctx, cfg, stores, logger, now)
+		if err != nil {
+			return nil, err
+		}
+	}
+	h, err := httpapi.NewServer(httpapi.Options{
+		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
+		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
+		Stores: stores, Callback: cb, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.handler = h
+	return svc, nil
+}
+
+// newCallback builds the /wx handler: the rules file (reloaded on SIGHUP
+// and when it changes), then the forwarder, then "success".
+func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logger *slog.Logger, now func() time.Time) (http.Handler, error) {
+	var chain []callback.Handler
+	if cfg.CallbackRules != "" {
+		rules, err := callback.NewReloader(cfg.CallbackRules, logger)
+		if err != nil {
+			return nil, fmt.Errorf("WXAUTH_CALLBACK_RULES: %w", err)
+		}
+		go rules.Watch(ctx)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := rules.Reload(); err != nil {
+						logger.Error("reload callback rules", "err", err)
+					} else {
+						logger.Info("callback rules reloaded")
+					}
+				}
+			}
+		}()
+		chain = append(chain, rules)
+	}
+	if cfg.CallbackForwardURL != "" {
+		fwd, err := callback.NewForwarder(callback.ForwardConfig{
+			URL: cfg.CallbackForwardURL, Secret: cfg.CallbackForwardSecret,
+			HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("WXAUTH_CALLBACK_FORWARD_URL: %w", err)
+		}
+		chain = append(chain, fwd)
+	}
+	srv, err := callback.NewServer(callback.Config{
+		Token: cfg.CallbackToken, AESKey: cfg.EncodingAESKey, PreviousAESKey: cfg.EncodingAESKeyPrevious,
+		AppID: cfg.AppID, OriginalID: cfg.OriginalID, Mode: cfg.CallbackMode, MaxSkew: cfg.CallbackMaxSkew,
+		Records: stores.Records, Logger: logger, Now: now,
+	}, callback.First(chain...))
+	if err != nil {
+		return nil, fmt.Errorf("callback: %w", err)
+	}
+	return srv, nil
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully:
+// stop accepting, let in-flight requests finish within shutdownTimeout.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// servePprof serves net/http/pprof on its own address (WXAUTH_PPROF_LISTEN).
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("pprof listen", "addr", addr, "err", err)
+		return
+	}
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	serveHTTP(ctx, ln, mux, logger)
+}
+
+// newLogger builds the process logger: JSON (default) or text on w.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("WXAUTH_LOG_LEVEL: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
