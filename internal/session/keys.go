@@ -56,6 +56,7 @@ type key struct {
 	pub    crypto.PublicKey // *ecdsa.PublicKey, *rsa.PublicKey or ed25519.PublicKey
 	jwk    []byte           // JSON object of the public key
 	sealed []byte           // sealed private key as stored, to notice a rewrite
+	public []byte           // PKIX DER as stored
 	meta   keyTimes
 }
 
@@ -205,7 +206,7 @@ func (m *Manager) parse(sk store.SigningKey) (*key, error) {
 	meta := timesOf(sk)
 	if v, ok := m.parsed.Load(sk.ID); ok {
 		k := v.(*key)
-		if k.alg == sk.Alg && bytes.Equal(k.sealed, sk.Private) {
+		if k.alg == sk.Alg && bytes.Equal(k.sealed, sk.Private) && bytes.Equal(k.public, sk.Public) {
 			if k.meta.equal(meta) {
 				return k, nil
 			}
@@ -229,7 +230,7 @@ func (m *Manager) parse(sk store.SigningKey) (*key, error) {
 	if !pubMatchesAlg(pub, sk.Alg) {
 		return nil, fmt.Errorf("public key type does not match alg %s", sk.Alg)
 	}
-	k := &key{id: sk.ID, alg: sk.Alg, method: method, pub: pub, sealed: sk.Private, meta: meta}
+	k := &key{id: sk.ID, alg: sk.Alg, method: method, pub: pub, sealed: sk.Private, public: sk.Public, meta: meta}
 	if k.jwk, err = encodeJWK(sk.ID, sk.Alg, pub); err != nil {
 		return nil, err
 	}
@@ -502,6 +503,13 @@ func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
 		})
 	}
 	return out, nil
+}
+
+// Alg returns the algorithm new tokens are signed with (Config.Alg after
+// defaults), for id_token_signing_alg_values_supported in
+// /.well-known/openid-configuration.
+func (m *Manager) Alg() string {
+	return m.cfg.Alg
 }
 
 // JWKS returns the JSON Web Key Set to serve at /.well-known/jwks.json:

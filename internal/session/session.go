@@ -21,11 +21,19 @@ import (
 
 // Defaults applied by [NewManager] to zero fields of [Config].
 const (
-	DefaultAudience       = "wxauth"
-	DefaultAlg            = "ES256"
-	DefaultAccessTTL      = 15 * time.Minute
-	DefaultRefreshTTL     = 720 * time.Hour
-	DefaultKeyRotation    = 720 * time.Hour // for WXAUTH_KEY_ROTATION; a zero Config.KeyRotation disables rotation
+	// DefaultAudience is the JWT "aud" when Config.Audience is empty.
+	DefaultAudience = "wxauth"
+	// DefaultAlg is the signing algorithm when Config.Alg is empty.
+	DefaultAlg = "ES256"
+	// DefaultAccessTTL is the access JWT lifetime (15 min).
+	DefaultAccessTTL = 15 * time.Minute
+	// DefaultRefreshTTL is the absolute life of a login family (30 days).
+	DefaultRefreshTTL = 720 * time.Hour
+	// DefaultKeyRotation is the default of WXAUTH_KEY_ROTATION (30 days),
+	// for the configuration to fill in: a zero Config.KeyRotation means no
+	// scheduled rotation.
+	DefaultKeyRotation = 720 * time.Hour
+	// DefaultReloadInterval is how often Run reloads the key set (1 min).
 	DefaultReloadInterval = time.Minute
 )
 
@@ -111,10 +119,10 @@ type Config struct {
 
 // Stores are the stores a [Manager] uses. All four are required.
 type Stores struct {
-	Keys          store.Keys
-	RefreshTokens store.RefreshTokens
-	Records       store.Records
-	Users         store.Users
+	Keys          store.Keys          // signing keys, shared by all instances
+	RefreshTokens store.RefreshTokens // refresh-token families (hashed)
+	Records       store.Records       // "revoked:<sid>" records, read by every Verify
+	Users         store.Users         // re-read by Refresh for fresh claims
 }
 
 // Subject is who a login family belongs to: the wxauth user and the WeChat
@@ -140,12 +148,12 @@ type Tokens struct {
 // Claims are the claims of a wxauth access JWT: iss, aud, sub (User.ID), iat,
 // nbf, exp, jti, and the WeChat identity.
 type Claims struct {
-	jwt.RegisteredClaims
-	OpenID    string `json:"openid"`
-	UnionID   string `json:"unionid,omitempty"`
-	AppID     string `json:"appid"`
-	Scope     string `json:"scope"`
-	SessionID string `json:"sid"`
+	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
+	OpenID               string `json:"openid"`            // openid under AppID
+	UnionID              string `json:"unionid,omitempty"` // unionid, absent when unknown
+	AppID                string `json:"appid"`             // Official Account appid
+	Scope                string `json:"scope"`             // snsapi_base or snsapi_userinfo, granted at login
+	SessionID            string `json:"sid"`               // login family id, the unit of revocation
 }
 
 // Manager issues, refreshes, revokes and verifies sessions, and owns the

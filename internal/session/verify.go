@@ -34,13 +34,17 @@ const defaultCacheSize = 10000
 // jwt.ErrTokenExpired), [ErrRevoked], or a store error (wrapped) when the
 // revocation cannot be read (the token is then not accepted).
 func (m *Manager) Verify(ctx context.Context, raw string) (*Claims, error) {
-	if !wellFormed(raw) {
+	if len(raw) > maxTokenLen {
 		return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	set := m.current()
 	sum := sha256.Sum256([]byte(raw))
 	c, ok := m.cache.get(sum, m.now())
 	if !ok {
+		// A cached token passed this check when it was cached.
+		if !wellFormed(raw) {
+			return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
+		}
 		c = &Claims{}
 		if _, err := set.parser.ParseWithClaims(raw, c, set.keyfunc); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
