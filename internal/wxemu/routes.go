@@ -74,6 +74,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux.HandleFunc("POST /emu/callback", e.handleCallback)
 	mux.HandleFunc("GET /emu/avatar/{openid}/{size}", e.handleAvatar)
 	mux.HandleFunc("GET /emu/chat", e.handleChat)
+	mux.HandleFunc("GET /emu/jssdk/check", e.handleJSSDKCheck)
 
 	mux.HandleFunc("POST /emu/send", e.handleSend)
 	mux.HandleFunc("POST /emu/menu/click", e.handleClick)
