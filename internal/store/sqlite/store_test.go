@@ -1,0 +1,148 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/sqlite"
+	"github.com/wxauth/wxauth/internal/store/storetest"
+)
+
+// open opens dsn and closes it when t ends.
+func open(t *testing.T, dsn string, now func() time.Time) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), dsn, now)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// backends are the two ways the suite opens a database: a WAL file (the
+// production shape) and the in-memory one of other packages' tests.
+var backends = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"File", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "wxauth.db") }},
+	{"Memory", func(t *testing.T) string { return "sqlite::memory:" }},
+}
+
+func TestDB_Contract(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			newDB := func(t *testing.T, now func() time.Time) *sqlite.DB { return open(t, b.dsn(t), now) }
+			t.Run("Users", func(t *testing.T) {
+				storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return newDB(t, now) })
+			})
+			t.Run("RefreshTokens", func(t *testing.T) {
+				storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return newDB(t, now) })
+			})
+			t.Run("Keys", func(t *testing.T) {
+				storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return newDB(t, now) })
+			})
+			t.Run("Records", func(t *testing.T) {
+				storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return newDB(t, now) })
+			})
+			t.Run("Locker", func(t *testing.T) {
+				storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return newDB(t, now) })
+			})
+			t.Run("TokenCache", func(t *testing.T) {
+				storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return newDB(t, now) })
+			})
+		})
+	}
+}
+
+func TestOpen_Reopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wxauth.db")
+	ctx := context.Background()
+	first, err := sqlite.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := first.UpsertUser(ctx, store.User{AppID: "wx1", OpenID: "o1"}, storetest.Epoch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Migrations already applied are skipped; the data is still there.
+	second := open(t, "sqlite:"+path, nil)
+	got, err := second.FindUser(ctx, "wx1", "o1")
+	if err != nil || got.ID != u.ID {
+		t.Fatalf("FindUser after reopen = %v, %v; want %s", got.ID, err, u.ID)
+	}
+	if err := second.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func TestOpen_MemoryIsPrivate(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, ":memory:", nil)
+	b := open(t, "sqlite::memory:", nil)
+	if err := a.Put(ctx, "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second in-memory database sees the first's record: %v", err)
+	}
+}
+
+func TestOpen_Errors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := sqlite.Open(ctx, "sqlite:", nil); err == nil {
+		t.Fatal("Open of an empty path succeeded")
+	}
+	dir := t.TempDir()
+	if _, err := sqlite.Open(ctx, filepath.Join(dir, "missing", "sub", "wxauth.db"), nil); err == nil {
+		t.Fatal("Open in a missing directory succeeded")
+	}
+}
+
+func TestDB_Sweep(t *testing.T) {
+	// A clock that can go back: after a sweep, a swept record stays gone
+	// even when it would be live again by the clock.
+	var mu sync.Mutex
+	at := storetest.Epoch()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); at = t }
+	db := open(t, "sqlite::memory:", now)
+	ctx := context.Background()
+	for _, k := range []string{"short", "unswept"} {
+		if err := db.Put(ctx, k, []byte("v"), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Put(ctx, "long", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	set(storetest.Epoch().Add(time.Minute))
+	if err := db.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if err := db.Put(ctx, "unswept", []byte("v"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	set(storetest.Epoch())
+	if _, err := db.Get(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get of a swept record: %v", err)
+	}
+	for _, k := range []string{"long", "unswept"} {
+		if _, err := db.Get(ctx, k); err != nil {
+			t.Fatalf("Get %s after Sweep: %v", k, err)
+		}
+	}
+}
