@@ -84,17 +84,50 @@ func (c *Client) AuthCodeURL(redirectURI, scope, state string) (string, error) {
 		p2 = "&state="
 		p3 = "&connect_redirect=1#wechat_redirect"
 	)
-	esc := url.QueryEscape(redirectURI)
 	var b strings.Builder
-	b.Grow(len(c.authPrefix) + len(esc) + len(p1) + len(scope) + len(p2) + len(state) + len(p3))
+	b.Grow(len(c.authPrefix) + queryEscapedLen(redirectURI) + len(p1) + len(scope) + len(p2) + len(state) + len(p3))
 	b.WriteString(c.authPrefix)
-	b.WriteString(esc)
+	writeQueryEscaped(&b, redirectURI)
 	b.WriteString(p1)
 	b.WriteString(scope)
 	b.WriteString(p2)
 	b.WriteString(state)
 	b.WriteString(p3)
 	return b.String(), nil
+}
+
+// queryUnreserved reports whether url.QueryEscape leaves b as is.
+func queryUnreserved(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+		b == '-' || b == '_' || b == '.' || b == '~'
+}
+
+// queryEscapedLen is len(url.QueryEscape(s)).
+func queryEscapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !queryUnreserved(s[i]) && s[i] != ' ' {
+			n += 2
+		}
+	}
+	return n
+}
+
+// writeQueryEscaped writes url.QueryEscape(s) to b without allocating.
+func writeQueryEscaped(b *strings.Builder, s string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case queryUnreserved(c):
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
 }
 
 // validRedirect reports whether s is an absolute http(s) URL with a host and

@@ -557,3 +557,28 @@ func TestRedactURL(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestWriteQueryEscaped(t *testing.T) {
+	inputs := []string{"", "abc", "a b", "http://h5.example.com/cb?x=1&y=%20#f", "中文/~-_.!*'()$+,;=:@[]", "\x00\x7f\xff"}
+	for i := range 256 {
+		inputs = append(inputs, string([]byte{byte(i), 'a', byte(255 - i)}))
+	}
+	for _, s := range inputs {
+		var b strings.Builder
+		writeQueryEscaped(&b, s)
+		if want := url.QueryEscape(s); b.String() != want || queryEscapedLen(s) != len(want) {
+			t.Fatalf("%q: got %q (len %d), want %q", s, b.String(), queryEscapedLen(s), want)
+		}
+	}
+}
+
+func FuzzWriteQueryEscaped(f *testing.F) {
+	f.Add("http://h5.example.com/cb?x=1&y=%20#f")
+	f.Fuzz(func(t *testing.T, s string) {
+		var b strings.Builder
+		writeQueryEscaped(&b, s)
+		if want := url.QueryEscape(s); b.String() != want || queryEscapedLen(s) != len(want) {
+			t.Fatalf("%q: got %q, want %q", s, b.String(), want)
+		}
+	})
+}

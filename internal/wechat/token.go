@@ -184,7 +184,9 @@ func (m *TokenManager) Invalidate(ctx context.Context, failed string) error {
 //
 // https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/JS-SDK.html
 func (m *TokenManager) JSAPITicket(ctx context.Context) (string, error) {
-	m.ticket.used.Store(true)
+	if !m.ticket.used.Load() {
+		m.ticket.used.Store(true)
+	}
 	return m.get(ctx, m.ticket)
 }
 

@@ -1,0 +1,64 @@
+package wechat_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/wechat"
+)
+
+func ExampleClient_AuthCodeURL() {
+	c, err := wechat.NewClient(wechat.Config{
+		AppID:      "wx520c15f417810387",
+		AppSecret:  "appsecret",
+		Endpoint:   wechat.ProductionEndpoint(),
+		HTTPClient: &http.Client{Timeout: 10 * time.Second},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	u, err := c.AuthCodeURL("https://h5.example.com/oauth/callback?next=/shop", wechat.ScopeUserInfo, "q3Zb8xYt")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(u)
+	// Output:
+	// https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx520c15f417810387&redirect_uri=https%3A%2F%2Fh5.example.com%2Foauth%2Fcallback%3Fnext%3D%2Fshop&response_type=code&scope=snsapi_userinfo&state=q3Zb8xYt&connect_redirect=1#wechat_redirect
+}
+
+func ExampleSignJSSDK() {
+	// The official example of the JS-SDK page, appendix 1.
+	sig := wechat.SignJSSDK(
+		"sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+		"Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value#xxxx")
+	fmt.Println(sig)
+	// Output: 0f9de62fce790f9a083d5c99e95740ceb90c27ed
+}
+
+func BenchmarkClient_AuthCodeURL(b *testing.B) {
+	c, err := wechat.NewClient(wechat.Config{
+		AppID: "wx520c15f417810387", AppSecret: "appsecret",
+		Endpoint: wechat.ProductionEndpoint(), HTTPClient: &http.Client{Timeout: time.Second},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.AuthCodeURL("https://h5.example.com/oauth/callback?next=/shop/items/42", wechat.ScopeBase, "q3Zb8xYtK2mN4pQr7sTu9vWx"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSignJSSDK(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		wechat.SignJSSDK("sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+			"Wm3WZYTPz0wzccnW", 1414587457, "https://h5.example.com/shop/items/42?from=timeline&isappinstalled=0#top")
+	}
+}
