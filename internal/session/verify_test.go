@@ -328,3 +328,28 @@ func TestValidKid(t *testing.T) {
 		}
 	}
 }
+
+// FuzzManager_Verify checks that Verify never panics and accepts nothing
+// but the tokens the Manager issued.
+func FuzzManager_Verify(f *testing.F) {
+	e := newEnv(f, "ES256")
+	tok := e.issue(f)
+	f.Add(tok.AccessToken)
+	f.Add("thisisnotreallyajwt")
+	f.Add("bearer " + tok.AccessToken)
+	f.Add(tok.AccessToken + ".AAAA")
+	f.Add(rawToken(`{"alg":"none","kid":"x"}`, `{"sub":"u_1","sid":"s"}`, nil))
+	f.Add(rawToken(`{"alg":"ES256","kid":"../../dev/null"}`, `{"aud":1}`, []byte("sig")))
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := e.m.Verify(context.Background(), raw)
+		if err != nil {
+			if c != nil {
+				t.Fatal("claims with an error")
+			}
+			return
+		}
+		if c.ID != tok.Claims.ID || c.Subject != tok.Claims.Subject || c.SessionID != tok.SessionID {
+			t.Fatalf("accepted a token never issued: %q", raw)
+		}
+	})
+}
