@@ -1,0 +1,159 @@
+// Package metrics holds wxauth's Prometheus metric families and the small
+// adapters that feed them: an http.RoundTripper for calls to WeChat's API,
+// wrappers of the store interfaces that count backend failures, and plain
+// methods called by the HTTP layer (logins, callback messages, QR login
+// attempts). Nothing registers globally: [New] registers every family on the
+// Registerer it is given, so tests build several instances in one process.
+//
+// It imports the standard library, client_golang and store only.
+// Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics is every metric family of wxauth. A nil *Metrics is valid: every
+// method is then a no-op, so callers need no nil checks.
+type Metrics struct {
+	// HTTPRequests is wxauth_http_requests_total{route,method,status}:
+	// requests served, by gorilla/mux route template (not the raw path).
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration is wxauth_http_request_duration_seconds{route,method}:
+	// time to serve a request, in seconds.
+	HTTPDuration *prometheus.HistogramVec
+	// Logins is wxauth_logins_total{scope,outcome}: web-authorization
+	// callbacks by outcome (success, denied, snapshot, expired_code,
+	// wechat_busy, error).
+	Logins *prometheus.CounterVec
+	// WeChatCalls is wxauth_wechat_calls_total{api,errcode}: HTTP calls to
+	// WeChat by URL path; errcode is WeChat's errcode, "0" for success,
+	// "http_<status>" for a non-200 answer and "transport" for no answer.
+	WeChatCalls *prometheus.CounterVec
+	// WeChatDuration is wxauth_wechat_call_duration_seconds{api}, in seconds.
+	WeChatDuration *prometheus.HistogramVec
+	// CallbackMessages is wxauth_callback_messages_total{type,mode,outcome}:
+	// /wx requests by MsgType (or "event:<Event>"), mode (plain, compat,
+	// safe) and outcome (replied, success, duplicate, refused_<reason>).
+	CallbackMessages *prometheus.CounterVec
+	// TokenRefreshes is wxauth_token_refreshes_total{token,cause}: fetches
+	// of the global access_token (token="access_token") and jsapi_ticket
+	// (token="jsapi_ticket"); cause is "force_refresh" for a stable_token
+	// call with force_refresh true, else "fetch".
+	TokenRefreshes *prometheus.CounterVec
+	// QRAttempts is wxauth_qr_login_attempts_active: QR logins started and
+	// not yet finished or expired.
+	QRAttempts prometheus.Gauge
+	// StoreErrors is wxauth_store_errors_total{op}: store calls that failed
+	// for a reason other than a normal outcome (not found, already exists,
+	// reused, stale); op is "Interface.Method", e.g. "Records.Get".
+	StoreErrors *prometheus.CounterVec
+}
+
+// New creates every family and registers it on reg. A nil reg creates the
+// families unregistered (useful in tests of code that only records).
+// Registering twice on one registry is a programming error and panics at
+// startup, as [prometheus.Registerer.MustRegister] and a duplicate
+// http.ServeMux pattern do; it never happens at request time.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_http_requests_total", Help: "HTTP requests served, by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wxauth_http_request_duration_seconds", Help: "Time to serve an HTTP request, in seconds.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_logins_total", Help: "Web-authorization logins by scope and outcome.",
+		}, []string{"scope", "outcome"}),
+		WeChatCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_wechat_calls_total", Help: "HTTP calls to WeChat's API by path and errcode.",
+		}, []string{"api", "errcode"}),
+		WeChatDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wxauth_wechat_call_duration_seconds", Help: "Duration of calls to WeChat's API, in seconds.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"api"}),
+		CallbackMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_callback_messages_total", Help: "Message callback requests by type, mode and outcome.",
+		}, []string{"type", "mode", "outcome"}),
+		TokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_token_refreshes_total", Help: "Fetches of the global access_token and jsapi_ticket by cause.",
+		}, []string{"token", "cause"}),
+		QRAttempts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxauth_qr_login_attempts_active", Help: "QR login attempts started and not yet finished.",
+		}),
+		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxauth_store_errors_total", Help: "Failed store operations by operation.",
+		}, []string{"op"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.Logins, m.WeChatCalls,
+			m.WeChatDuration, m.CallbackMessages, m.TokenRefreshes, m.QRAttempts, m.StoreErrors)
+	}
+	return m
+}
+
+// Login outcomes of [Metrics.Login].
+const (
+	LoginSuccess     = "success"      // a session was issued
+	LoginDenied      = "denied"       // the user refused consent (callback without code)
+	LoginSnapshot    = "snapshot"     // is_snapshotuser=1: no session
+	LoginExpiredCode = "expired_code" // 40029, 40163 or 42003
+	LoginWeChatBusy  = "wechat_busy"  // -1, 45011, 5xx or timeout after retries
+	LoginError       = "error"        // anything else
+)
+
+// Login counts one login outcome for scope (snsapi_base or
+// snsapi_userinfo).
+func (m *Metrics) Login(scope, outcome string) {
+	if m == nil {
+		return
+	}
+	m.Logins.WithLabelValues(scope, outcome).Inc()
+}
+
+// HTTPRequest records one served request: its route template, method,
+// status and duration in seconds.
+func (m *Metrics) HTTPRequest(route, method string, status int, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.HTTPDuration.WithLabelValues(route, method).Observe(seconds)
+}
+
+// CallbackMessage counts one /wx request; see [Metrics.CallbackMessages].
+func (m *Metrics) CallbackMessage(typ, mode, outcome string) {
+	if m == nil {
+		return
+	}
+	m.CallbackMessages.WithLabelValues(typ, mode, outcome).Inc()
+}
+
+// QRAttemptStarted adds one active QR login attempt.
+func (m *Metrics) QRAttemptStarted() {
+	if m == nil {
+		return
+	}
+	m.QRAttempts.Inc()
+}
+
+// QRAttemptEnded removes one active QR login attempt (finished, cancelled
+// or expired).
+func (m *Metrics) QRAttemptEnded() {
+	if m == nil {
+		return
+	}
+	m.QRAttempts.Dec()
+}
+
+// StoreError counts one failed store operation op ("Records.Get").
+func (m *Metrics) StoreError(op string) {
+	if m == nil {
+		return
+	}
+	m.StoreErrors.WithLabelValues(op).Inc()
+}
