@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/session"
 )
@@ -31,12 +29,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, _ i
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := config.Load(getenv, *configFile)
+	cfg, err := loadCLIConfig(getenv, *configFile)
 	if err != nil {
-		var p config.Problems
-		if errors.As(err, &p) {
-			return fmt.Errorf("configuration:\n%w", err)
-		}
 		return err
 	}
 	logger := slog.New(slog.DiscardHandler)

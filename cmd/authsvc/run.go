@@ -20,6 +20,8 @@ Commands:
   dev        run the service, the WeChat emulator and the example H5 app on loopback, no configuration
   emulate    run the WeChat emulator alone
   keys       list or rotate the JWT signing keys (keys list | keys rotate)
+  qrcode     create a QR code with parameters (qrcode create --scene S [--expire N | --permanent] [--out qr.png])
+  menu       manage the custom menu (menu create FILE.json | menu get | menu delete)
   version    print the version
 
 Run 'authsvc <command> --help' for a command's flags. Configuration: see README.md.
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runEmulate(ctx, rest, getenv, stdin, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdin, stdout, stderr)
+	case "qrcode":
+		return runQRCode(ctx, rest, getenv, stdin, stdout, stderr)
+	case "menu":
+		return runMenu(ctx, rest, getenv, stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "authsvc", version())
 		return nil

@@ -74,6 +74,12 @@ func (p *pages) fromError(ctx context.Context, step string, err error) apiError 
 		return errUnavailable
 	}
 	var we *wechat.Error
+	if errors.As(err, &we) && we.Code == wechat.CodeIPWhitelist {
+		p.logger.ErrorContext(ctx, "wechat refused this server's IP", "step", step, "api", we.API, "errcode", we.Code, "request_id", RequestID(ctx))
+		return apiError{Status: http.StatusBadGateway, Code: "wechat_ip_whitelist", Title: "Server not whitelisted", TitleZh: "服务器 IP 不在白名单中",
+			Message:   "WeChat refused this server's IP address (40164): add it to the IP whitelist in the Official Account console.",
+			MessageZh: "微信拒绝了本服务器的 IP（40164）：请在公众号后台将其加入 IP 白名单。"}
+	}
 	if errors.As(err, &we) {
 		p.logger.ErrorContext(ctx, "wechat refused", "step", step, "api", we.API, "errcode", we.Code, "request_id", RequestID(ctx))
 		return apiError{Status: http.StatusBadGateway, Code: "wechat_error", Title: "WeChat refused the request", TitleZh: "微信拒绝了请求",
