@@ -316,3 +316,7 @@ func readAll(tb testing.TB, r io.Reader) string {
 func static(r Reply) Handler {
 	return HandlerFunc(func(context.Context, *Message) (Reply, error) { return r, nil })
 }
+
+func newJSONLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
