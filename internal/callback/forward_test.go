@@ -94,7 +94,9 @@ func TestForwarder(t *testing.T) {
 		"Status500":   func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
 		"NotJSON":     func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<xml/>") },
 		"UnknownType": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"type":"sticker"}`) },
-		"UnknownKey":  func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"type":"text","content":"x","extra":1}`) },
+		"UnknownKey": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"type":"text","content":"x","extra":1}`)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			answer = a
