@@ -2,7 +2,6 @@ package wechat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -166,7 +165,7 @@ func (a *API) CreateQRCode(ctx context.Context, req QRCodeRequest) (*QRCode, err
 	type actionInfo struct {
 		Scene scene `json:"scene"`
 	}
-	body, err := json.Marshal(struct {
+	body, err := marshalJSON(struct {
 		ExpireSeconds int        `json:"expire_seconds,omitempty"`
 		ActionName    string     `json:"action_name"`
 		ActionInfo    actionInfo `json:"action_info"`
@@ -217,22 +216,29 @@ func (a *API) ShowQRCode(ctx context.Context, ticket string) ([]byte, error) {
 type Follower struct {
 	// Subscribe is 1 when the user follows the account; 0 otherwise, and
 	// then only OpenID (and UnionID) are set.
-	Subscribe int    `json:"subscribe"`
-	OpenID    string `json:"openid"`
-	Language  string `json:"language"`
+	Subscribe int `json:"subscribe"`
+	// OpenID is the user's openid under this account.
+	OpenID string `json:"openid"`
+	// Language is the user's WeChat language, e.g. "zh_CN".
+	Language string `json:"language"`
 	// SubscribeTime is when the user last followed, in Unix seconds.
-	SubscribeTime int64  `json:"subscribe_time"`
-	UnionID       string `json:"unionid,omitempty"`
-	Remark        string `json:"remark"`
-	GroupID       int    `json:"groupid"`
-	TagIDs        []int  `json:"tagid_list"`
+	SubscribeTime int64 `json:"subscribe_time"`
+	// UnionID is present when the account is bound to an Open Platform
+	// account.
+	UnionID string `json:"unionid,omitempty"`
+	// Remark is the account operator's note on the follower.
+	Remark string `json:"remark"`
+	// GroupID is the legacy group id (tags replaced groups).
+	GroupID int `json:"groupid"`
+	// TagIDs are the ids of the follower's tags.
+	TagIDs []int `json:"tagid_list"`
 	// SubscribeScene is how the user came, e.g. ADD_SCENE_QR_CODE,
 	// ADD_SCENE_SEARCH, ADD_SCENE_OTHERS.
 	SubscribeScene string `json:"subscribe_scene"`
 	// QRScene and QRSceneStr are the scene of the QR code the user
 	// followed through, if any.
-	QRScene    int64  `json:"qr_scene"`
-	QRSceneStr string `json:"qr_scene_str"`
+	QRScene    int64  `json:"qr_scene"`     // integer scene, 0 when none
+	QRSceneStr string `json:"qr_scene_str"` // string scene, "" when none
 }
 
 // Follower fetches the record of the user openID (GET cgi-bin/user/info).

@@ -342,3 +342,13 @@ func TestAPI_TokenRefusedTwice(t *testing.T) {
 	}
 	assertNoSecret(t, err.Error(), "TOKEN-1", "TOKEN-2")
 }
+
+func TestMarshalJSON(t *testing.T) {
+	b, err := marshalJSON(Menu{Buttons: []Button{{Type: "view", Name: "商城", URL: "https://h5.example.com/?a=1&b=<2>"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"button":[{"type":"view","name":"商城","url":"https://h5.example.com/?a=1&b=<2>"}]}`; string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
+	}
+}

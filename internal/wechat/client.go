@@ -335,6 +335,18 @@ func (c *Client) logCall(ctx context.Context, api string, status int, err error,
 	c.log.LogAttrs(ctx, slog.LevelDebug, "wechat: call", attrs...)
 }
 
+// marshalJSON encodes v as WeChat reads it: UTF-8 as is, and &, <, >
+// unescaped (menu URLs keep their query).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // getJSON runs r and decodes its body into out.
 func (c *Client) getJSON(ctx context.Context, r request, out any) error {
 	body, err := c.do(ctx, r)

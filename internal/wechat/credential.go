@@ -35,7 +35,7 @@ type Credential struct {
 //
 // https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/getStableAccessToken.html
 func (c *Client) StableToken(ctx context.Context, forceRefresh bool) (Credential, error) {
-	body, err := json.Marshal(struct {
+	body, err := marshalJSON(struct {
 		GrantType    string `json:"grant_type"`
 		AppID        string `json:"appid"`
 		Secret       string `json:"secret"`

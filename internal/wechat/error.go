@@ -131,9 +131,15 @@ func Temporary(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// redactedKeys are query parameters whose values never leave the package in
-// an error or a log line.
-var redactedKeys = [...]string{"secret", "code", "access_token", "refresh_token", "appsecret", "ticket"}
+// secretParam reports whether the value of query parameter k must never
+// leave the package in an error or a log line.
+func secretParam(k string) bool {
+	switch k {
+	case "secret", "appsecret", "code", "access_token", "refresh_token", "ticket":
+		return true
+	}
+	return false
+}
 
 // redactURL returns raw with the values of the secret query parameters
 // replaced by REDACTED. A URL that cannot be parsed is replaced whole.
@@ -152,8 +158,8 @@ func redactURL(raw string) string {
 		return u.String()
 	}
 	changed := false
-	for _, k := range redactedKeys {
-		if _, ok := q[k]; ok {
+	for k := range q {
+		if secretParam(k) {
 			q[k] = []string{"REDACTED"}
 			changed = true
 		}

@@ -2,7 +2,6 @@ package wechat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,17 +25,24 @@ type Menu struct {
 //   - article_id, article_view_limited: ArticleID
 //   - miniprogram: URL (shown by clients without mini programs), AppID, PagePath
 type Button struct {
+	// Type is one of the types above; empty on a parent of SubButtons.
 	Type string `json:"type,omitempty"`
 	// Name is at most 16 bytes on a top-level button, 60 in a sub-menu.
 	Name string `json:"name"`
 	// Key is the EventKey of the CLICK (etc.) event, at most 128 bytes.
 	Key string `json:"key,omitempty"`
 	// URL is at most 1024 bytes.
-	URL        string   `json:"url,omitempty"`
-	MediaID    string   `json:"media_id,omitempty"`
-	ArticleID  string   `json:"article_id,omitempty"`
-	AppID      string   `json:"appid,omitempty"`
-	PagePath   string   `json:"pagepath,omitempty"`
+	URL string `json:"url,omitempty"`
+	// MediaID is the permanent material of media_id and view_limited.
+	MediaID string `json:"media_id,omitempty"`
+	// ArticleID is the published article of article_id and
+	// article_view_limited.
+	ArticleID string `json:"article_id,omitempty"`
+	// AppID is the mini program of a miniprogram button.
+	AppID string `json:"appid,omitempty"`
+	// PagePath is the mini program page of a miniprogram button.
+	PagePath string `json:"pagepath,omitempty"`
+	// SubButtons are the 1 to 5 buttons of a top-level parent button.
 	SubButtons []Button `json:"sub_button,omitempty"`
 }
 
@@ -170,7 +176,7 @@ func (a *API) CreateMenu(ctx context.Context, m Menu) error {
 	if err := ValidateMenu(m); err != nil {
 		return err
 	}
-	body, err := json.Marshal(m)
+	body, err := marshalJSON(m)
 	if err != nil {
 		return fmt.Errorf("wechat: cgi-bin/menu/create: encode request: %w", err)
 	}

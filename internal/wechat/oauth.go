@@ -340,18 +340,21 @@ func extraString(t *oauth2.Token, key string) string {
 // UserInfo is a user's profile from sns/userinfo. Since 2021-10-20 Sex is 0
 // and Province, City, Country are empty for everyone.
 type UserInfo struct {
-	OpenID   string `json:"openid"`
+	// OpenID is the user's openid under this account.
+	OpenID string `json:"openid"`
+	// Nickname is the user's WeChat nickname (UTF-8, may hold emoji).
 	Nickname string `json:"nickname"`
 	// Sex is 0 unknown, 1 male, 2 female; WeChat sends 1 or "1", both are
 	// accepted.
 	Sex      int    `json:"sex"`
-	Province string `json:"province"`
-	City     string `json:"city"`
-	Country  string `json:"country"`
+	Province string `json:"province"` // empty since 2021-10-20
+	City     string `json:"city"`     // empty since 2021-10-20
+	Country  string `json:"country"`  // empty since 2021-10-20
 	// HeadImgURL is the avatar; its last path segment picks the size (0 =
 	// 640x640, 46, 64, 96, 132 pixels). Empty when none.
-	HeadImgURL string   `json:"headimgurl"`
-	Privilege  []string `json:"privilege"`
+	HeadImgURL string `json:"headimgurl"`
+	// Privilege lists the user's privileges (e.g. "chinaunicom").
+	Privilege []string `json:"privilege"`
 	// UnionID is present when the account is bound to an Open Platform
 	// account.
 	UnionID string `json:"unionid,omitempty"`
