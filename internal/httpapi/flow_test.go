@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,11 +38,18 @@ type harness struct {
 	emulator *wxemu.Emulator
 	sessions *session.Manager
 	mem      *memory.Store
+	clock    *testClock // the service's clock (sessions, records); the emulator keeps its own
 }
+
+// testClock is time.Now plus an offset tests move.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func newHarness(t testing.TB, denyRedirect bool) *harness {
 	t.Helper()
-	h := &harness{}
+	h := &harness{clock: &testClock{}}
 	// The service's URL must be known before the emulator's domain list.
 	mux := http.NewServeMux()
 	h.svc = httptest.NewServer(mux)
@@ -59,7 +67,7 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 	key := make([]byte, 32)
 	key[0] = 1
 	box, _ := secret.NewBox(key)
-	h.mem = memory.New(time.Now)
+	h.mem = memory.New(h.clock.Now)
 	t.Cleanup(func() { h.mem.Close() })
 	stores := store.Set{Users: h.mem, RefreshTokens: h.mem, Keys: h.mem, Records: h.mem, Locker: h.mem, TokenCache: h.mem, Broker: h.mem,
 		Ping: h.mem.Ping, Close: h.mem.Close}
@@ -72,7 +80,7 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box},
+	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now},
 		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +92,8 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
 	handler, err := httpapi.NewServer(httpapi.Options{
 		PublicURL: h.svc.URL, AppID: testAppID, Issuer: h.svc.URL, JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
-		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, AdminToken: "admin-token-0123456789",
+		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
+		Limits: httpapi.Limits{Rate: -1}, // the corpus tests send hundreds of requests from one IP
 	})
 	if err != nil {
 		t.Fatal(err)
