@@ -101,6 +101,7 @@ type snapshot struct {
 	value     string
 	refreshAt time.Time // due for refresh from then
 	expiresAt time.Time // WeChat's expiry
+	fence     int64     // fence of the lease it was fetched under; orders values across processes
 	bad       string    // a value reported failed: never served or adopted again
 }
 
@@ -345,7 +346,7 @@ func (m *TokenManager) flight(ctx context.Context, cr *cred, failed string) (str
 // equal to failed is never adopted; a non-empty failed forces the fetch.
 func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (string, error) {
 	if s, ok := m.readCache(ctx, cr, failed); ok {
-		return m.publish(cr, s), nil
+		return m.publishFenced(cr, s, true), nil
 	}
 	lease, err := m.locker.Lock(ctx, cr.lock, lockTTL)
 	if err != nil {
@@ -358,7 +359,7 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 		}
 	}()
 	if s, ok := m.readCache(ctx, cr, failed); ok {
-		return m.publish(cr, s), nil
+		return m.publishFenced(cr, s, true), nil
 	}
 	v, err := cr.fetch(ctx, failed != "")
 	if err != nil {
@@ -370,6 +371,7 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 		value:     v.Value,
 		expiresAt: fetched.Add(life),
 		refreshAt: fetched.Add(life - min(m.ahead, life/2)),
+		fence:     lease.Fence(),
 	}
 	err = m.cache.SetToken(ctx, cr.name, store.CachedToken{
 		Value:     m.box.Seal([]byte(v.Value), []byte(cr.name)),
@@ -381,13 +383,19 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 		// Our lease was lost and a newer holder stored its value: the
 		// shared value wins, so that every process uses the same one.
 		if cs, ok := m.readCache(ctx, cr, ""); ok {
-			return m.publish(cr, cs), nil
+			return m.publishFenced(cr, cs, true), nil
 		}
+		// The stored value is older yet fenced higher: the locker's fences
+		// went back (e.g. an in-process locker restarted beside a
+		// persistent cache). Serve ours rather than refetch on every call.
+		m.c.log.LogAttrs(ctx, slog.LevelWarn, "wechat: shared cache holds a higher fence than the lock grants; check that cache and locker are the same backend",
+			slog.String("credential", cr.name), slog.Int64("fence", lease.Fence()))
+		return m.publishFenced(cr, s, false), nil
 	case err != nil:
 		m.c.log.LogAttrs(ctx, slog.LevelWarn, "wechat: cannot store credential in the shared cache",
 			slog.String("credential", cr.name), slog.String("error", err.Error()))
 	}
-	return m.publish(cr, s), nil
+	return m.publishFenced(cr, s, true), nil
 }
 
 // readCache returns the shared cached value when it opens, is not failed
@@ -407,21 +415,23 @@ func (m *TokenManager) readCache(ctx context.Context, cr *cred, failed string) (
 			slog.String("credential", cr.name))
 		return nil, false
 	}
-	s := &snapshot{value: string(pt), expiresAt: ct.ExpiresAt, refreshAt: ct.ExpiresAt.Add(-m.ahead)}
+	s := &snapshot{value: string(pt), expiresAt: ct.ExpiresAt, refreshAt: ct.ExpiresAt.Add(-m.ahead), fence: ct.Fence}
 	if s.value == "" || s.value == failed || !m.c.now().Before(s.refreshAt) {
 		return nil, false
 	}
 	return s, true
 }
 
-// publish makes s the in-process copy unless a copy expiring later is
-// already there (a slower concurrent load must not roll back a refresh), or
-// s holds the value last reported failed. It returns the value to serve.
-func (m *TokenManager) publish(cr *cred, s *snapshot) string {
+// publishFenced makes s the in-process copy unless s holds the value last
+// reported failed or, when fenced, the copy there was fetched under a
+// higher fence (a slower concurrent load must not roll back a refresh;
+// fences, unlike clocks, agree across processes). It returns the value to
+// serve.
+func (m *TokenManager) publishFenced(cr *cred, s *snapshot, fenced bool) string {
 	for {
 		old := cr.cur.Load()
 		if old != nil && (old.bad != "" && old.bad == s.value ||
-			old.value != "" && old.value != s.value && old.expiresAt.After(s.expiresAt)) {
+			fenced && old.value != "" && old.fence > s.fence) {
 			return s.value
 		}
 		if cr.cur.CompareAndSwap(old, s) {

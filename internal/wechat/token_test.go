@@ -574,3 +574,23 @@ func TestTokenManager_Run(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestTokenManager_FenceRegression(t *testing.T) {
+	// The cache holds an old, due value under a fence the locker has not
+	// reached (its fences went back): serve the fetched token, and do not
+	// refetch on every call.
+	e := newTokenEnv(t)
+	name := "access_token:" + testAppID
+	e.cache.m[name] = store.CachedToken{
+		Value: newTestBox(t).Seal([]byte("OLD"), []byte(name)), ExpiresAt: e.clock.Now().Add(time.Minute), Fence: 1000,
+	}
+	m := e.manager(t, "")
+	for range 3 {
+		if tok := mustToken(t, m); tok != "TOKEN-1" {
+			t.Fatal(tok)
+		}
+	}
+	if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
+		t.Fatalf("%d upstream calls, want 1", c)
+	}
+}
