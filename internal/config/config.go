@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -74,6 +76,20 @@ type Config struct {
 	LogFormat   string // WXAUTH_LOG_FORMAT: json (default) or text
 	LogLevel    string // WXAUTH_LOG_LEVEL: debug, info (default), warn, error
 	PprofListen string // WXAUTH_PPROF_LISTEN: address of net/http/pprof, empty = off
+
+	// MetricsListen is WXAUTH_METRICS_LISTEN: host:port serving GET /metrics
+	// alone; empty serves /metrics on the main listener.
+	MetricsListen string
+	// RateLimit is WXAUTH_RATE_LIMIT: requests per second per client IP on
+	// /login, /oauth/callback, /session/refresh and /qr/sessions; default
+	// 10; 0 turns the limits off.
+	RateLimit float64
+	// RateBurst is WXAUTH_RATE_BURST: requests a client IP may make at once
+	// before RateLimit applies; default 40.
+	RateBurst int
+	// TrustedProxies is WXAUTH_TRUSTED_PROXIES, comma-separated CIDRs (or
+	// bare IPs): peers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Problems maps a variable name to what is wrong with it. It is the error
@@ -172,6 +188,15 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 		PprofListen:            l.str("WXAUTH_PPROF_LISTEN", ""),
 	}
 	c.Issuer = l.str("WXAUTH_ISSUER", c.PublicURL)
+	c.MetricsListen = l.str("WXAUTH_METRICS_LISTEN", "")
+	c.RateLimit = l.float("WXAUTH_RATE_LIMIT", 10)
+	c.RateBurst = l.positiveInt("WXAUTH_RATE_BURST", 40)
+	c.TrustedProxies = l.prefixes("WXAUTH_TRUSTED_PROXIES")
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			l.problems["WXAUTH_METRICS_LISTEN"] = "must be host:port"
+		}
+	}
 	defMode := "plain"
 	if c.EncodingAESKey != "" {
 		defMode = "safe"
@@ -255,6 +280,50 @@ func (l *loader) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func (l *loader) float(name string, def float64) float64 {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		l.problems[name] = "must be a number >= 0 (requests per second; 0 turns the limit off)"
+		return def
+	}
+	return f
+}
+
+func (l *loader) positiveInt(name string, def int) int {
+	v, ok := l.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		l.problems[name] = "must be a whole number >= 1"
+		return def
+	}
+	return n
+}
+
+// prefixes parses comma-separated CIDRs; a bare IP is a /32 or /128.
+func (l *loader) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, e := range l.list(name) {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				l.problems[name] = "must be comma-separated CIDRs such as 10.0.0.0/8,127.0.0.1/32 (bad entry " + strconv.Quote(e) + ")"
+				return nil
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 func (l *loader) list(name string) []string {

@@ -1,0 +1,203 @@
+package httpapi
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults of [Limits].
+const (
+	// DefaultRateLimit is the sustained rate of the limited endpoints, in
+	// requests per second per client IP (WXAUTH_RATE_LIMIT).
+	DefaultRateLimit = 10
+	// DefaultRateBurst is how many requests a client IP may make at once
+	// before the rate applies (WXAUTH_RATE_BURST).
+	DefaultRateBurst = 40
+	// maxRequestBody caps every request body, in bytes (1 MiB, the /wx
+	// limit); JSON endpoints cap theirs lower (maxJSONBody).
+	maxRequestBody = 1 << 20
+	// limiterIdle is how long a client IP's limiter is kept without use.
+	limiterIdle = 10 * time.Minute
+	// sweepEvery is how often idle limiters are looked for.
+	sweepEvery = time.Minute
+)
+
+// limitedPaths are the endpoints under per-IP rate limits: the ones that
+// create server state or call WeChat for anyone who asks.
+var limitedPaths = [...]string{"/login", "/oauth/callback", "/session/refresh", "/qr/sessions"}
+
+// Limits configures the per-IP rate limits of /login, /oauth/callback,
+// /session/refresh and /qr/sessions, and whose X-Forwarded-For is believed.
+type Limits struct {
+	// Rate is the sustained rate per client IP, in requests per second; 0
+	// means DefaultRateLimit, a negative value turns the limits off.
+	Rate float64
+	// Burst is the bucket size per client IP, in requests; 0 means
+	// DefaultRateBurst.
+	Burst int
+	// TrustedProxies are the peers (nginx, a load balancer) whose
+	// X-Forwarded-For names the client; from any other peer the header is
+	// ignored and the peer address is the client (WXAUTH_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
+}
+
+var errTooManyRequests = apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+	Title: "Too many requests", TitleZh: "请求过于频繁",
+	Message: "Too many requests from this address. Please wait a moment and try again.", MessageZh: "请求过于频繁，请稍候再试。"}
+
+// rateLimit answers 429 (our page or JSON, with Retry-After in seconds)
+// when a client IP exceeds its limit on a limited path, and caps every
+// request body at maxRequestBody bytes (reads past it fail with
+// *http.MaxBytesError).
+func rateLimit(l Limits, p *pages, now func() time.Time, next http.Handler) http.Handler {
+	if l.Rate == 0 {
+		l.Rate = DefaultRateLimit
+	}
+	if l.Burst <= 0 {
+		l.Burst = DefaultRateBurst
+	}
+	if now == nil {
+		now = time.Now
+	}
+	ls := &limiters{rate: rate.Limit(l.Rate), burst: l.Burst, m: map[netip.Addr]*limiterEntry{}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			if r.ContentLength > maxRequestBody {
+				p.error(w, r, errTooLarge)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		}
+		if l.Rate > 0 && r.Method != http.MethodOptions && isLimited(r.URL.Path) {
+			ip := ClientIP(r, l.TrustedProxies)
+			if wait := ls.take(ip, now()); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				p.error(w, r, errTooManyRequests)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLimited(path string) bool {
+	for _, p := range limitedPaths {
+		if path == p {
+			return true
+		}
+	}
+	return false
+}
+
+// limiters is a token bucket per client IP; buckets idle for limiterIdle
+// are dropped (a full bucket is what a new one would be anyway).
+type limiters struct {
+	rate  rate.Limit
+	burst int
+
+	mu        sync.Mutex
+	m         map[netip.Addr]*limiterEntry
+	lastSweep time.Time
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// take spends one token of ip's bucket at now; it returns 0 when allowed,
+// else how long until a token is available.
+func (ls *limiters) take(ip netip.Addr, now time.Time) time.Duration {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if now.Sub(ls.lastSweep) >= sweepEvery {
+		for k, e := range ls.m {
+			if now.Sub(e.last) >= limiterIdle {
+				delete(ls.m, k)
+			}
+		}
+		ls.lastSweep = now
+	}
+	e, ok := ls.m[ip]
+	if !ok {
+		e = &limiterEntry{lim: rate.NewLimiter(ls.rate, ls.burst)}
+		ls.m[ip] = e
+	}
+	e.last = now
+	res := e.lim.ReserveN(now, 1)
+	if !res.OK() {
+		return time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// size returns how many client IPs have a bucket.
+func (ls *limiters) size() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return len(ls.m)
+}
+
+// ClientIP returns the address of the client that made r. The TCP peer is
+// the client unless it is in trusted (a reverse proxy): then the
+// X-Forwarded-For list is read from the right, skipping trusted hops, and
+// the first address not in trusted is the client. A malformed entry stops
+// the walk at the last good hop. IPv4-mapped IPv6 addresses are unmapped.
+// The zero Addr is returned only when RemoteAddr has no IP (never with
+// net/http's server).
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := parseIP(r.RemoteAddr)
+	if !peer.IsValid() || !inPrefixes(peer, trusted) {
+		return peer
+	}
+	client := peer
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			ip := parseIP(strings.TrimSpace(parts[j]))
+			if !ip.IsValid() {
+				return client
+			}
+			client = ip
+			if !inPrefixes(ip, trusted) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+// parseIP reads "ip", "ip:port" or "[ip]:port".
+func parseIP(s string) netip.Addr {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	s = strings.Trim(s, "[]")
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
