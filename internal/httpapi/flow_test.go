@@ -372,3 +372,32 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 		t.Errorf("discovery: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestLogin_ReturningUserScope: /login without a scope is silent
+// (snsapi_base) for a browser whose session names a user with a fresh
+// profile, and snsapi_userinfo otherwise.
+func TestLogin_ReturningUserScope(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	scopeOf := func() string {
+		resp, body := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage), "")
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("/login: %d %s", resp.StatusCode, body)
+		}
+		u, _ := url.Parse(resp.Header.Get("Location"))
+		return u.Query().Get("scope")
+	}
+	if got := scopeOf(); got != wechat.ScopeUserInfo {
+		t.Errorf("first visit: scope %s", got)
+	}
+	h.login(c, wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
+	if got := scopeOf(); got != wechat.ScopeBase {
+		t.Errorf("returning user with a fresh profile: scope %s", got)
+	}
+	c2 := newClient(t)
+	h.login(c2, wechat.ScopeBase, "oWXEMU_bob", "allow")
+	c = c2
+	if got := scopeOf(); got != wechat.ScopeUserInfo {
+		t.Errorf("returning user without a profile: scope %s", got)
+	}
+}
