@@ -43,14 +43,17 @@ func BenchmarkRecords_StateRoundTrip(b *testing.B) {
 		for pb.Next() {
 			key := stateKey("state:", seq.Add(1))
 			if err := s.Put(ctx, key, val, stateTTL); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			got, err := s.Get(ctx, key)
 			if err != nil || !bytes.Equal(got, val) {
-				b.Fatalf("Get(%s) = %q, %v", key, got, err)
+				b.Errorf("Get(%s) = %q, %v", key, got, err)
+				return
 			}
 			if err := s.Delete(ctx, key); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 		}
 	})
@@ -73,23 +76,29 @@ func BenchmarkRecords_CallbackSequence(b *testing.B) {
 		for pb.Next() {
 			state := stateKey("", seq.Add(1))
 			if err := s.Put(ctx, "state:"+state, val, stateTTL); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			if _, err := s.Get(ctx, "done:"+state); !errors.Is(err, store.ErrNotFound) {
-				b.Fatalf("done: before the callback: %v", err)
+				b.Errorf("done: before the callback: %v", err)
+				return
 			}
 			if got, err := s.Get(ctx, "state:"+state); err != nil || !bytes.Equal(got, val) {
-				b.Fatalf("state: %q, %v", got, err)
+				b.Errorf("state: %q, %v", got, err)
+				return
 			}
 			first, err := s.PutIfAbsent(ctx, "cb:"+state, []byte{1}, stateTTL)
 			if err != nil || !first {
-				b.Fatalf("cb: PutIfAbsent = %v, %v; want true", first, err)
+				b.Errorf("cb: PutIfAbsent = %v, %v; want true", first, err)
+				return
 			}
 			if err := s.Put(ctx, "done:"+state, done, 2*time.Minute); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			if err := s.Delete(ctx, "state:"+state); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			s.Delete(ctx, "cb:"+state)
 			s.Delete(ctx, "done:"+state)
@@ -118,10 +127,12 @@ func BenchmarkRecords_StateRoundTripRetained(b *testing.B) {
 		for pb.Next() {
 			key := stateKey("state:", seq.Add(1))
 			if err := s.Put(ctx, key, val, stateTTL); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			if _, err := s.Take(ctx, key); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 		}
 	})

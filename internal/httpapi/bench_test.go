@@ -1,0 +1,112 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/wxauth/wxauth/internal/wechat"
+)
+
+// weChatUA is the User-Agent of WeChat's in-app browser: /login sends other
+// browsers to the QR login page when QR login is on.
+const weChatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
+
+// benchHandler returns the whole service handler of a harness (middleware,
+// router and handlers; rate limits off), to be called through
+// httptest.NewRecorder without a network.
+func benchHandler(b *testing.B) (*harness, http.Handler) {
+	b.Helper()
+	h := newHarness(b, true)
+	return h, h.svc.Config.Handler
+}
+
+// serveOnce runs one request through handler and fails unless the status is
+// want. It returns the recorder.
+func serveOnce(b *testing.B, handler http.Handler, target string, want int, headers ...string) *httptest.ResponseRecorder {
+	b.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	if rec.Code != want {
+		b.Fatalf("GET %s: %d, want %d: %s", target, rec.Code, want, rec.Body)
+	}
+	return rec
+}
+
+// runParallel serves target through handler b.N times from GOMAXPROCS
+// goroutines; every answer must have status want.
+func runParallel(b *testing.B, handler http.Handler, target string, want int, headers ...string) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, target, nil)
+			for i := 0; i+1 < len(headers); i += 2 {
+				req.Header.Set(headers[i], headers[i+1])
+			}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != want {
+				b.Errorf("GET %s: %d, want %d", target, rec.Code, want)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkHelloRecorder is the ceiling of this harness: a bare handler
+// writing "hello" through the same httptest request and recorder, so the
+// other benchmarks read as a multiple of it.
+func BenchmarkHelloRecorder(b *testing.B) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
+	runParallel(b, hello, "/", http.StatusOK)
+}
+
+// BenchmarkLogin is GET /login: redirect allowlist, a new 22-character
+// state, its record in the in-memory store, the state cookie and the
+// authorize URL (302).
+func BenchmarkLogin(b *testing.B) {
+	_, handler := benchHandler(b)
+	target := "/login?redirect=" + url.QueryEscape(testPage) + "&scope=" + wechat.ScopeBase
+	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "/connect/oauth2/authorize?appid="+testAppID) {
+		b.Fatalf("/login redirected to %q", loc)
+	}
+	runParallel(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+}
+
+// BenchmarkVerify is GET /verify with a valid ES256 JWT in the
+// Authorization header (nginx auth_request), the same token every time as
+// a page's repeated API calls send it.
+func BenchmarkVerify(b *testing.B) {
+	h, handler := benchHandler(b)
+	resp, _ := h.login(newClient(b), wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
+	jwt := fragment(b, resp).Get("access_token")
+	rec := serveOnce(b, handler, "/verify", http.StatusOK, "Authorization", "Bearer "+jwt)
+	if rec.Header().Get("X-Auth-Request-Openid") != "oWXEMU_alice" {
+		b.Fatalf("/verify headers %v", rec.Header())
+	}
+	serveOnce(b, handler, "/verify", http.StatusUnauthorized, "Authorization", "Bearer "+jwt[:len(jwt)-2]+"AA")
+	runParallel(b, handler, "/verify", http.StatusOK, "Authorization", "Bearer "+jwt)
+}
+
+// BenchmarkJSSDKConfig is GET /jssdk/config with the jsapi_ticket warm:
+// allowlist check of the page URL, the ticket from memory, a nonce and the
+// SHA-1 signature, JSON by hand.
+func BenchmarkJSSDKConfig(b *testing.B) {
+	_, handler := benchHandler(b)
+	target := "/jssdk/config?url=" + url.QueryEscape(testPage+"?from=menu#top")
+	rec := serveOnce(b, handler, target, http.StatusOK) // fetches the access token and the ticket
+	if !strings.Contains(rec.Body.String(), `"signature":"`) {
+		b.Fatalf("/jssdk/config: %s", rec.Body)
+	}
+	serveOnce(b, handler, "/jssdk/config?url="+url.QueryEscape("https://evil.example/"), http.StatusBadRequest)
+	runParallel(b, handler, target, http.StatusOK)
+}
