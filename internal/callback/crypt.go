@@ -67,26 +67,22 @@ func (c *Crypter) AppID() string { return c.appID }
 // prefix random (WeChat's samples use 16 random letters or bytes). It returns
 // an error when random is not 16 bytes or msg is longer than 2^31 bytes.
 func (c *Crypter) Encrypt(random []byte, msg []byte) (string, error) {
-	out, err := c.appendEncrypt(nil, random, msg)
+	out, _, err := c.appendEncrypt(nil, nil, random, msg)
 	return string(out), err
 }
 
-// appendEncrypt appends the base64 ciphertext to dst.
-func (c *Crypter) appendEncrypt(dst, random, msg []byte) ([]byte, error) {
+// appendEncrypt appends the base64 ciphertext to dst, building the
+// plaintext in scratch (grown as needed and returned for reuse).
+func (c *Crypter) appendEncrypt(dst, scratch, random, msg []byte) (out, scratchOut []byte, err error) {
 	if len(random) != randomLen {
-		return dst, fmt.Errorf("callback: encrypt: random prefix is %d bytes, want %d", len(random), randomLen)
+		return dst, scratch, fmt.Errorf("callback: encrypt: random prefix is %d bytes, want %d", len(random), randomLen)
 	}
 	if len(msg) > 1<<31 {
-		return dst, fmt.Errorf("callback: encrypt: message of %d bytes is too long", len(msg))
+		return dst, scratch, fmt.Errorf("callback: encrypt: message of %d bytes is too long", len(msg))
 	}
 	n := randomLen + 4 + len(msg) + len(c.appID)
 	pad := padBlock - n%padBlock
-	total := n + pad
-	var stack [1024]byte
-	plain := stack[:0]
-	if total > len(stack) {
-		plain = make([]byte, 0, total)
-	}
+	plain := scratch[:0]
 	plain = append(plain, random...)
 	plain = binary.BigEndian.AppendUint32(plain, uint32(len(msg)))
 	plain = append(plain, msg...)
@@ -95,7 +91,7 @@ func (c *Crypter) appendEncrypt(dst, random, msg []byte) ([]byte, error) {
 		plain = append(plain, byte(pad))
 	}
 	cipher.NewCBCEncrypter(c.block, c.iv[:]).CryptBlocks(plain, plain)
-	return base64.StdEncoding.AppendEncode(dst, plain), nil
+	return base64.StdEncoding.AppendEncode(dst, plain), plain, nil
 }
 
 // Decrypt returns the message inside the base64 ciphertext b64 and the appid

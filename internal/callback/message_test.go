@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const hdr = "<ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o_1]]></FromUserName><CreateTime>1348831860</CreateTime>"
@@ -200,6 +201,13 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add([]byte("<xml><Content>a&amp;<![CDATA[b]]></Content><X><Y/></X></xml>"))
 	f.Add([]byte("<?xml version=\"1.0\"?><!-- c --><xml><Encrypt>abc</Encrypt></xml>"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		naive := utf8.Valid(b)
+		for _, r := range string(b) {
+			naive = naive && isXMLChar(r)
+		}
+		if validXMLText(b) != naive {
+			t.Fatalf("validXMLText(%q) = %v", b, !naive)
+		}
 		var h header
 		if err := parseHeader(b, &h); err != nil {
 			if !errors.Is(err, ErrParseXML) {

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 )
@@ -99,11 +100,11 @@ func (h *header) set(name, val []byte) error {
 	case "CreateTime":
 		h.CreateTime, err = parseInt(val)
 	case "MsgType":
-		h.MsgType = string(val)
+		h.MsgType = intern(val)
 	case "MsgId":
 		h.MsgID, err = parseInt(val)
 	case "Event":
-		h.Event = string(val)
+		h.Event = intern(val)
 	case "EventKey":
 		h.EventKey = string(val)
 	case "Ticket":
@@ -115,6 +116,33 @@ func (h *header) set(name, val []byte) error {
 		h.hasEncrypt = true
 	}
 	return err
+}
+
+// intern returns the common MsgType and Event values without allocating.
+func intern(val []byte) string {
+	switch string(val) {
+	case "text":
+		return "text"
+	case "image":
+		return "image"
+	case "voice":
+		return "voice"
+	case "event":
+		return "event"
+	case "subscribe":
+		return "subscribe"
+	case "unsubscribe":
+		return "unsubscribe"
+	case "SCAN":
+		return "SCAN"
+	case "CLICK":
+		return "CLICK"
+	case "VIEW":
+		return "VIEW"
+	case "LOCATION":
+		return "LOCATION"
+	}
+	return string(val)
 }
 
 // parseInt parses a decimal integer surrounded by optional XML whitespace;
@@ -381,7 +409,16 @@ func isXMLChar(r rune) bool {
 
 // validXMLText reports whether b is UTF-8 made only of XML 1.0 characters.
 func validXMLText(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
 	for i := 0; i < len(b); {
+		// Fast path: 8 bytes of printable ASCII at a time.
+		if i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if x&hi == 0 && (x-lo)&^x&hi == 0 {
+				i += 8
+				continue
+			}
+		}
 		c := b[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {

@@ -373,8 +373,11 @@ func (s *Server) appendEncrypted(dst []byte, c *Crypter, reply []byte, nonce str
 	if _, err := io.ReadFull(s.rand, random[:]); err != nil {
 		return dst, errRandom
 	}
-	var encBuf [2048]byte
-	enc, err := c.appendEncrypt(encBuf[:0], random[:], reply)
+	sp, ep := s.getBuf(), s.getBuf()
+	defer s.putBuf(sp)
+	defer s.putBuf(ep)
+	enc, scratch, err := c.appendEncrypt((*ep)[:0], (*sp)[:0], random[:], reply)
+	*ep, *sp = enc[:0], scratch[:0]
 	if err != nil {
 		return dst, err
 	}
@@ -474,7 +477,9 @@ func (s *Server) handle(ctx context.Context, m *Message, key string, dedup bool,
 			slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.String("error", err.Error()))
 		reply = nil
 	}
-	rec = s.encode(ctx, []byte{recDone}, m, reply)
+	rec = make([]byte, 1, 512)
+	rec[0] = recDone
+	rec = s.encode(ctx, rec, m, reply)
 	s.store(ctx, key, rec, dedup)
 	if s.logger.Enabled(ctx, slog.LevelDebug) {
 		s.logger.LogAttrs(ctx, slog.LevelDebug, "callback handled",

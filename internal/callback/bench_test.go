@@ -1,0 +1,195 @@
+package callback
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchRequests are distinct deliveries (distinct MsgIds), so that every
+// iteration is handled rather than answered from the de-duplication record.
+type benchRequests struct {
+	urls   []*url.URL
+	bodies [][]byte
+}
+
+const benchDistinct = 4096
+
+func newBenchRequests(tb testing.TB, safe bool) *benchRequests {
+	tb.Helper()
+	ts := itoa(testNow)
+	c := mustCrypter(tb, testKey, testAppID)
+	br := &benchRequests{}
+	for i := 0; i < benchDistinct; i++ {
+		body := textXML(int64(1e15+i), "hi")
+		q := url.Values{"signature": {Sign(testToken, ts, testNonce)}, "timestamp": {ts}, "nonce": {testNonce}, "openid": {testOpenID}}
+		if safe {
+			enc, err := c.Encrypt([]byte("a8eedb185eb2fecf"), []byte(body))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			body = "<xml><ToUserName><![CDATA[" + testGhID + "]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+			q.Set("encrypt_type", "aes")
+			q.Set("msg_signature", Sign(testToken, ts, testNonce, enc))
+		}
+		u, _ := url.Parse("/wx?" + q.Encode())
+		br.urls = append(br.urls, u)
+		br.bodies = append(br.bodies, []byte(body))
+	}
+	return br
+}
+
+func benchServer(b *testing.B, safe bool) {
+	rules, err := ParseRules(SampleRules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b, rules, func(c *Config) {
+		c.Logger = nil
+		if safe {
+			c.Mode = "safe"
+		}
+	})
+	br := newBenchRequests(b, safe)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % benchDistinct
+		if j == 0 && i > 0 {
+			b.StopTimer()
+			e.records.m = map[string][]byte{}
+			b.StartTimer()
+		}
+		r := &http.Request{Method: http.MethodPost, URL: br.urls[j], Header: http.Header{},
+			Body: io.NopCloser(bytes.NewReader(br.bodies[j])), ContentLength: int64(len(br.bodies[j]))}
+		w.Body.Reset()
+		e.srv.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || w.Body.Len() < 100 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkServer_SafeText is one safe-mode text round trip: verify,
+// decrypt, scan, route through the sample Rules, de-duplicate against a map,
+// encode, encrypt and sign the reply.
+func BenchmarkServer_SafeText(b *testing.B) { benchServer(b, true) }
+
+// BenchmarkServer_PlainText is the same round trip in plaintext mode.
+func BenchmarkServer_PlainText(b *testing.B) { benchServer(b, false) }
+
+// BenchmarkHello is a bare net/http handler through the same request
+// construction and recorder: the reference for the Server's overhead.
+func BenchmarkHello(b *testing.B) {
+	br := newBenchRequests(b, false)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		j := i % benchDistinct
+		r := &http.Request{Method: http.MethodPost, URL: br.urls[j], Header: http.Header{},
+			Body: io.NopCloser(bytes.NewReader(br.bodies[j])), ContentLength: int64(len(br.bodies[j]))}
+		w.Body.Reset()
+		h.ServeHTTP(w, r)
+	}
+}
+
+// benchLoopback posts the requests to h over loopback HTTP/1.1 keep-alive.
+func benchLoopback(b *testing.B, h http.Handler, br *benchRequests, reset func()) {
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	client := ts.Client()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % benchDistinct
+		if j == 0 && i > 0 && reset != nil {
+			b.StopTimer()
+			reset()
+			b.StartTimer()
+		}
+		resp, err := client.Post(ts.URL+br.urls[j].String(), "text/xml", bytes.NewReader(br.bodies[j]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
+
+// BenchmarkLoopback_SafeText is BenchmarkServer_SafeText over loopback HTTP.
+func BenchmarkLoopback_SafeText(b *testing.B) {
+	rules, _ := ParseRules(SampleRules)
+	e := newEnv(b, rules, func(c *Config) { c.Logger, c.Mode = nil, "safe" })
+	benchLoopback(b, e.srv, newBenchRequests(b, true), func() { e.records.m = map[string][]byte{} })
+}
+
+// BenchmarkLoopback_Hello is a bare hello handler over loopback HTTP.
+func BenchmarkLoopback_Hello(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "hello")
+	})
+	benchLoopback(b, h, newBenchRequests(b, false), nil)
+}
+
+func BenchmarkSign(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		var buf [40]byte
+		appendSign(buf[:0], testToken, "1714112445", testNonce, vecSafeEncrypt)
+	}
+}
+
+func BenchmarkCrypter_Decrypt(b *testing.B) {
+	c := mustCrypter(b, vecSafeKey, vecSafeAppID)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(vecSafeEncrypt)))
+	for i := 0; i < b.N; i++ {
+		if _, _, err := c.Decrypt(vecSafeEncrypt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseHeader(b *testing.B) {
+	body := []byte(textXML(1234567890, "hello there"))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		var h header
+		if err := parseHeader(body, &h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendReply(b *testing.B) {
+	r := TextReply{Content: "Hello! 你好！This account is served by wxauth."}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf = AppendReply(buf[:0], r, testOpenID, testGhID, testNow)
+	}
+}
+
+func BenchmarkAppendReply_News(b *testing.B) {
+	r := NewsReply{Articles: []Article{{Title: "wxauth", Description: "log in from WeChat", PicURL: "https://example.com/p.png", URL: "https://example.com/"}}}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf = AppendReply(buf[:0], r, testOpenID, testGhID, testNow)
+	}
+}
+
+var _ = strings.Repeat
+var _ = time.Second
