@@ -113,21 +113,26 @@ func queryEscapedLen(s string) int {
 	return n
 }
 
-// writeQueryEscaped writes url.QueryEscape(s) to b without allocating.
+// writeQueryEscaped writes url.QueryEscape(s) to b without allocating,
+// copying runs of unreserved bytes at once.
 func writeQueryEscaped(b *strings.Builder, s string) {
 	const hex = "0123456789ABCDEF"
+	start := 0
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case queryUnreserved(c):
-			b.WriteByte(c)
-		case c == ' ':
-			b.WriteByte('+')
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
+		c := s[i]
+		if queryUnreserved(c) {
+			continue
 		}
+		b.WriteString(s[start:i])
+		start = i + 1
+		if c == ' ' {
+			b.WriteByte('+')
+			continue
+		}
+		esc := [3]byte{'%', hex[c>>4], hex[c&15]}
+		b.Write(esc[:])
 	}
+	b.WriteString(s[start:])
 }
 
 // validRedirect reports whether s is an absolute http(s) URL with a host and
