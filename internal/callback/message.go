@@ -2,6 +2,7 @@ package callback
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -83,7 +84,7 @@ func (m *Message) Decode(v any) error {
 
 // ErrWrongType is returned (wrapped) by [Message.Decode] when asked to fill a
 // typed view of another message type.
-var ErrWrongType = fmt.Errorf("callback: message is of another type")
+var ErrWrongType = errors.New("callback: message is of another type")
 
 func isMsg(m *Message, types ...string) bool {
 	for _, t := range types {

@@ -498,15 +498,8 @@ func (s *Server) store(ctx context.Context, key string, rec []byte, dedup bool) 
 	defer cancel()
 	if err := s.records.Put(sctx, key, rec, s.dedupTTL); err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record not stored",
-			slog.String("msg_type", m2type(rec)), slog.String("error", err.Error()))
+			slog.Int("reply_bytes", len(rec)-1), slog.String("error", err.Error()))
 	}
-}
-
-func m2type(rec []byte) string {
-	if len(rec) > 1 {
-		return "reply"
-	}
-	return "success"
 }
 
 // await waits for the result of an earlier delivery of the same message,

@@ -534,3 +534,38 @@ func TestNewServer(t *testing.T) {
 		}
 	})
 }
+
+func TestServer_ReplyVector(t *testing.T) {
+	// official/ReplyA43: the encrypted reply of the debug demo.
+	e := newEnv(t, static(nil), func(c *Config) {
+		c.AESKey, c.AppID = vecSafeKey, vecSafeAppID
+		c.Rand = strings.NewReader("707722b803182950")
+		c.Now = func() time.Time { return time.Unix(1713424427, 0) }
+	})
+	got, err := e.srv.appendEncrypted(nil, e.srv.crypters[0], []byte(`{"demo_resp":"good luck"}`), "415670741")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<xml><Encrypt><![CDATA[" + vecReplyEncrypt + "]]></Encrypt><MsgSignature><![CDATA[1b9339964ed2e271e7c7b6ff2b0ef902fc94dea1]]></MsgSignature>" +
+		"<TimeStamp>1713424427</TimeStamp><Nonce><![CDATA[415670741]]></Nonce></xml>"
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestServer_LogsNoContents(t *testing.T) {
+	const content = "my-private-message-1234"
+	e := newEnv(t, static(TextReply{Content: "reply-private-5678"}), nil)
+	e.serve(safeRequest(t, testKey, textXML(1, content), itoa(testNow), false))
+	e.serve(plainRequest(textXML(2, content), itoa(testNow)))
+	e.serve(plainRequest(textXML(2, content), itoa(testNow-1000)))
+	logs := e.logs.String()
+	if !strings.Contains(logs, "callback handled") || !strings.Contains(logs, "openid_hash") {
+		t.Fatalf("debug lines missing: %s", logs)
+	}
+	for _, secret := range []string{content, "reply-private-5678", testOpenID, testToken + "\"", testKey} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log carries %q:\n%s", secret, logs)
+		}
+	}
+}
