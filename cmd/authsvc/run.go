@@ -19,6 +19,7 @@ Commands:
   serve      run the service, configured by WXAUTH_* environment variables
   dev        run the service, the WeChat emulator and the example H5 app on loopback, no configuration
   emulate    run the WeChat emulator alone
+  check      validate the configuration, open the stores and prove appid, AppSecret and IP whitelist (--offline skips WeChat)
   keys       list or rotate the JWT signing keys (keys list | keys rotate)
   qrcode     create a QR code with parameters (qrcode create --scene S [--expire N | --permanent] [--out qr.png])
   menu       manage the custom menu (menu create FILE.json | menu get | menu delete)
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDev(ctx, rest, getenv, stdin, stdout, stderr)
 	case "emulate":
 		return runEmulate(ctx, rest, getenv, stdin, stdout, stderr)
+	case "check":
+		return runCheck(ctx, rest, getenv, stdin, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdin, stdout, stderr)
 	case "qrcode":
