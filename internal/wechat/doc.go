@@ -7,9 +7,12 @@
 //
 // WeChat's errcodes become [*Error] values matched by code ([IsCode],
 // [Temporary]), never by errmsg text; non-200 answers are [*StatusError].
-// Every call has the caller's deadline and the http.Client's Timeout,
-// retries -1, 5xx and timeouts with jittered exponential backoff (100 ms,
-// 200 ms, 400 ms) while ctx allows, and reads at most 1 MiB. No appsecret,
+// Every call has the caller's deadline and the http.Client's Timeout per
+// attempt; errcode -1, 45011 (on calls that are harmless to repeat), HTTP
+// 5xx, timeouts and dropped connections are retried with jittered
+// exponential backoff (about 100 ms, 200 ms, 400 ms; at most 4 attempts)
+// while ctx allows, and other errcodes (40013, 40125, 40164, ...) are
+// returned at once. Every response is read through a 1 MiB limit. No appsecret,
 // code, access_token or refresh_token reaches an error string or a log
 // line: transport errors stay [*url.Error] with those query values
 // replaced by REDACTED, and logs carry the API path only.
