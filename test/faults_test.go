@@ -1,0 +1,111 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// emuFault scripts a failure of a WeChat path on the emulator (POST
+// /emu/faults).
+func emuFault(t *testing.T, emu, body string) {
+	t.Helper()
+	resp, err := http.Post(emu+"/emu/faults", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/emu/faults %s: %d", body, resp.StatusCode)
+	}
+}
+
+// TestFaults_CodeExchange drives WeChat's bad days on
+// sns/oauth2/access_token through the emulator and the running binary.
+func TestFaults_CodeExchange(t *testing.T) {
+	t.Parallel()
+	p := startDev(t)
+	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
+	waitReady(t, svc)
+
+	login := func(t *testing.T) (*http.Response, string) {
+		t.Helper()
+		b := newBrowser(t)
+		// The service's own deadline for /oauth/callback is 8 s; this bound
+		// only keeps a hanging service from hanging the test.
+		b.c.Timeout = 30 * time.Second
+		cb, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		if cb == "" {
+			t.Fatalf("emulator did not redirect: %d", resp.StatusCode)
+		}
+		return b.get(cb)
+	}
+	succeeded := func(t *testing.T, resp *http.Response, body string) {
+		t.Helper()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		frag, _ := url.ParseQuery(loc.Fragment)
+		if resp.StatusCode != http.StatusFound || frag.Get("access_token") == "" {
+			t.Fatalf("login did not complete: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+
+	// Sequential: the faults are per path on one emulator.
+	t.Run("BusyTwice", func(t *testing.T) {
+		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","errcode":-1,"times":2}`)
+		resp, body := login(t)
+		succeeded(t, resp, body)
+		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 3 {
+			t.Errorf("sns/oauth2/access_token called %v times, want 3 (two -1, then success)", n)
+		}
+	})
+	t.Run("BadGatewayTwice", func(t *testing.T) {
+		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","status":502,"times":2}`)
+		resp, body := login(t)
+		succeeded(t, resp, body)
+	})
+	t.Run("Delay10s", func(t *testing.T) {
+		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","delay_ms":10000,"times":1}`)
+		resp, body := login(t)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("slow WeChat: %d, want 503 with the busy page: %s", resp.StatusCode, body)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("Content-Type %q, want our HTML page", ct)
+		}
+		for _, want := range []string{"微信繁忙", "WeChat is busy", `id="retry"`, "/login?redirect="} {
+			if !strings.Contains(body, want) {
+				t.Errorf("busy page lacks %q:\n%s", want, body)
+			}
+		}
+		// Once WeChat is back, a new login works.
+		req, _ := http.NewRequest(http.MethodDelete, emu+"/emu/faults", nil)
+		if r, err := http.DefaultClient.Do(req); err == nil {
+			r.Body.Close()
+		}
+		resp, body = login(t)
+		succeeded(t, resp, body)
+	})
+	t.Run("ErrorCode", func(t *testing.T) {
+		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","errcode":40164,"times":1}`)
+		resp, body := login(t)
+		if resp.StatusCode < 400 || !strings.Contains(body, "40164") || !strings.Contains(body, "<html") {
+			t.Fatalf("refused exchange: %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("Readyz", func(t *testing.T) {
+		resp, err := http.Get(svc + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || v["status"] != "ready" {
+			t.Fatalf("/readyz: %d %v", resp.StatusCode, v)
+		}
+	})
+}
