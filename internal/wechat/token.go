@@ -345,7 +345,7 @@ func (m *TokenManager) flight(ctx context.Context, cr *cred, failed string) (str
 // it sealed with the lease's fence and publishes it in process. A value
 // equal to failed is never adopted; a non-empty failed forces the fetch.
 func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (string, error) {
-	if s, ok := m.readCache(ctx, cr, failed); ok {
+	if s, fresh := m.readCache(ctx, cr, failed); fresh {
 		return m.publishFenced(cr, s, true), nil
 	}
 	lease, err := m.locker.Lock(ctx, cr.lock, lockTTL)
@@ -358,10 +358,18 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 				slog.String("credential", cr.name), slog.String("error", err.Error()))
 		}
 	}()
-	if s, ok := m.readCache(ctx, cr, failed); ok {
-		return m.publishFenced(cr, s, true), nil
+	cached, fresh := m.readCache(ctx, cr, failed)
+	if fresh {
+		return m.publishFenced(cr, cached, true), nil
 	}
-	v, err := cr.fetch(ctx, failed != "")
+	// Force a new value (stable_token force_refresh, at most 20 a day) only
+	// when the refused value may still be WeChat's current one; a merely
+	// due value is renewed normally.
+	force := failed != "" && (cached == nil || cached.value == failed)
+	v, err := cr.fetch(ctx, force)
+	if err == nil && !force && failed != "" && v.Value == failed {
+		v, err = cr.fetch(ctx, true)
+	}
 	if err != nil {
 		return "", fmt.Errorf("wechat: refresh %s: %w", cr.name, err)
 	}
@@ -382,7 +390,7 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 	case errors.Is(err, store.ErrStale):
 		// Our lease was lost and a newer holder stored its value: the
 		// shared value wins, so that every process uses the same one.
-		if cs, ok := m.readCache(ctx, cr, ""); ok {
+		if cs, fresh := m.readCache(ctx, cr, ""); fresh {
 			return m.publishFenced(cr, cs, true), nil
 		}
 		// The stored value is older yet fenced higher: the locker's fences
@@ -398,9 +406,10 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 	return m.publishFenced(cr, s, true), nil
 }
 
-// readCache returns the shared cached value when it opens, is not failed
-// and is not yet due for refresh.
-func (m *TokenManager) readCache(ctx context.Context, cr *cred, failed string) (*snapshot, bool) {
+// readCache returns the shared cached value when it opens (nil when absent
+// or unreadable), and whether it is fresh: not failed and not yet due for
+// refresh.
+func (m *TokenManager) readCache(ctx context.Context, cr *cred, failed string) (cached *snapshot, fresh bool) {
 	ct, err := m.cache.GetToken(ctx, cr.name)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -416,8 +425,11 @@ func (m *TokenManager) readCache(ctx context.Context, cr *cred, failed string) (
 		return nil, false
 	}
 	s := &snapshot{value: string(pt), expiresAt: ct.ExpiresAt, refreshAt: ct.ExpiresAt.Add(-m.ahead), fence: ct.Fence}
-	if s.value == "" || s.value == failed || !m.c.now().Before(s.refreshAt) {
+	if s.value == "" {
 		return nil, false
+	}
+	if s.value == failed || !m.c.now().Before(s.refreshAt) {
+		return s, false
 	}
 	return s, true
 }

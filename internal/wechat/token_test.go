@@ -594,3 +594,45 @@ func TestTokenManager_FenceRegression(t *testing.T) {
 		t.Fatalf("%d upstream calls, want 1", c)
 	}
 }
+
+func TestTokenManager_InvalidateForceOnlyWhenNeeded(t *testing.T) {
+	// The cache holds X, due for refresh; T1 is reported failed. X is not
+	// the failed value, so the refresh is a normal one; WeChat answers T1
+	// again (stable_token repeats its current token), so the manager
+	// forces a new one.
+	var forced []bool
+	var mu sync.Mutex
+	f := newFake(t, map[string]http.HandlerFunc{"/cgi-bin/stable_token": func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ForceRefresh bool `json:"force_refresh"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		forced = append(forced, req.ForceRefresh)
+		mu.Unlock()
+		if req.ForceRefresh {
+			jsonBody(`{"access_token":"T2","expires_in":7200}`)(w, r)
+			return
+		}
+		jsonBody(`{"access_token":"T1","expires_in":7200}`)(w, r)
+	}})
+	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	cache := newFakeCache()
+	name := "access_token:" + testAppID
+	cache.m[name] = store.CachedToken{Value: newTestBox(t).Seal([]byte("X"), []byte(name)), ExpiresAt: clock.Now().Add(time.Minute)}
+	c := newTestClient(t, f)
+	c.now = clock.Now
+	m, err := NewTokenManager(c, TokenConfig{Cache: cache, Locker: newFakeLocker(), Box: newTestBox(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Invalidate(context.Background(), "T1"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := mustToken(t, m); tok != "T2" {
+		t.Fatal(tok)
+	}
+	if len(forced) != 2 || forced[0] || !forced[1] {
+		t.Fatalf("force_refresh per call = %v, want [false true]", forced)
+	}
+}
