@@ -165,10 +165,12 @@ func (m *TokenManager) AccessToken(ctx context.Context) (string, error) {
 }
 
 // Invalidate reports that the access_token failed was refused by WeChat
-// (40001, 40014, 42001). The token is refreshed (with force_refresh=true on
-// stable_token) only if failed is still the current value in this process
-// and in the shared cache; concurrent calls with one value share a single
-// refresh. It returns nil when failed is no longer current.
+// (40001, 40014, 42001). Nothing is fetched when this process or the shared
+// cache already holds another fresh token (compare-and-refresh); otherwise
+// a new one is fetched under the lock, with force_refresh=true on
+// stable_token when failed is still the cached value (or none is cached)
+// or WeChat answers failed again. Concurrent calls with one value share a
+// single refresh. A failed value is never served again by this process.
 //
 // Errors: [ErrInvalidArgument] for an empty failed; otherwise as
 // [TokenManager.AccessToken].
