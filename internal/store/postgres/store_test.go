@@ -1,0 +1,165 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/postgres"
+	"github.com/wxauth/wxauth/internal/store/storetest"
+)
+
+// newDatabase creates a database wxauth_test_<random> on the server of
+// WXAUTH_TEST_POSTGRES_URL (skipping t when unset), drops it when t ends,
+// and returns its URL.
+func newDatabase(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("WXAUTH_TEST_POSTGRES_URL")
+	if admin == "" {
+		t.Skip("WXAUTH_TEST_POSTGRES_URL not set: e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to WXAUTH_TEST_POSTGRES_URL: %v", err)
+	}
+	name := "wxauth_test_" + strings.ToLower(store.RandomBase62(12))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		conn.Close(ctx)
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("WXAUTH_TEST_POSTGRES_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// opener returns a constructor opening the database at dbURL, emptied of
+// the previous subtest's rows, and closed when the subtest ends.
+func opener(dbURL string) func(t *testing.T, now func() time.Time) *postgres.DB {
+	return func(t *testing.T, now func() time.Time) *postgres.DB {
+		t.Helper()
+		ctx := context.Background()
+		db, err := postgres.Open(ctx, dbURL, now)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `TRUNCATE users, identities, refresh_tokens, revoked_families,
+			signing_keys, records, tokens, locks`); err != nil {
+			t.Fatalf("truncate: %v", err)
+		}
+		return db
+	}
+}
+
+func TestDB_Users(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return open(t, now) })
+}
+
+func TestDB_RefreshTokens(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return open(t, now) })
+}
+
+func TestDB_Keys(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return open(t, now) })
+}
+
+func TestDB_Records(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return open(t, now) })
+}
+
+func TestDB_Locker(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return open(t, now) })
+}
+
+func TestDB_TokenCache(t *testing.T) {
+	open := opener(newDatabase(t))
+	storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return open(t, now) })
+}
+
+func TestOpen_ConcurrentMigrations(t *testing.T) {
+	dbURL := newDatabase(t)
+	ctx := context.Background()
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			db, err := postgres.Open(ctx, dbURL, nil)
+			if err == nil {
+				err = db.Ping(ctx)
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: Open: %v", i, err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var versions []string
+	rows, err := conn.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 || versions[0] != "0001_init" {
+		t.Fatalf("schema_migrations = %v, want [0001_init]", versions)
+	}
+}
+
+func TestOpen_Unavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://postgres:s3cret-pass@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", nil)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Open of an unreachable server: %v, want ErrUnavailable", err)
+	}
+	if strings.Contains(err.Error(), "s3cret-pass") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	if _, err := postgres.Open(ctx, "postgres://postgres:s3cret-pass@127.0.0.1:bad/x", nil); err == nil ||
+		strings.Contains(err.Error(), "s3cret-pass") {
+		t.Fatalf("Open of a bad URL: %v", err)
+	}
+}
