@@ -2,7 +2,6 @@ package callback
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -219,22 +218,23 @@ func appendCDATA(b []byte, value string) []byte {
 }
 
 // appendCDATAText appends value cleaned of non-XML characters; when cdata,
-// each "]]>" becomes "]]]]><![CDATA[>"; otherwise markup characters are
-// escaped.
+// each "]]>" of the cleaned text becomes "]]]]><![CDATA[>"; otherwise markup
+// characters are escaped.
 func appendCDATAText(b []byte, value string, cdata bool) []byte {
-	if simpleText(value) && (!cdata || !strings.Contains(value, "]]>")) {
+	if simpleText(value) {
 		return append(b, value...)
 	}
+	start := len(b)
 	for i := 0; i < len(value); {
 		c := value[i]
 		if c < utf8.RuneSelf {
 			switch {
 			case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
 				// dropped: not an XML character
-			case cdata && c == ']' && strings.HasPrefix(value[i:], "]]>"):
-				b = append(b, "]]]]><![CDATA[>"...)
-				i += 3
-				continue
+			case cdata && c == '>' && len(b)-start >= 2 && b[len(b)-1] == ']' && b[len(b)-2] == ']':
+				// "]]>" as written (dropped bytes may have joined it):
+				// end the section between "]]" and ">".
+				b = append(b, "]]><![CDATA[>"...)
 			case !cdata && c == '<':
 				b = append(b, "&lt;"...)
 			case !cdata && c == '&':

@@ -63,6 +63,8 @@ func TestAppendCDATA(t *testing.T) {
 		{"Plain", "abc", "abc"},
 		{"SplitsEnd", "a]]>b", "a]]]]><![CDATA[>b"},
 		{"SplitsTwice", "]]>]]>", "]]]]><![CDATA[>]]]]><![CDATA[>"},
+		{"SplitsEndJoinedByDrop", "]]\x80>", "]]]]><![CDATA[>"},
+		{"SplitsLongRun", "]]]>", "]]]]]><![CDATA[>"},
 		{"KeepsMarkup", "<a href='x'>&amp;</a>", "<a href='x'>&amp;</a>"},
 		{"KeepsNewlines", "a\r\nb\tc", "a\r\nb\tc"},
 		{"DropsControl", "a\x00b\x1bc\x7f", "abc\x7f"},
