@@ -254,81 +254,20 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	m := &Message{}
-	var h header
-	var crypter *Crypter
-	if strings.EqualFold(q.encryptType, "aes") {
-		if s.crypters == nil {
-			s.reject(ctx, w, http.StatusBadRequest, ErrNoAESKey)
-			return
-		}
-		var env header
-		if err := parseHeader(body, &env); err != nil || !env.hasEncrypt {
-			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
-			return
-		}
-		if !checkSign(q.msgSignature, s.token, q.timestamp, q.nonce, env.Encrypt) ||
-			q.signature != "" && !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
-			s.reject(ctx, w, http.StatusForbidden, ErrSignature)
-			return
-		}
-		if !s.fresh(q.timestamp) {
-			s.reject(ctx, w, http.StatusForbidden, ErrTimestamp)
-			return
-		}
-		plain, c, err := s.decrypt(env.Encrypt)
-		if err != nil {
-			s.reject(ctx, w, http.StatusBadRequest, err)
-			return
-		}
-		if err := parseHeader(plain, &h); err != nil {
-			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
-			return
-		}
-		crypter = c
-		m.setHeader(&h, plain)
-		m.Encrypted = true
-		m.Mode = "safe"
-		if env.MsgType != "" {
-			m.Mode = "compat"
-		}
-	} else {
-		if s.mode == "safe" {
-			s.reject(ctx, w, http.StatusForbidden, ErrPlainMode)
-			return
-		}
-		if !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
-			s.reject(ctx, w, http.StatusForbidden, ErrSignature)
-			return
-		}
-		if !s.fresh(q.timestamp) {
-			s.reject(ctx, w, http.StatusForbidden, ErrTimestamp)
-			return
-		}
-		if err := parseHeader(body, &h); err != nil {
-			s.reject(ctx, w, http.StatusBadRequest, ErrParseXML)
-			return
-		}
-		m.setHeader(&h, append([]byte(nil), body...))
-		m.Mode = "plain"
-	}
-	if s.originalID != "" && m.ToUserName != s.originalID {
-		s.reject(ctx, w, http.StatusForbidden, ErrToUserName)
+	m, crypter, status, err := s.message(q, body)
+	if err != nil {
+		s.reject(ctx, w, status, err)
 		return
 	}
-
 	reply := s.dispatch(ctx, m)
 	if len(reply) == 0 {
 		writeSuccess(w)
 		return
 	}
-	if crypter == nil && s.mode != "safe" {
+	if crypter == nil { // plaintext request: plaintext reply
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.Write(reply)
 		return
-	}
-	if crypter == nil {
-		crypter = s.crypters[0]
 	}
 	out := (*bp)[:0]
 	out, err = s.appendEncrypted(out, crypter, reply, q.nonce)
@@ -341,6 +280,65 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.Write(out)
+}
+
+// message checks the request (signatures, timestamp, mode, ToUserName),
+// decrypts it when encrypt_type=aes and scans the plaintext header. The
+// Crypter that decrypted is nil for plaintext requests. On rejection it
+// returns the HTTP status and an [*Error].
+func (s *Server) message(q query, body []byte) (*Message, *Crypter, int, error) {
+	m := &Message{Mode: "plain"}
+	var h header
+	var crypter *Crypter
+	if strings.EqualFold(q.encryptType, "aes") {
+		if s.crypters == nil {
+			return nil, nil, http.StatusBadRequest, ErrNoAESKey
+		}
+		var env header
+		if err := parseHeader(body, &env); err != nil || !env.hasEncrypt {
+			return nil, nil, http.StatusBadRequest, ErrParseXML
+		}
+		if !checkSign(q.msgSignature, s.token, q.timestamp, q.nonce, env.Encrypt) ||
+			q.signature != "" && !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
+			return nil, nil, http.StatusForbidden, ErrSignature
+		}
+		if !s.fresh(q.timestamp) {
+			return nil, nil, http.StatusForbidden, ErrTimestamp
+		}
+		plain, c, err := s.decrypt(env.Encrypt)
+		if err != nil {
+			return nil, nil, http.StatusBadRequest, err
+		}
+		if err := parseHeader(plain, &h); err != nil {
+			return nil, nil, http.StatusBadRequest, ErrParseXML
+		}
+		crypter = c
+		m.setHeader(&h, plain) // plain is owned: decrypt allocated it
+		m.Encrypted = true
+		m.Mode = "safe"
+		if env.MsgType != "" {
+			m.Mode = "compat"
+		}
+	} else {
+		if s.mode == "safe" {
+			return nil, nil, http.StatusForbidden, ErrPlainMode
+		}
+		if !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
+			return nil, nil, http.StatusForbidden, ErrSignature
+		}
+		if !s.fresh(q.timestamp) {
+			return nil, nil, http.StatusForbidden, ErrTimestamp
+		}
+		if err := parseHeader(body, &h); err != nil {
+			return nil, nil, http.StatusBadRequest, ErrParseXML
+		}
+		// body is a pooled buffer; the handler may outlive the request.
+		m.setHeader(&h, append([]byte(nil), body...))
+	}
+	if s.originalID != "" && m.ToUserName != s.originalID {
+		return nil, nil, http.StatusForbidden, ErrToUserName
+	}
+	return m, crypter, 0, nil
 }
 
 // decrypt opens Encrypt with the current key, then the previous one. The
