@@ -134,3 +134,12 @@ func lookup(routes map[string]Handler, key string) Handler {
 	}
 	return routes[strings.ToLower(key)]
 }
+
+// Compile-time checks of the package's Handlers.
+var (
+	_ Handler = HandlerFunc(nil)
+	_ Handler = (*Mux)(nil)
+	_ Handler = (*Rules)(nil)
+	_ Handler = (*Reloader)(nil)
+	_ Handler = (*forwarder)(nil)
+)
