@@ -1,0 +1,485 @@
+// Command bench measures wxauth's hot paths against a ceiling, as real
+// processes on loopback: it builds cmd/authsvc, starts a bare net/http
+// "hello" server (the ceiling, a child process like the others), the WeChat
+// emulator (`authsvc emulate`) and `authsvc serve` (safe-mode callback with
+// a keyword rule; a second one in plaintext mode for the plaintext /wx
+// target), then loads each target in turn, interleaved, for several rounds
+// with a closed-loop load generator (keep-alive connections, one
+// http.Client), and prints one table: requests/s (median of the rounds),
+// p50 and p99 latency, the ratio to the hello ceiling of the same round, the
+// goal and PASS or MISS. It then measures the peak RSS (VmHWM) of a fresh
+// service loaded at -rss-c concurrency and the cold storm (-storm concurrent
+// /jssdk/config on a fresh service, counting the emulator's upstream token
+// and ticket calls). It exits with status 1 when a goal is missed.
+//
+// Run it from the module root on an otherwise idle machine:
+//
+//	go run ./test/bench [-c 64] [-d 5s] [-rounds 3] [-profile DIR]
+//
+// It is a benchmark, not a test: CI does not run it. The goals are those of
+// issue 9 (Performance measured against the ceiling).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags.
+type options struct {
+	c, rounds, rssC, storm int
+	d, warmup              time.Duration
+	profileDir, bin        string
+	only                   string
+}
+
+// target is one line of the table.
+type target struct {
+	slug, name string
+	goal       float64 // least ratio to hello; 0 = no ratio goal
+	fn         op
+	server     *proc  // the process serving it (its CPU is measured)
+	pprof      string // its pprof address, "" when off
+	rounds     []result
+	ratios     []float64
+}
+
+// errMissed is returned when the run completed but missed a goal.
+var errMissed = errors.New("a goal was missed")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if addr := getenv(helloEnv); addr != "" {
+		return runHello(ctx, addr, stdout)
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.c, "c", 64, "concurrency: closed-loop workers per target")
+	fs.DurationVar(&o.d, "d", 5*time.Second, "measured duration per target per round")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each measured period")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every target once, in turn")
+	fs.IntVar(&o.rssC, "rss-c", 256, "concurrency of the peak-RSS phase (0 skips it)")
+	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
+	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
+	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if o.c < 1 || o.rounds < 1 || o.d <= 0 || o.warmup < 0 || o.rssC < 0 || o.storm < 0 {
+		return errors.New("-c, -rounds and -d must be positive; -warmup, -rss-c and -storm not negative")
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "wxauth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(rulesYAML), 0o644); err != nil {
+		return err
+	}
+	bin := o.bin
+	if bin == "" {
+		fmt.Fprintln(stderr, "building authsvc...")
+		if bin, err = buildBinary(ctx, dir); err != nil {
+			return err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	// Processes. Every address is chosen before the emulator starts: its
+	// 网页授权域名 list must name every service that logs users in.
+	var procs []*proc
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+	}()
+	addrs := map[string]string{}
+	for _, name := range []string{"svc", "plain", "rss", "storm", "emu", "pprof", "pprof-plain"} {
+		if addrs[name], err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	hello, err := startProc(ctx, "hello", dir, self, []string{helloEnv + "=127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	procs = append(procs, hello)
+	emu, err := startProc(ctx, "emulator", dir, bin, nil, "emulate", "--listen", addrs["emu"],
+		"--appid", benchAppID, "--appsecret", benchAppSecret, "--original-id", benchOriginalID,
+		"--oauth-domain", addrs["svc"]+","+addrs["rss"]+","+addrs["storm"],
+		"--callback-url", "http://"+addrs["svc"]+"/wx", "--callback-token", benchToken, "--aes-key", benchAESKey, "--mode", "safe")
+	if err != nil {
+		return err
+	}
+	procs = append(procs, emu)
+	client := newClient(max(o.c, o.rssC) + 16)
+	startSvc := func(name, mode, pprof string) (*proc, error) {
+		p, err := startProc(ctx, name, dir, bin, serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), "serve")
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		return p, waitReady(ctx, client, p.url)
+	}
+	pprofOf := func(name string) string {
+		if o.profileDir == "" {
+			return ""
+		}
+		return addrs[name]
+	}
+	svc, err := startSvc("svc", "safe", pprofOf("pprof"))
+	if err != nil {
+		return err
+	}
+	plain, err := startSvc("plain", "plain", pprofOf("pprof-plain"))
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(stderr, "hello %s (pid %d), emulator %s (pid %d), service %s (pid %d, pprof %q), plaintext service %s (pid %d, pprof %q)\n",
+		hello.url, hello.pid(), emu.url, emu.pid(), svc.url, svc.pid(), pprofOf("pprof"), plain.url, plain.pid(), pprofOf("pprof-plain"))
+
+	// A session JWT by one scripted login, and a warm jsapi_ticket.
+	setup := &worker{client: client}
+	jwt, err := login(ctx, setup, svc.url)
+	if err != nil {
+		return fmt.Errorf("scripted login: %w", err)
+	}
+	if err := opJSSDK(svc.url)(ctx, setup); err != nil {
+		return fmt.Errorf("warming /jssdk/config: %w", err)
+	}
+	safeWX, err := newWXSender(svc.url, true)
+	if err != nil {
+		return err
+	}
+	plainWX, err := newWXSender(plain.url, false)
+	if err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		p  *proc
+		wx *wxSender
+	}{{svc, safeWX}, {plain, plainWX}} {
+		if err := s.wx.send(ctx, &worker{client: client}); err != nil {
+			return fmt.Errorf("first /wx message to %s: %w\n%s", s.p.name, err, s.p.output())
+		}
+	}
+
+	targets := []*target{
+		{slug: "hello", name: "hello (ceiling)", fn: opHello(hello.url), server: hello},
+		{slug: "wx-safe", name: "/wx safe mode, text via keyword rule", goal: 0.55, fn: safeWX.send, server: svc, pprof: pprofOf("pprof")},
+		{slug: "wx-plain", name: "/wx plaintext, text via keyword rule", goal: 0.65, fn: plainWX.send, server: plain, pprof: pprofOf("pprof-plain")},
+		{slug: "verify", name: "/verify, ES256 JWT", goal: 0.5, fn: opVerify(svc.url, jwt), server: svc, pprof: pprofOf("pprof")},
+		{slug: "login", name: "/login (302 + state record)", goal: 0.5, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "jssdk", name: "/jssdk/config, warm", goal: 0.6, fn: opJSSDK(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "full-login", name: "full login via emulator", fn: opFullLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
+	}
+	if o.only != "" {
+		keep := strings.Split(o.only, ",")
+		targets = slices.DeleteFunc(targets, func(t *target) bool { return t.slug != "hello" && !slices.Contains(keep, t.slug) })
+	}
+
+	for r := range o.rounds {
+		for _, t := range targets {
+			var wg sync.WaitGroup
+			if o.profileDir != "" && r == o.rounds-1 && t.pprof != "" {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					path := filepath.Join(o.profileDir, t.slug+".pprof")
+					if err := fetchProfile(ctx, t.pprof, o.warmup+o.d, path); err != nil {
+						fmt.Fprintf(stderr, "profile of %s: %v\n", t.slug, err)
+					}
+				}()
+			}
+			pids := map[string]int{"server": t.server.pid(), "emulator": emu.pid(), "generator": 0}
+			res := load(ctx, client, o.c, o.warmup, o.d, pids, t.fn)
+			wg.Wait()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t.rounds = append(t.rounds, res)
+			t.ratios = append(t.ratios, res.rate()/targets[0].rounds[r].rate())
+			fmt.Fprintf(stderr, "round %d  %-40s %9.0f/s  p50 %-9v p99 %-9v x%.2f  errors %d %s\n", r+1, t.name, res.rate(),
+				res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), t.ratios[r], res.errs, firstLine(res.firstErr))
+		}
+	}
+	for _, p := range []*proc{svc, plain, emu, hello} {
+		if !p.alive() {
+			return fmt.Errorf("%s exited during the run:\n%s", p.name, p.output())
+		}
+	}
+	mainHWM, _, _ := memStatus(svc.pid())
+
+	var rss *rssResult
+	if o.rssC > 0 {
+		if rss, err = measureRSS(ctx, o, startSvc, client, stderr); err != nil {
+			return fmt.Errorf("peak RSS phase: %w", err)
+		}
+	}
+	var storm *stormResult
+	if o.storm > 0 {
+		if storm, err = coldStorm(ctx, o.storm, startSvc, client, emu.url); err != nil {
+			return fmt.Errorf("cold storm: %w", err)
+		}
+	}
+
+	missed := report(stdout, o, targets, rss, storm, mainHWM)
+	if missed > 0 {
+		return fmt.Errorf("%d goal(s) missed: %w", missed, errMissed)
+	}
+	return nil
+}
+
+// serviceEnv is the environment of one `authsvc serve`: its own SQLite file,
+// the emulator as WeChat, the callback in mode with the rules file, an admin
+// token, warn-level logs and rate limits out of the way.
+func serviceEnv(dir, name, addr, emu, mode, pprof string) []string {
+	env := []string{
+		"WXAUTH_LISTEN=" + addr,
+		"WXAUTH_PUBLIC_URL=http://" + addr,
+		"WXAUTH_APPID=" + benchAppID,
+		"WXAUTH_APPSECRET=" + benchAppSecret,
+		"WXAUTH_SECRET_KEY=" + benchSecretKey,
+		"WXAUTH_ALLOWED_REDIRECTS=https://h5.example.com",
+		"WXAUTH_DATABASE_URL=sqlite:" + filepath.Join(dir, name+".db"),
+		"WXAUTH_WECHAT_API_BASE=" + emu,
+		"WXAUTH_WECHAT_OPEN_BASE=" + emu,
+		"WXAUTH_WECHAT_MP_BASE=" + emu,
+		"WXAUTH_CALLBACK_TOKEN=" + benchToken,
+		"WXAUTH_CALLBACK_MODE=" + mode,
+		"WXAUTH_ORIGINAL_ID=" + benchOriginalID,
+		"WXAUTH_CALLBACK_RULES=" + filepath.Join(dir, "rules.yaml"),
+		"WXAUTH_ADMIN_TOKEN=" + benchAdminToken,
+		"WXAUTH_LOG_LEVEL=warn",
+		// Every request comes from 127.0.0.1: per-IP limits would measure
+		// the limiter instead of the path.
+		"WXAUTH_RATE_LIMIT=1000000000",
+		"WXAUTH_RATE_BURST=1000000000",
+	}
+	if mode != "plain" {
+		env = append(env, "WXAUTH_ENCODING_AES_KEY="+benchAESKey)
+	}
+	if pprof != "" {
+		env = append(env, "WXAUTH_PPROF_LISTEN="+pprof)
+	}
+	return env
+}
+
+// waitReady polls base/readyz until it answers 200.
+func waitReady(ctx context.Context, client *http.Client, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if resp, err := client.Do(req); err == nil {
+			drain(resp)
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s/readyz never answered 200: %w", base, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// fetchProfile writes a CPU profile of d (whole seconds, at least 1) from
+// the pprof server at addr to path.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	secs := max(1, int(d/time.Second))
+	c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// rssResult is the peak-RSS phase: a fresh service loaded with every
+// target at concurrency c, then its VmHWM.
+type rssResult struct {
+	c        int
+	hwm, rss int64
+	rates    []string // "slug rate/s" per target, for the notes
+}
+
+func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof string) (*proc, error), client *http.Client, stderr io.Writer) (*rssResult, error) {
+	p, err := startSvc("rss", "safe", "")
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	setup := &worker{client: client}
+	jwt, err := login(ctx, setup, p.url)
+	if err != nil {
+		return nil, err
+	}
+	wx, err := newWXSender(p.url, true)
+	if err != nil {
+		return nil, err
+	}
+	res := &rssResult{c: o.rssC}
+	for _, t := range []struct {
+		slug string
+		fn   op
+	}{
+		{"wx-safe", wx.send}, {"verify", opVerify(p.url, jwt)}, {"login", opLogin(p.url)},
+		{"jssdk", opJSSDK(p.url)}, {"full-login", opFullLogin(p.url)},
+	} {
+		r := load(ctx, client, o.rssC, o.warmup, o.d, nil, t.fn)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		hwm, _, _ := memStatus(p.pid())
+		fmt.Fprintf(stderr, "rss   c=%d %-12s %9.0f/s  p99 %-9v errors %d  VmHWM %.1f MiB\n", o.rssC, t.slug, r.rate(),
+			r.p99.Round(10*time.Microsecond), r.errs, float64(hwm)/(1<<20))
+		res.rates = append(res.rates, fmt.Sprintf("%s %.0f/s", t.slug, r.rate()))
+	}
+	if !p.alive() {
+		return nil, fmt.Errorf("the service exited:\n%s", p.output())
+	}
+	res.hwm, res.rss, err = memStatus(p.pid())
+	return res, err
+}
+
+// stormResult is the cold storm: n concurrent /jssdk/config on a service
+// that has no access token or ticket yet.
+type stormResult struct {
+	n, ok           int
+	p50, p99        time.Duration
+	calls           map[string]int
+	stable, classic int
+	getticket       int
+	firstErr        string
+}
+
+func coldStorm(ctx context.Context, n int, startSvc func(name, mode, pprof string) (*proc, error), client *http.Client, emu string) (*stormResult, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, emu+"/emu/calls/reset", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	drain(resp)
+	p, err := startSvc("storm", "safe", "")
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	sc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	u := p.url + "/jssdk/config?url=" + url.QueryEscape(benchPage+"?from=storm#x")
+	lat := make([]time.Duration, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{client: sc}
+			<-start
+			t0 := time.Now()
+			_, errs[i] = w.get(ctx, u, http.StatusOK)
+			lat[i] = time.Since(t0)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	res := &stormResult{n: n}
+	var okLat []time.Duration
+	for i, err := range errs {
+		if err != nil {
+			if res.firstErr == "" {
+				res.firstErr = err.Error()
+			}
+			continue
+		}
+		res.ok++
+		okLat = append(okLat, lat[i])
+	}
+	slices.Sort(okLat)
+	res.p50, res.p99 = percentile(okLat, 0.5), percentile(okLat, 0.99)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, emu+"/emu/calls", nil)
+	w := &worker{client: client}
+	if _, err := w.do(req, http.StatusOK); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(w.buf.Bytes(), &res.calls); err != nil {
+		return nil, fmt.Errorf("/emu/calls: %w", err)
+	}
+	res.stable, res.classic, res.getticket = res.calls["/cgi-bin/stable_token"], res.calls["/cgi-bin/token"], res.calls["/cgi-bin/ticket/getticket"]
+	return res, nil
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// environment describes the machine and build for the report.
+func environment(o options) string {
+	rev := "unknown"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		rev = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, commit %s; -c %d -d %v -warmup %v -rounds %d -rss-c %d -storm %d",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), rev,
+		o.c, o.d, o.warmup, o.rounds, o.rssC, o.storm)
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// startTimeout bounds how long a child may take to print its
+	// "listening on" line.
+	startTimeout = 60 * time.Second
+	// stopTimeout is how long a child gets to exit after SIGINT before it
+	// is killed.
+	stopTimeout = 10 * time.Second
+	// clockTicks is the unit of utime and stime in /proc/PID/stat
+	// (USER_HZ, 100 on every Linux this runs on).
+	clockTicks = 100
+)
+
+var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+
+// proc is a child process that serves HTTP on loopback.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	url    string // http://host:port from its "listening on" line
+	mu     sync.Mutex
+	out    bytes.Buffer // stdout and stderr, the last 64 KiB kept
+	exited chan struct{}
+}
+
+// startProc runs bin with args and env (only PATH and HOME inherited),
+// waits for its "listening on http://ADDR" line and returns it running.
+func startProc(ctx context.Context, name, dir, bin string, env []string, args ...string) (*proc, error) {
+	p := &proc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	found := make(chan string, 2)
+	scan := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			if p.out.Len() > 64<<10 {
+				rest := append([]byte(nil), p.out.Bytes()[p.out.Len()-32<<10:]...)
+				p.out.Reset()
+				p.out.Write(rest)
+			}
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); scan(stdout) }()
+	go func() { defer wg.Done(); scan(stderr) }()
+	go func() { wg.Wait(); p.cmd.Wait(); close(p.exited) }()
+	select {
+	case p.url = <-found:
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("%s exited before listening:\n%s", name, p.output())
+	case <-time.After(startTimeout):
+		p.stop()
+		return nil, fmt.Errorf("%s did not print its listening line within %v:\n%s", name, startTimeout, p.output())
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// output returns what the child printed (the tail of it).
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// pid is the child's process id.
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop sends SIGINT, waits up to stopTimeout, then kills this one child.
+func (p *proc) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// alive reports whether the child is still running.
+func (p *proc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// cpuTime returns the user+system CPU time consumed so far by process pid
+// (0 = this process), from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%s: no command name", path)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: %d fields", path, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return time.Duration(u+s) * time.Second / clockTicks, nil
+}
+
+// memStatus returns VmHWM (peak resident set) and VmRSS of pid in bytes,
+// from /proc/PID/status.
+func memStatus(pid int) (hwm, rss int64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "VmHWM":
+			dst = &hwm
+		case "VmRSS":
+			dst = &rss
+		default:
+			continue
+		}
+		f := strings.Fields(val) // "12345 kB"
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %q", pid, name, val)
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, name, err)
+		}
+		*dst = n << 10
+	}
+	if hwm == 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
+	}
+	return hwm, rss, nil
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// buildBinary builds cmd/authsvc of the module containing the working
+// directory into dir and returns the binary's path.
+func buildBinary(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run from inside the wxauth module (go env GOMOD is empty)")
+	}
+	bin := filepath.Join(dir, "authsvc")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/authsvc")
+	cmd.Dir = filepath.Dir(gomod)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/authsvc: %w\n%s", err, stderr.String())
+	}
+	return bin, nil
+}
+
+// helloEnv names the variable that makes this program serve the "hello"
+// ceiling on the address it holds instead of running the benchmark.
+const helloEnv = "WXAUTH_BENCH_HELLO_LISTEN"
+
+// runHello is the ceiling: a bare net/http handler answering "hello", run
+// as a child process of the benchmark so that it meets the same conditions
+// (its own process, its own Go runtime) as authsvc.
+func runHello(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("hello: listen %s: %w", addr, err)
+	}
+	hello := []byte("hello")
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write(hello)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

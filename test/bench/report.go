@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+// Goals of issue 9 that are not a ratio to the ceiling.
+const (
+	loginGoal    = 1000                  // full logins per second, at least
+	loginP99Goal = 50 * time.Millisecond // p99 of a full login, at most
+	rssGoal      = 64 << 20              // peak RSS at -rss-c concurrency, in bytes, at most
+	maxErrorRate = 0.01                  // failed operations a target may have and still pass
+)
+
+// report prints the table (Markdown, ready for the README) and the CPU
+// split, and returns how many goals were missed.
+func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *stormResult, mainHWM int64) (missed int) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		missed++
+		return "MISS"
+	}
+	fmt.Fprintf(w, "\n%s\n\n", environment(o))
+	fmt.Fprintln(w, "| target | req/s (median) | p50 | p99 | x hello | goal | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|")
+	type cpuRow struct {
+		name                        string
+		server, emulator, generator float64 // µs per operation
+		errs, ops                   int
+		firstErr                    string
+	}
+	var cpuRows []cpuRow
+	for _, t := range targets {
+		rates := make([]float64, len(t.rounds))
+		idx := make([]int, len(t.rounds))
+		errs, ops := 0, 0
+		firstErr := ""
+		for i, r := range t.rounds {
+			rates[i], idx[i] = r.rate(), i
+			errs += r.errs
+			ops += r.ops
+			if firstErr == "" {
+				firstErr = r.firstErr
+			}
+		}
+		sort.Slice(idx, func(a, b int) bool { return rates[idx[a]] < rates[idx[b]] })
+		mid := t.rounds[idx[(len(idx)-1)/2]] // the median round (the lower middle for an even count)
+		rate, ratio := median(rates), median(t.ratios)
+		errRate := 0.0
+		if errs > 0 {
+			errRate = float64(errs) / float64(errs+ops)
+		}
+		goal, result := "", ""
+		switch {
+		case t.slug == "hello":
+		case t.slug == "full-login":
+			goal = fmt.Sprintf(">= %d logins/s, p99 <= %v", loginGoal, loginP99Goal)
+			result = verdict(rate >= loginGoal && mid.p99 <= loginP99Goal && errRate <= maxErrorRate)
+		default:
+			goal = fmt.Sprintf(">= %.2fx", t.goal)
+			result = verdict(ratio >= t.goal && errRate <= maxErrorRate)
+		}
+		if errRate > maxErrorRate {
+			result += fmt.Sprintf(" (%.1f%% errors)", 100*errRate)
+		}
+		unit := ""
+		if t.slug == "full-login" {
+			unit = " logins/s"
+		}
+		fmt.Fprintf(w, "| %s | %.0f%s | %s | %s | %.2f | %s | %s |\n", t.name, rate, unit, ms(mid.p50), ms(mid.p99), ratio, goal, result)
+		perOp := func(name string) float64 {
+			if mid.ops == 0 {
+				return 0
+			}
+			return float64(mid.cpu[name].Microseconds()) / float64(mid.ops)
+		}
+		cpuRows = append(cpuRows, cpuRow{t.name, perOp("server"), perOp("emulator"), perOp("generator"), errs, ops, firstErr})
+	}
+	if rss != nil {
+		fmt.Fprintf(w, "| peak RSS of a fresh service, every target at c=%d | %.1f MiB | | | | <= %d MiB | %s |\n",
+			rss.c, float64(rss.hwm)/(1<<20), rssGoal>>20, verdict(rss.hwm <= rssGoal))
+	}
+	if storm != nil {
+		fmt.Fprintf(w, "| cold storm: %d concurrent /jssdk/config | %d ok; stable_token %d, token %d, getticket %d | %s | %s | | 1 token call + 1 getticket | %s |\n",
+			storm.n, storm.ok, storm.stable, storm.classic, storm.getticket, ms(storm.p50), ms(storm.p99),
+			verdict(storm.ok == storm.n && storm.stable+storm.classic == 1 && storm.getticket == 1))
+	}
+
+	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs; the 2 cores are shared by all three):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | server | emulator | load generator | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|")
+	for _, r := range cpuRows {
+		e := fmt.Sprintf("%d of %d", r.errs, r.errs+r.ops)
+		if r.firstErr != "" {
+			e += ": " + truncate(firstLine(r.firstErr), 100)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %s |\n", r.name, r.server, r.emulator, r.generator, e)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
+	if rss != nil {
+		fmt.Fprintf(w, "RSS phase at c=%d: %v; VmRSS at the end %.1f MiB.\n", rss.c, rss.rates, float64(rss.rss)/(1<<20))
+	}
+	if storm != nil && storm.firstErr != "" {
+		fmt.Fprintf(w, "Cold storm: first error: %s\n", truncate(firstLine(storm.firstErr), 200))
+	}
+	if storm != nil {
+		fmt.Fprintf(w, "Cold storm: upstream calls counted by the emulator: %v\n", storm.calls)
+	}
+	return missed
+}
+
+// ms formats d in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/callback"
+)
+
+// The account every process of the benchmark shares.
+const (
+	benchAppID      = "wx5e0a1b2c3d4e5f61"
+	benchAppSecret  = "bench-appsecret-0123456789abcdef"
+	benchToken      = "benchCallbackToken"
+	benchAESKey     = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	benchSecretKey  = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	benchAdminToken = "bench-admin-token-0123456789"
+	benchOriginalID = "gh_wxemu00000000"
+	benchPage       = "https://h5.example.com/app/"
+	benchUser       = "oWXEMU_alice" // an emulator built-in user with a unionid and a profile
+	weChatUA        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
+	keywordReply    = "Hello from the benchmark"
+)
+
+// rulesYAML is the callback rules file of the benchmark: the text "hi" meets
+// a keyword rule with a text reply.
+const rulesYAML = `keywords:
+  - exact: ["hi", "hello"]
+    reply:
+      type: text
+      content: "` + keywordReply + `"
+default:
+  type: text
+  content: "Send hi."
+`
+
+// wxSender builds /wx requests as WeChat does: every one with a fresh
+// timestamp, nonce, MsgId and signature, and in safe mode encrypted with the
+// EncodingAESKey.
+type wxSender struct {
+	base    string            // http://host:port of the service
+	crypter *callback.Crypter // nil for plaintext
+	msgBase uint64            // high bits of MsgId, random per run, below 2^62 (MsgId fits an int64)
+}
+
+func newWXSender(base string, safe bool) (*wxSender, error) {
+	s := &wxSender{base: base}
+	var b [4]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	s.msgBase = uint64(b[0]&0x3f)<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32
+	if safe {
+		c, err := callback.NewCrypter(benchAESKey, benchAppID)
+		if err != nil {
+			return nil, err
+		}
+		s.crypter = c
+	}
+	return s, nil
+}
+
+// textXML appends the plaintext XML of a user's text message.
+func textXML(dst []byte, from string, createTime int64, msgID uint64, content string) []byte {
+	dst = append(dst, "<xml><ToUserName><![CDATA["+benchOriginalID+"]]></ToUserName><FromUserName><![CDATA["...)
+	dst = append(dst, from...)
+	dst = append(dst, "]]></FromUserName><CreateTime>"...)
+	dst = strconv.AppendInt(dst, createTime, 10)
+	dst = append(dst, "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA["...)
+	dst = append(dst, content...)
+	dst = append(dst, "]]></Content><MsgId>"...)
+	dst = strconv.AppendUint(dst, msgID, 10)
+	dst = append(dst, "</MsgId></xml>"...)
+	return dst
+}
+
+// send posts one new text message "hi" and checks the reply: a plaintext
+// reply naming keywordReply, or an encrypted envelope whose msg_signature
+// and content are checked on the worker's first request of each period.
+func (s *wxSender) send(ctx context.Context, w *worker) error {
+	w.seq++
+	now := time.Now().Unix()
+	ts := strconv.FormatInt(now, 10)
+	var nb [8]byte
+	crand.Read(nb[:])
+	nonce := strconv.FormatUint(uint64(nb[0])|uint64(nb[1])<<8|uint64(nb[2])<<16|uint64(nb[3])<<24|uint64(nb[4])<<32, 10)
+	msgID := s.msgBase | uint64(w.id)<<20 | w.seq&(1<<20-1)
+	from := "oBENCH_" + strconv.Itoa(w.id)
+	plain := textXML(make([]byte, 0, 320), from, now, msgID, "hi")
+
+	q := make([]byte, 0, 256)
+	q = append(q, "/wx?signature="...)
+	q = append(q, callback.Sign(benchToken, ts, nonce)...)
+	q = append(q, "&timestamp="+ts+"&nonce="+nonce+"&openid="+from...)
+	var body []byte
+	if s.crypter == nil {
+		body = plain
+	} else {
+		var random [16]byte
+		crand.Read(random[:])
+		enc, err := s.crypter.Encrypt(random[:], plain)
+		if err != nil {
+			return err
+		}
+		q = append(q, "&encrypt_type=aes&msg_signature="...)
+		q = append(q, callback.Sign(benchToken, ts, nonce, enc)...)
+		body = make([]byte, 0, len(enc)+120)
+		body = append(body, "<xml><ToUserName><![CDATA["+benchOriginalID+"]]></ToUserName><Encrypt><![CDATA["...)
+		body = append(body, enc...)
+		body = append(body, "]]></Encrypt></xml>"...)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+string(q), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	if _, err := w.do(req, http.StatusOK); err != nil {
+		return err
+	}
+	reply := w.buf.Bytes()
+	if s.crypter == nil {
+		if !bytes.Contains(reply, []byte(keywordReply)) {
+			return fmt.Errorf("/wx: plaintext reply without the keyword answer: %.200s", reply)
+		}
+		return nil
+	}
+	if !bytes.Contains(reply, []byte("<Encrypt>")) {
+		return fmt.Errorf("/wx: safe-mode reply is not encrypted: %.200s", reply)
+	}
+	if w.seq == 1 {
+		return s.checkEnvelope(reply, nonce)
+	}
+	return nil
+}
+
+// checkEnvelope verifies an encrypted reply: its MsgSignature over the
+// token, its TimeStamp, the request's nonce and the Encrypt value, and the
+// keyword answer inside.
+func (s *wxSender) checkEnvelope(reply []byte, nonce string) error {
+	field := func(name string) string {
+		v := string(reply)
+		_, v, _ = strings.Cut(v, "<"+name+">")
+		v, _, _ = strings.Cut(v, "</"+name+">")
+		v = strings.TrimPrefix(v, "<![CDATA[")
+		return strings.TrimSuffix(v, "]]>")
+	}
+	enc, sig, ts, n := field("Encrypt"), field("MsgSignature"), field("TimeStamp"), field("Nonce")
+	if n != nonce || sig != callback.Sign(benchToken, ts, n, enc) {
+		return fmt.Errorf("/wx: reply MsgSignature or Nonce does not verify: %.300s", reply)
+	}
+	msg, appID, err := s.crypter.Decrypt(enc)
+	if err != nil || appID != benchAppID || !bytes.Contains(msg, []byte(keywordReply)) {
+		return fmt.Errorf("/wx: reply does not decrypt to the keyword answer (appid %q, err %v)", appID, err)
+	}
+	return nil
+}
+
+// login is one whole web-authorization login of benchUser with the
+// snsapi_userinfo scope: /login (302 to the emulator's authorize URL), the
+// emulator's authorize with scripted consent (302 to /oauth/callback with a
+// code), and the callback, which exchanges the code, fetches sns/userinfo,
+// upserts the user and issues the session (302 to the page with the JWT in
+// the fragment). It returns the JWT.
+func login(ctx context.Context, w *worker, svc string) (string, error) {
+	resp, err := w.get(ctx, svc+"/login?redirect="+url.QueryEscape(benchPage)+"&scope=snsapi_userinfo", http.StatusFound,
+		"User-Agent", weChatUA)
+	if err != nil {
+		return "", err
+	}
+	authURL := resp.Header.Get("Location")
+	var cookie strings.Builder
+	for _, c := range resp.Cookies() {
+		if cookie.Len() > 0 {
+			cookie.WriteString("; ")
+		}
+		cookie.WriteString(c.Name + "=" + c.Value)
+	}
+	resp, err = w.get(ctx, authURL, http.StatusFound, "User-Agent", weChatUA, "X-Wxemu-User", benchUser, "X-Wxemu-Consent", "allow")
+	if err != nil {
+		return "", err
+	}
+	cbURL := resp.Header.Get("Location")
+	if !strings.HasPrefix(cbURL, svc+"/oauth/callback?") {
+		return "", fmt.Errorf("authorize redirected to %.120q, not to the service's callback", cbURL)
+	}
+	headers := []string{"User-Agent", weChatUA}
+	if cookie.Len() > 0 {
+		headers = append(headers, "Cookie", cookie.String())
+	}
+	resp, err = w.get(ctx, cbURL, http.StatusFound, headers...)
+	if err != nil {
+		return "", err
+	}
+	loc := resp.Header.Get("Location")
+	page, frag, _ := strings.Cut(loc, "#")
+	if page != benchPage {
+		return "", fmt.Errorf("callback redirected to %.120q, not to the page", page)
+	}
+	v, err := url.ParseQuery(frag)
+	if err != nil || v.Get("access_token") == "" || v.Get("token_type") != "Bearer" {
+		return "", errors.New("callback fragment carries no access_token")
+	}
+	return v.Get("access_token"), nil
+}
+
+func opHello(base string) op {
+	u := base + "/"
+	return func(ctx context.Context, w *worker) error {
+		_, err := w.get(ctx, u, http.StatusOK)
+		return err
+	}
+}
+
+func opVerify(base, jwt string) op {
+	u, auth := base+"/verify", "Bearer "+jwt
+	return func(ctx context.Context, w *worker) error {
+		resp, err := w.get(ctx, u, http.StatusOK, "Authorization", auth)
+		if err == nil && resp.Header.Get("X-Auth-Request-Openid") != benchUser {
+			return errors.New("/verify: no X-Auth-Request-Openid")
+		}
+		return err
+	}
+}
+
+func opLogin(base string) op {
+	u := base + "/login?redirect=" + url.QueryEscape(benchPage) + "&scope=snsapi_base"
+	return func(ctx context.Context, w *worker) error {
+		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", weChatUA)
+		if err == nil && !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize?appid="+benchAppID) {
+			return fmt.Errorf("/login: redirected to %.120q", resp.Header.Get("Location"))
+		}
+		return err
+	}
+}
+
+func opJSSDK(base string) op {
+	u := base + "/jssdk/config?url=" + url.QueryEscape(benchPage+"?from=menu#top")
+	return func(ctx context.Context, w *worker) error {
+		if _, err := w.get(ctx, u, http.StatusOK); err != nil {
+			return err
+		}
+		if !bytes.Contains(w.buf.Bytes(), []byte(`"signature":"`)) {
+			return fmt.Errorf("/jssdk/config: %.200s", w.buf.Bytes())
+		}
+		return nil
+	}
+}
+
+func opFullLogin(base string) op {
+	return func(ctx context.Context, w *worker) error {
+		_, err := login(ctx, w, base)
+		return err
+	}
+}
