@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -153,6 +154,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	fmt.Fprintf(stdout, "  emulator  listening on %s  (WeChat: test users, chat as a follower at %s/emu/chat)\n", emuURL, emuURL)
 	fmt.Fprintf(stdout, "  h5        listening on %s\n", h5URL)
 	fmt.Fprintf(stdout, "\nOpen %s/ in a browser to log in as an emulated WeChat user.\n", h5URL)
+	fmt.Fprintf(stdout, "Desktop login (QR code): %s/qr/login?redirect=%s (scan it on the emulator's QR page: \"scan as ...\")\n",
+		svcURL, url.QueryEscape(h5URL+"/"))
 	fmt.Fprintf(stdout, "Data and generated secrets: %s (admin token for /internal/*: see secrets.json)\n", *dir)
 
 	var wg sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 	"github.com/wxauth/wxauth/internal/callback"
 	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/httpapi"
+	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/session"
@@ -151,8 +152,18 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	}
 
 	var cb http.Handler
+	var qr *qrlogin.Service
 	if cfg.CallbackToken != "" {
-		cb, err = newCallback(ctx, cfg, stores, logger, now)
+		// QR login needs the scan events of /wx: it exists only with the
+		// callback, and its handler comes first in the chain.
+		qr, err = qrlogin.New(qrlogin.Config{
+			AppID: cfg.AppID, WeChat: wechat.NewAPI(wx, tokens), Users: stores.Users, Records: stores.Records,
+			Broker: stores.Broker, Logger: logger, Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		cb, err = newCallback(ctx, cfg, stores, logger, now, qr)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +171,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	h, err := httpapi.NewServer(httpapi.Options{
 		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
-		Stores: stores, Callback: cb, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
+		Stores: stores, Callback: cb, QR: qr, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 	})
 	if err != nil {
 		return nil, err
@@ -169,10 +180,14 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	return svc, nil
 }
 
-// newCallback builds the /wx handler: the rules file (reloaded on SIGHUP
-// and when it changes), then the forwarder, then "success".
-func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logger *slog.Logger, now func() time.Time) (http.Handler, error) {
+// newCallback builds the /wx handler: QR login's scan events (when qr is
+// not nil), the rules file (reloaded on SIGHUP and when it changes), then
+// the forwarder, then "success".
+func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logger *slog.Logger, now func() time.Time, qr *qrlogin.Service) (http.Handler, error) {
 	var chain []callback.Handler
+	if qr != nil {
+		chain = append(chain, qr)
+	}
 	if cfg.CallbackRules != "" {
 		rules, err := callback.NewReloader(cfg.CallbackRules, logger)
 		if err != nil {

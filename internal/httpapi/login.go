@@ -72,6 +72,13 @@ func handleLogin(p *pages, o Options) http.Handler {
 				"跳转地址不在允许列表中，无法登录。"))
 			return
 		}
+		if o.QR != nil && !strings.Contains(r.UserAgent(), "MicroMessenger") {
+			// Web authorization works only inside WeChat: a desktop
+			// browser logs in by scanning a QR code instead.
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, "/qr/login?redirect="+url.QueryEscape(target.String()), http.StatusFound)
+			return
+		}
 		scope := q.Get("scope")
 		switch scope {
 		case wechat.ScopeBase, wechat.ScopeUserInfo:

@@ -27,6 +27,16 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 		r.Handle("/wx", limitBody(1<<20, o.Callback)).Methods(http.MethodGet, http.MethodPost)
 	}
 
+	// Desktop login by scanning the Official Account's QR code.
+	if o.QR != nil {
+		r.Handle("/qr/login", handleQRLogin(p, o)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions", handleQRCreate(p, o)).Methods(http.MethodPost)
+		r.Handle("/qr/sessions/{id}", handleQRStatus(p, o)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/qr.png", handleQRImage(p, o)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/events", handleQREvents(p, o)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/complete", handleQRComplete(p, o)).Methods(http.MethodGet)
+	}
+
 	// Official Account credentials: JS-SDK signature and the internal token API.
 	if o.Tokens != nil {
 		r.Handle("/jssdk/config", cors(handleJSSDKConfig(p, o.Allow, o.Tokens, o.AppID, o.Now))).Methods(http.MethodGet, http.MethodOptions)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/session"
@@ -44,6 +45,9 @@ type Options struct {
 	Box      *secret.Box  // seals web tokens at rest and duplicate-callback results
 	Stores   store.Set    // Users, Records, Ping
 	Callback http.Handler // the /wx handler (a *callback.Server); nil when the callback is not configured
+	// QR logs desktop browsers in by scanning the Official Account's QR
+	// code (/qr/*; /login sends non-WeChat browsers there); nil disables it.
+	QR *qrlogin.Service
 
 	AdminToken    string        // bearer token of /internal/*; empty removes those routes
 	StateTTL      time.Duration // life of a login state record; default 10 min

@@ -1,0 +1,329 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/wxauth/wxauth/internal/qrlogin"
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/wechat"
+)
+
+// Desktop login by scanning the Official Account's QR code (扫码登录): the
+// page, the attempt API, its event stream and the completion that issues
+// the session. The scan itself arrives at /wx (qrlogin.Service is the first
+// callback handler).
+// https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Generating_a_Parametric_QR_Code.html
+
+const (
+	// qrHeartbeat is the interval of the SSE comment lines that keep
+	// proxies from closing an idle stream; each also re-reads the status,
+	// in case a broker message was lost.
+	qrHeartbeat = 15 * time.Second
+	// qrCookie holds the key that binds an attempt to its browser; its
+	// Path is the attempt's own /qr/sessions/{id}/.
+	qrCookie = "wxauth_qr"
+	// qrImageSize is the side of the rendered QR code, in pixels.
+	qrImageSize = 320
+	// qrScope is the JWT scope of a QR login: WeChat tells us the openid
+	// and unionid, as with snsapi_base, and no profile.
+	qrScope = wechat.ScopeBase
+)
+
+var (
+	errQRPending = apiError{Status: http.StatusConflict, Code: "authorization_pending",
+		Title: "Not scanned yet", TitleZh: "尚未扫码",
+		Message:   "Scan the QR code with WeChat first.",
+		MessageZh: "请先用微信扫描二维码。"}
+	errQRExpired = apiError{Status: http.StatusBadRequest, Code: "expired_token",
+		Title: "This QR code has expired", TitleZh: "二维码已失效",
+		Message:   "The QR code was already used or has expired. Please get a new one.",
+		MessageZh: "该二维码已使用或已过期，请刷新后重新扫码。"}
+)
+
+// qrError maps the errors of qrlogin to what the client sees.
+func qrError(ctx context.Context, p *pages, step string, a qrlogin.Attempt, err error) apiError {
+	retry := ""
+	if a.Redirect != "" {
+		retry = "/qr/login?redirect=" + url.QueryEscape(a.Redirect)
+	}
+	switch {
+	case errors.Is(err, qrlogin.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, qrlogin.ErrBinding):
+		return errLoginMismatch.withRetry(retry)
+	case errors.Is(err, qrlogin.ErrPending):
+		return errQRPending
+	case errors.Is(err, qrlogin.ErrExpired), errors.Is(err, qrlogin.ErrUsed):
+		return errQRExpired.withRetry(retry)
+	}
+	return p.fromError(ctx, step, err)
+}
+
+// qrAttempt is the JSON of a created attempt (POST /qr/sessions).
+type qrAttempt struct {
+	ID        string `json:"id"`         // 22 base62 characters
+	Ticket    string `json:"ticket"`     // WeChat's QR ticket (showqrcode)
+	QRURL     string `json:"qr_url"`     // the QR code's content
+	ImageURL  string `json:"image_url"`  // our PNG of it: /qr/sessions/{id}/qr.png
+	ExpiresIn int    `json:"expires_in"` // seconds left to scan
+}
+
+// createQRAttempt checks redirect, creates the attempt and sets its
+// browser-binding cookie.
+func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options, redirect string) (qrlogin.Attempt, *apiError) {
+	target, err := o.Allow.Check(redirect, true)
+	if err != nil {
+		e := errBadRequest.withMessage("The redirect address is not allowed ("+err.Error()+").", "跳转地址不在允许列表中，无法登录。")
+		return qrlogin.Attempt{}, &e
+	}
+	a, err := o.QR.Create(r.Context(), target.String())
+	if err != nil {
+		e := p.fromError(r.Context(), "create qr attempt", err)
+		return qrlogin.Attempt{}, &e
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: qrCookie, Value: a.Key, Path: "/qr/sessions/" + a.ID + "/",
+		MaxAge:   int((o.QR.TTL() + qrlogin.CompleteWindow) / time.Second),
+		HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
+	})
+	return a, nil
+}
+
+// handleQRLogin serves GET /qr/login?redirect=R: the desktop login page
+// (zh/en) with a new attempt's QR code, a countdown and the instructions;
+// it waits on /qr/sessions/{id}/events (polling /qr/sessions/{id} when
+// EventSource fails) and then goes to /qr/sessions/{id}/complete. R must
+// pass the allowlist (400 page otherwise).
+func handleQRLogin(p *pages, o Options) http.Handler {
+	type pageData struct {
+		ID        string
+		Ticket    string
+		ImageURL  string
+		ExpiresIn int
+		Redirect  string
+		Nonce     string
+		// DevURL is the QR code's content when it is not WeChat's (the
+		// emulator's scan page in `authsvc dev`), linked for clicking
+		// through by hand; empty in production.
+		DevURL string
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, e := createQRAttempt(w, r, p, o, r.URL.Query().Get("redirect"))
+		if e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		nonce := randomString(22)
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+		data := pageData{ID: a.ID, Ticket: a.Ticket, ImageURL: "/qr/sessions/" + a.ID + "/qr.png",
+			ExpiresIn: a.ExpiresIn(o.Now()), Redirect: a.Redirect, Nonce: nonce}
+		if u, err := url.Parse(a.QRURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") &&
+			u.Hostname() != "weixin.qq.com" && !strings.HasSuffix(u.Hostname(), ".weixin.qq.com") {
+			data.DevURL = a.QRURL
+		}
+		if err := p.tmpl.ExecuteTemplate(w, "qr.html", data); err != nil {
+			p.logger.ErrorContext(r.Context(), "render qr page", "err", err, "request_id", RequestID(r.Context()))
+		}
+	})
+}
+
+// handleQRCreate serves POST /qr/sessions {"redirect": R}: 201
+// {"id","ticket","qr_url","image_url","expires_in"} and the binding cookie.
+// 400 when R is not in the allowlist; 503 when WeChat is busy.
+func handleQRCreate(p *pages, o Options) http.Handler {
+	type request struct {
+		Redirect string `json:"redirect"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if e := decodeJSON(w, r, &req); e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		a, e := createQRAttempt(w, r, p, o, req.Redirect)
+		if e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusCreated, qrAttempt{ID: a.ID, Ticket: a.Ticket, QRURL: a.QRURL,
+			ImageURL: o.PublicURL + "/qr/sessions/" + a.ID + "/qr.png", ExpiresIn: a.ExpiresIn(o.Now())})
+	})
+}
+
+// handleQRStatus serves GET /qr/sessions/{id}: {"status":
+// "pending|confirmed|expired|used", "expires_in": N}; 404 JSON for an
+// unknown id.
+func handleQRStatus(p *pages, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := o.QR.Status(r.Context(), mux.Vars(r)["id"])
+		if err != nil {
+			p.error(w, r, qrError(r.Context(), p, "qr status", a, err))
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, struct {
+			Status    qrlogin.Status `json:"status"`
+			ExpiresIn int            `json:"expires_in"`
+		}{a.Status, a.ExpiresIn(o.Now())})
+	})
+}
+
+// handleQRImage serves GET /qr/sessions/{id}/qr.png: the attempt's QR code
+// (its ticket's url) as a PNG of qrImageSize pixels; 404 for an unknown id.
+func handleQRImage(p *pages, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := o.QR.Status(r.Context(), mux.Vars(r)["id"])
+		if err != nil {
+			p.error(w, r, qrError(r.Context(), p, "qr image", a, err))
+			return
+		}
+		png, err := qrcode.Encode(a.QRURL, qrcode.Medium, qrImageSize)
+		if err != nil {
+			p.error(w, r, p.fromError(r.Context(), "render qr", err))
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "image/png")
+		h.Set("Content-Length", strconv.Itoa(len(png)))
+		h.Set("Cache-Control", "private, no-store")
+		w.WriteHeader(http.StatusOK)
+		w.Write(png)
+	})
+}
+
+// handleQREvents serves GET /qr/sessions/{id}/events as Server-Sent Events
+// (text/event-stream): "event: status" with data {"status": S} at once and
+// whenever the status changes, on any instance (store.Broker); a ": ping"
+// comment every qrHeartbeat. The stream ends after confirmed, used or
+// expired. 404 JSON for an unknown id.
+func handleQREvents(p *pages, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		id := mux.Vars(r)["id"]
+		updates, err := o.QR.Watch(ctx, id) // before the read: nothing is missed in between
+		if err != nil {
+			p.error(w, r, qrError(ctx, p, "qr watch", qrlogin.Attempt{}, err))
+			return
+		}
+		a, err := o.QR.Status(ctx, id)
+		if err != nil {
+			p.error(w, r, qrError(ctx, p, "qr status", a, err))
+			return
+		}
+		rc := http.NewResponseController(w)
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		write := func(s string) bool {
+			// The server's WriteTimeout would cut the stream: each write
+			// gets its own deadline (unsupported writers just go on).
+			_ = rc.SetWriteDeadline(time.Now().Add(2 * qrHeartbeat))
+			if _, err := fmt.Fprint(w, s); err != nil {
+				return false
+			}
+			return rc.Flush() == nil
+		}
+		send := func(st qrlogin.Status) bool {
+			return write("event: status\ndata: {\"status\":\"" + string(st) + "\"}\n\n")
+		}
+		last := a.Status
+		if !send(last) || last != qrlogin.StatusPending {
+			return
+		}
+		expiry := time.NewTimer(max(a.ExpiresAt.Sub(o.Now()), 0))
+		defer expiry.Stop()
+		beat := time.NewTicker(qrHeartbeat)
+		defer beat.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case st, ok := <-updates:
+				if !ok {
+					return
+				}
+				if st == last {
+					continue
+				}
+				last = st
+				if !send(st) || st != qrlogin.StatusPending {
+					return
+				}
+			case <-beat.C:
+				if cur, err := o.QR.Status(ctx, id); err == nil && cur.Status != last {
+					last = cur.Status
+					if !send(last) || last != qrlogin.StatusPending {
+						return
+					}
+					continue
+				}
+				if !write(": ping\n\n") {
+					return
+				}
+			case <-expiry.C:
+				if cur, err := o.QR.Status(ctx, id); err == nil && cur.Status == qrlogin.StatusConfirmed {
+					send(cur.Status)
+					return
+				}
+				send(qrlogin.StatusExpired)
+				return
+			}
+		}
+	})
+}
+
+// handleQRComplete serves GET /qr/sessions/{id}/complete: once the attempt
+// is confirmed, and from the browser that created it (the wxauth_qr
+// cookie), it issues the session exactly as /oauth/callback does (refresh
+// and session cookies, 302 to the redirect with
+// #access_token=...&token_type=Bearer&expires_in=N). A second call, an
+// expired or pending attempt, or another browser get an error page.
+func handleQRComplete(p *pages, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id := mux.Vars(r)["id"]
+		key := ""
+		if c, err := r.Cookie(qrCookie); err == nil {
+			key = c.Value
+		}
+		a, err := o.QR.Complete(ctx, id, key)
+		if err != nil {
+			p.error(w, r, qrError(ctx, p, "complete qr login", a, err))
+			return
+		}
+		tokens, err := o.Sessions.Issue(ctx, session.Subject{UserID: a.UserID, OpenID: a.OpenID, UnionID: a.UnionID, AppID: o.AppID, Scope: qrScope})
+		if err != nil {
+			p.error(w, r, p.fromError(ctx, "issue session", err))
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
+			Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
+		writeResult(w, r, p, o.Cookies, callbackResult{
+			Location:   withFragment(a.Redirect, tokenFragment(tokens)),
+			Refresh:    tokens.RefreshToken,
+			RefreshExp: tokens.RefreshExpires,
+			Session:    tokens.AccessToken,
+			SessionExp: o.Now().Add(time.Duration(tokens.ExpiresIn) * time.Second),
+		})
+	})
+}

@@ -1,0 +1,575 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/httpapi"
+	"github.com/wxauth/wxauth/internal/qrlogin"
+	"github.com/wxauth/wxauth/internal/redirect"
+	"github.com/wxauth/wxauth/internal/secret"
+	"github.com/wxauth/wxauth/internal/session"
+	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/memory"
+	"github.com/wxauth/wxauth/internal/wechat"
+	"github.com/wxauth/wxauth/internal/wxemu"
+)
+
+const (
+	qrCallbackToken = "qrlogintoken0123"
+	qrOtherReply    = "ordinary rules answered"
+	wechatAgent     = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50"
+	desktopAgent    = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"
+)
+
+// qrClock is the service's controlled clock.
+type qrClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *qrClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *qrClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// qrHarness is two service instances (A and B) over one in-memory store
+// and the emulator, whose callback pushes go to B's /wx.
+type qrHarness struct {
+	a, b, emu *httptest.Server
+	clock     *qrClock
+	mem       *memory.Store
+}
+
+func newQRHarness(t *testing.T) *qrHarness {
+	t.Helper()
+	h := &qrHarness{clock: &qrClock{now: time.Now()}}
+	muxA, muxB := http.NewServeMux(), http.NewServeMux()
+	h.a, h.b = httptest.NewServer(muxA), httptest.NewServer(muxB)
+	t.Cleanup(h.a.Close)
+	t.Cleanup(h.b.Close)
+	emu, err := wxemu.New(wxemu.Config{AppID: testAppID, AppSecret: testAppSecret, DenyRedirect: true,
+		OAuthDomains: []string{strings.TrimPrefix(h.a.URL, "http://"), strings.TrimPrefix(h.b.URL, "http://")},
+		CallbackURL:  h.b.URL + "/wx", CallbackToken: qrCallbackToken, Mode: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.emu = httptest.NewServer(emu)
+	t.Cleanup(h.emu.Close)
+	emu.SetPublicURL(h.emu.URL)
+
+	key := make([]byte, 32)
+	key[0] = 7
+	box, _ := secret.NewBox(key)
+	h.mem = memory.New(h.clock.Now)
+	t.Cleanup(func() { h.mem.Close() })
+	stores := store.Set{Users: h.mem, RefreshTokens: h.mem, Keys: h.mem, Records: h.mem, Locker: h.mem, TokenCache: h.mem,
+		Broker: h.mem, Ping: h.mem.Ping, Close: h.mem.Close}
+	sessions, err := session.NewManager(context.Background(), session.Config{Issuer: "wxauth-test", Audience: "wxauth", Box: box},
+		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
+	for _, inst := range []struct {
+		srv *httptest.Server
+		mux *http.ServeMux
+	}{{h.a, muxA}, {h.b, muxB}} {
+		client := &http.Client{Timeout: 5 * time.Second}
+		wx, err := wechat.NewClient(wechat.Config{AppID: testAppID, AppSecret: testAppSecret, Endpoint: wechat.EmulatorEndpoint(h.emu.URL), HTTPClient: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, err := wechat.NewTokenManager(wx, wechat.TokenConfig{Cache: h.mem, Locker: h.mem, Box: box})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qr, err := qrlogin.New(qrlogin.Config{AppID: testAppID, WeChat: wechat.NewAPI(wx, tokens), Users: h.mem, Records: h.mem,
+			Broker: h.mem, Now: h.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ordinary := callback.HandlerFunc(func(ctx context.Context, m *callback.Message) (callback.Reply, error) {
+			return callback.TextReply{Content: qrOtherReply}, nil
+		})
+		cb, err := callback.NewServer(callback.Config{Token: qrCallbackToken, AppID: testAppID, Mode: "plain", Records: h.mem},
+			callback.First(qr, ordinary))
+		if err != nil {
+			t.Fatal(err)
+		}
+		handler, err := httpapi.NewServer(httpapi.Options{
+			PublicURL: inst.srv.URL, AppID: testAppID, Issuer: "wxauth-test", JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
+			Sessions: sessions, Cookies: cookies, Box: box, Stores: stores, Callback: cb, QR: qr, Now: h.clock.Now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst.mux.Handle("/", handler)
+	}
+	return h
+}
+
+// qrClient is a browser with a cookie jar that does not follow redirects.
+type qrClient struct {
+	t testing.TB
+	c *http.Client
+}
+
+func newQRClient(t testing.TB) *qrClient {
+	jar, _ := cookiejar.New(nil)
+	return &qrClient{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *qrClient) do(method, u, body string, headers ...string) (*http.Response, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", desktopAgent)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return resp, b.String()
+}
+
+type qrCreated struct {
+	ID        string `json:"id"`
+	Ticket    string `json:"ticket"`
+	QRURL     string `json:"qr_url"`
+	ImageURL  string `json:"image_url"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+func (c *qrClient) create(base string) qrCreated {
+	c.t.Helper()
+	resp, body := c.do("POST", base+"/qr/sessions", `{"redirect":"`+testPage+`"}`)
+	if resp.StatusCode != http.StatusCreated {
+		c.t.Fatalf("POST /qr/sessions: %d %s", resp.StatusCode, body)
+	}
+	var a qrCreated
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		c.t.Fatal(err)
+	}
+	return a
+}
+
+func (c *qrClient) status(base, id string) string {
+	c.t.Helper()
+	resp, body := c.do("GET", base+"/qr/sessions/"+id, "")
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET /qr/sessions/{id}: %d %s", resp.StatusCode, body)
+	}
+	var s struct {
+		Status string `json:"status"`
+	}
+	json.Unmarshal([]byte(body), &s)
+	return s.Status
+}
+
+// scan makes openid scan ticket in the emulator and returns the text of
+// the service's reply ("" when none).
+func (h *qrHarness) scan(t *testing.T, openid, ticket string) string {
+	t.Helper()
+	resp, err := http.Post(h.emu.URL+"/emu/scan", "application/json", strings.NewReader(`{"openid":"`+openid+`","ticket":"`+ticket+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Status int            `json:"status"`
+		Reply  map[string]any `json:"reply"`
+		Valid  bool           `json:"valid"`
+		Error  string         `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&res)
+	if resp.StatusCode != http.StatusOK || res.Status != http.StatusOK || !res.Valid {
+		t.Fatalf("/emu/scan: HTTP %d, callback %d, valid %v: %s", resp.StatusCode, res.Status, res.Valid, res.Error)
+	}
+	content, _ := res.Reply["Content"].(string)
+	return content
+}
+
+// webSub logs openid in by web authorization (in WeChat) on base and
+// returns the JWT's sub.
+func (h *qrHarness) webSub(t *testing.T, base, openid string) string {
+	t.Helper()
+	c := newQRClient(t)
+	resp, body := c.do("GET", base+"/login?scope=snsapi_base&redirect="+url.QueryEscape(testPage), "", "User-Agent", wechatAgent)
+	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize") {
+		t.Fatalf("/login in WeChat: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	resp, _ = c.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", openid, "X-Wxemu-Consent", "allow")
+	resp, body = c.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("/oauth/callback: %d %s", resp.StatusCode, body)
+	}
+	return subOf(t, base, fragment(t, resp).Get("access_token"))
+}
+
+func subOf(t *testing.T, base, jwt string) string {
+	t.Helper()
+	c := newQRClient(t)
+	resp, body := c.do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/me: %d %s", resp.StatusCode, body)
+	}
+	var me map[string]any
+	json.Unmarshal([]byte(body), &me)
+	sub, _ := me["sub"].(string)
+	return sub
+}
+
+var base62ID = regexp.MustCompile(`^[0-9A-Za-z]{22}$`)
+
+func TestQR_Login(t *testing.T) {
+	h := newQRHarness(t)
+	for _, tc := range []struct {
+		name, openid string
+	}{
+		{"FollowerSCAN", "oWXEMU_alice"},
+		{"NonFollowerSubscribe", "oWXEMU_bob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newQRClient(t)
+			a := c.create(h.a.URL)
+			if !base62ID.MatchString(a.ID) || a.Ticket == "" || !strings.HasPrefix(a.QRURL, h.emu.URL+"/q/") ||
+				a.ImageURL != h.a.URL+"/qr/sessions/"+a.ID+"/qr.png" || a.ExpiresIn != 300 {
+				t.Fatalf("created %+v", a)
+			}
+			resp, body := c.do("GET", a.ImageURL, "")
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(body, "\x89PNG\r\n\x1a\n") {
+				t.Fatalf("qr.png: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if st := c.status(h.a.URL, a.ID); st != "pending" {
+				t.Fatalf("status before the scan %q", st)
+			}
+			// Completing before the scan is refused and does not consume the attempt.
+			if resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusConflict {
+				t.Fatalf("complete before the scan: %d", resp.StatusCode)
+			}
+
+			if reply := h.scan(t, tc.openid, a.Ticket); reply != qrlogin.DefaultConfirmText {
+				t.Fatalf("scan reply %q", reply)
+			}
+			if st := c.status(h.a.URL, a.ID); st != "confirmed" {
+				t.Fatalf("status after the scan %q", st)
+			}
+			// Another browser that learned the id cannot complete it.
+			if resp, _ := newQRClient(t).do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("complete from another browser: %d", resp.StatusCode)
+			}
+			resp, body = c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("complete: %d %s", resp.StatusCode, body)
+			}
+			frag := fragment(t, resp)
+			if frag.Get("token_type") != "Bearer" || frag.Get("expires_in") != "900" || frag.Get("access_token") == "" {
+				t.Fatalf("fragment %v", frag)
+			}
+			var refresh, sess bool
+			for _, ck := range resp.Cookies() {
+				refresh = refresh || ck.Name == "wxauth_refresh" && ck.Value != "" && ck.HttpOnly
+				sess = sess || ck.Name == "wxauth_session" && ck.Value != ""
+			}
+			if !refresh || !sess {
+				t.Errorf("complete set cookies %v", resp.Header["Set-Cookie"])
+			}
+			// Single use: a second completion is refused with a retry link.
+			resp, body = c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "", "Accept", "text/html")
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "/qr/login?redirect=") {
+				t.Fatalf("second complete: %d %s", resp.StatusCode, body)
+			}
+			if st := c.status(h.a.URL, a.ID); st != "used" {
+				t.Fatalf("status after completion %q", st)
+			}
+			// The refresh cookie works like after /oauth/callback.
+			if resp, body := c.do("POST", h.a.URL+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
+				t.Errorf("/session/refresh: %d %s", resp.StatusCode, body)
+			}
+
+			// The same person logging in by web authorization gets the same sub.
+			qrSub := subOf(t, h.a.URL, frag.Get("access_token"))
+			if webSub := h.webSub(t, h.b.URL, tc.openid); qrSub == "" || webSub != qrSub {
+				t.Errorf("QR login sub %q, web authorization sub %q", qrSub, webSub)
+			}
+		})
+	}
+}
+
+func TestQR_Refused(t *testing.T) {
+	h := newQRHarness(t)
+
+	t.Run("Reused", func(t *testing.T) {
+		c := newQRClient(t)
+		a := c.create(h.a.URL)
+		if reply := h.scan(t, "oWXEMU_alice", a.Ticket); reply != qrlogin.DefaultConfirmText {
+			t.Fatalf("first scan reply %q", reply)
+		}
+		// A second person scanning the same code is told it is used.
+		if reply := h.scan(t, "oWXEMU_bob", a.Ticket); reply != qrlogin.DefaultRefusedText {
+			t.Fatalf("second scan reply %q", reply)
+		}
+		resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+		jwt := fragment(t, resp).Get("access_token")
+		if sub := subOf(t, h.a.URL, jwt); sub != h.webSub(t, h.a.URL, "oWXEMU_alice") {
+			t.Errorf("the second scan changed who logs in")
+		}
+		if reply := h.scan(t, "oWXEMU_bob", a.Ticket); reply != qrlogin.DefaultRefusedText {
+			t.Fatalf("scan after completion reply %q", reply)
+		}
+	})
+
+	t.Run("Expired", func(t *testing.T) {
+		c := newQRClient(t)
+		a := c.create(h.a.URL)
+		h.clock.Advance(qrlogin.DefaultTTL + time.Second)
+		if st := c.status(h.a.URL, a.ID); st != "expired" {
+			t.Fatalf("status %q", st)
+		}
+		if reply := h.scan(t, "oWXEMU_alice", a.Ticket); reply != qrlogin.DefaultRefusedText {
+			t.Fatalf("scan reply %q", reply)
+		}
+		resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired_token") {
+			t.Fatalf("complete: %d %s", resp.StatusCode, body)
+		}
+		// The event stream of an expired attempt says so and ends.
+		if st := readEvents(t, h.a.URL, a.ID, c); st != "expired" {
+			t.Fatalf("events ended with %q", st)
+		}
+	})
+
+	t.Run("ConfirmedThenTooLate", func(t *testing.T) {
+		c := newQRClient(t)
+		a := c.create(h.a.URL)
+		h.scan(t, "oWXEMU_alice", a.Ticket)
+		h.clock.Advance(qrlogin.CompleteWindow + time.Second)
+		if resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("complete after the window: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("UnknownScene", func(t *testing.T) {
+		for _, scene := range []string{"promo", "login_", "login_short", "login_" + strings.Repeat("A", 23), "qrscene_login_x"} {
+			resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json", strings.NewReader(`{"from":"oWXEMU_bob","scene":"`+scene+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				Reply map[string]any `json:"reply"`
+			}
+			json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			if res.Reply["Content"] != qrOtherReply {
+				t.Errorf("scene %q: reply %v, want the ordinary rules", scene, res.Reply)
+			}
+		}
+		// A well-formed login scene that names no attempt is refused, not passed on.
+		resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json",
+			strings.NewReader(`{"from":"oWXEMU_bob","scene":"login_`+strings.Repeat("Z", 22)+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Reply map[string]any `json:"reply"`
+		}
+		json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if res.Reply["Content"] != qrlogin.DefaultRefusedText {
+			t.Errorf("unknown login scene: reply %v", res.Reply)
+		}
+	})
+
+	t.Run("BadRequests", func(t *testing.T) {
+		c := newQRClient(t)
+		for name, tc := range map[string]struct {
+			method, path, body string
+			status             int
+		}{
+			"RedirectNotAllowed": {"POST", "/qr/sessions", `{"redirect":"https://evil.example.com/"}`, http.StatusBadRequest},
+			"RedirectMissing":    {"POST", "/qr/sessions", `{}`, http.StatusBadRequest},
+			"UnknownField":       {"POST", "/qr/sessions", `{"redirect":"` + testPage + `","x":1}`, http.StatusBadRequest},
+			"NotJSON":            {"POST", "/qr/sessions", `redirect=x`, http.StatusBadRequest},
+			"PageNotAllowed":     {"GET", "/qr/login?redirect=" + url.QueryEscape("https://evil.example.com/"), "", http.StatusBadRequest},
+			"UnknownID":          {"GET", "/qr/sessions/" + strings.Repeat("a", 22), "", http.StatusNotFound},
+			"ShortID":            {"GET", "/qr/sessions/abc", "", http.StatusNotFound},
+			"BadIDEvents":        {"GET", "/qr/sessions/" + strings.Repeat("%25", 22) + "/events", "", http.StatusNotFound},
+			"UnknownImage":       {"GET", "/qr/sessions/" + strings.Repeat("b", 22) + "/qr.png", "", http.StatusNotFound},
+			"UnknownComplete":    {"GET", "/qr/sessions/" + strings.Repeat("c", 22) + "/complete", "", http.StatusNotFound},
+		} {
+			resp, body := c.do(tc.method, h.a.URL+tc.path, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Errorf("%s: %d %s, want %d", name, resp.StatusCode, body, tc.status)
+			}
+			if resp.StatusCode >= 500 {
+				t.Errorf("%s: server error", name)
+			}
+		}
+		// Unknown ids answer JSON to API clients.
+		resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+strings.Repeat("a", 22), "")
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("unknown id: %s %s", resp.Header.Get("Content-Type"), body)
+		}
+	})
+}
+
+func TestQR_DesktopLoginRedirect(t *testing.T) {
+	h := newQRHarness(t)
+	c := newQRClient(t)
+	resp, _ := c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape(testPage), "")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/qr/login?redirect="+url.QueryEscape(testPage) {
+		t.Fatalf("desktop /login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// A redirect outside the allowlist is refused before any QR page.
+	if resp, _ := c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape("https://evil.example.com/"), ""); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("desktop /login with a bad redirect: %d", resp.StatusCode)
+	}
+	resp, body := c.do("GET", h.a.URL+resp.Header.Get("Location"), "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="qr-image"`) || !strings.Contains(body, `data-expires-in="300"`) {
+		t.Fatalf("/qr/login: %d %s", resp.StatusCode, body)
+	}
+	m := regexp.MustCompile(`data-id="([0-9A-Za-z]{22})"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("page has no attempt id: %s", body)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	nonce := regexp.MustCompile(`'nonce-([0-9A-Za-z]+)'`).FindStringSubmatch(csp)
+	if nonce == nil || !strings.Contains(body, `<script nonce="`+nonce[1]+`">`) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("page headers %v", resp.Header)
+	}
+	// With the emulator the QR content is not WeChat's: the page links it.
+	if !strings.Contains(body, `id="qr-dev" href="`+h.emu.URL+`/q/`) {
+		t.Errorf("page does not link the emulator's scan page")
+	}
+	if st := c.status(h.a.URL, m[1]); st != "pending" {
+		t.Errorf("page's attempt status %q", st)
+	}
+	// Inside WeChat, /login is web authorization as before.
+	resp, _ = c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape(testPage), "", "User-Agent", wechatAgent)
+	if !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize") {
+		t.Errorf("WeChat /login went to %q", resp.Header.Get("Location"))
+	}
+}
+
+// readEvents reads the SSE stream of attempt id on base until it ends and
+// returns the last status it carried. Every line must be an event field, a
+// comment or blank.
+func readEvents(t *testing.T, base, id string, c *qrClient) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/qr/sessions/"+id+"/events", nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	last := ""
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "", strings.HasPrefix(line, ":"), line == "event: status":
+		case strings.HasPrefix(line, "data: "):
+			var e struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e); err != nil {
+				t.Fatalf("event data %q", line)
+			}
+			last = e.Status
+		default:
+			t.Fatalf("unexpected SSE line %q", line)
+		}
+	}
+	return last
+}
+
+// TestQR_CrossInstance creates the attempt on A, delivers the scan to B
+// (the emulator's callback URL), and checks that A's event stream learns
+// it through the shared broker and that A completes the login.
+func TestQR_CrossInstance(t *testing.T) {
+	h := newQRHarness(t)
+	c := newQRClient(t)
+	a := c.create(h.a.URL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.a.URL+"/qr/sessions/"+a.ID+"/events", nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	next := func() string {
+		for lines.Scan() {
+			if s, ok := strings.CutPrefix(lines.Text(), "data: "); ok {
+				return s
+			}
+		}
+		return ""
+	}
+	if first := next(); first != `{"status":"pending"}` {
+		t.Fatalf("first event %q", first)
+	}
+	// The stream on A is subscribed now; the scan goes to B's /wx.
+	if reply := h.scan(t, "oWXEMU_alice", a.Ticket); reply != qrlogin.DefaultConfirmText {
+		t.Fatalf("scan reply %q", reply)
+	}
+	if ev := next(); ev != `{"status":"confirmed"}` {
+		t.Fatalf("A's stream got %q", ev)
+	}
+	if lines.Scan() {
+		for lines.Scan() {
+		}
+	}
+	if lines.Err() != nil {
+		t.Fatalf("stream did not end cleanly: %v", lines.Err())
+	}
+	if resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusFound {
+		t.Fatalf("complete on A: %d %s", resp.StatusCode, body)
+	}
+	// B sees the same state.
+	if st := c.status(h.b.URL, a.ID); st != "used" {
+		t.Errorf("B reads %q", st)
+	}
+}

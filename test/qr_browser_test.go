@@ -1,0 +1,64 @@
+package test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowser_QRLogin opens the example H5 page in a desktop Chromium: it
+// has no session, so it goes to /login, which sends a desktop browser to
+// the QR login page. Once the page's event stream is open, the emulator's
+// POST /emu/scan makes Alice scan the code; the page learns it (Server-Sent
+// Events), completes the login and lands back on the H5 page signed in.
+func TestBrowser_QRLogin(t *testing.T) {
+	p := startDev(t)
+	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
+	waitReady(t, svc)
+	ctx := newChromium(t, qrDesktopUA)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(h5+"/"), chromedp.WaitVisible(chromedp.ID("qr-image"))); err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("qr-login"), "data-ticket"))
+	if err != nil || ticket.Value == "" {
+		t.Fatalf("QR page has no ticket: %v", err)
+	}
+	if s := text(t, ctx, "qr-status"); !strings.Contains(s, "Waiting for your scan") {
+		t.Errorf("QR page status %q", s)
+	}
+	// The image is a PNG the service rendered from the ticket's url.
+	width, err := chromedp.Run(ctx, chromedp.Poll[int](`document.getElementById("qr-image").complete && document.getElementById("qr-image").naturalWidth`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || width == 0 {
+		t.Fatalf("QR image did not load: %v (width %d)", err, width)
+	}
+	// The event stream is open: the scan below reaches the page by push.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("qr-login").dataset.stream === "open"`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("event stream never opened: %v", err)
+	}
+
+	if code, reply := qrEmuPost(t, emu, "/emu/scan", `{"openid":"oWXEMU_alice","ticket":"`+ticket.Value+`"}`); code != http.StatusOK || reply != qrConfirmText {
+		t.Fatalf("/emu/scan: %d, reply %q", code, reply)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("signed-in"))); err != nil {
+		t.Fatal(err)
+	}
+	if openid := text(t, ctx, "openid"); openid != "oWXEMU_alice" {
+		t.Errorf("H5 page shows openid %q", openid)
+	}
+	if scope := text(t, ctx, "scope"); scope != "snsapi_base" {
+		t.Errorf("H5 page shows scope %q", scope)
+	}
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(location, h5) || strings.Contains(location, "access_token") {
+		t.Errorf("ended at %s", location)
+	}
+}
