@@ -16,9 +16,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wxauth/wxauth/internal/callback"
 	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/httpapi"
+	"github.com/wxauth/wxauth/internal/logx"
+	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -68,6 +74,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 	if cfg.PprofListen != "" {
 		go servePprof(ctx, cfg.PprofListen, logger)
 	}
+	if cfg.MetricsListen != "" {
+		go serveMetrics(ctx, cfg.MetricsListen, svc.metrics, logger)
+	}
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	return serveHTTP(ctx, ln, svc.handler, logger)
 }
@@ -75,6 +84,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 // service is the running wxauth: its handler and what must be stopped.
 type service struct {
 	handler http.Handler
+	metrics http.Handler   // GET /metrics of the service's registry
 	closers []func() error // in order of opening; closed in reverse
 	cancel  context.CancelFunc
 }
@@ -102,6 +112,11 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		return nil, err
 	}
 	svc.closers = append(svc.closers, stores.Close)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	met := metrics.New(reg)
+	svc.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	stores = met.Stores(stores)
 
 	var previous [][]byte
 	if cfg.SecretKeyPrevious != nil {
@@ -115,7 +130,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	if err != nil {
 		return nil, fmt.Errorf("WXAUTH_ALLOWED_REDIRECTS: %w", err)
 	}
-	httpClient := &http.Client{Timeout: cfg.WeChatTimeout}
+	httpClient := &http.Client{Timeout: cfg.WeChatTimeout, Transport: &metrics.Transport{Metrics: met}}
 	wx, err := wechat.NewClient(wechat.Config{
 		AppID: cfg.AppID, AppSecret: cfg.AppSecret, HTTPClient: httpClient, Logger: logger, Now: now,
 		Endpoint: wechat.Endpoint{
@@ -163,7 +178,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		if err != nil {
 			return nil, err
 		}
-		cb, err = newCallback(ctx, cfg, stores, logger, now, qr)
+		cb, err = newCallback(ctx, cfg, stores, logger, now, met, qr)
 		if err != nil {
 			return nil, err
 		}
@@ -172,6 +187,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
 		Stores: stores, Callback: cb, QR: qr, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
+		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -183,7 +199,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 // newCallback builds the /wx handler: QR login's scan events (when qr is
 // not nil), the rules file (reloaded on SIGHUP and when it changes), then
 // the forwarder, then "success".
-func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logger *slog.Logger, now func() time.Time, qr *qrlogin.Service) (http.Handler, error) {
+func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logger *slog.Logger, now func() time.Time, met *metrics.Metrics, qr *qrlogin.Service) (http.Handler, error) {
 	var chain []callback.Handler
 	if qr != nil {
 		chain = append(chain, qr)
@@ -226,8 +242,8 @@ func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logg
 	srv, err := callback.NewServer(callback.Config{
 		Token: cfg.CallbackToken, AESKey: cfg.EncodingAESKey, PreviousAESKey: cfg.EncodingAESKeyPrevious,
 		AppID: cfg.AppID, OriginalID: cfg.OriginalID, Mode: cfg.CallbackMode, MaxSkew: cfg.CallbackMaxSkew,
-		Records: stores.Records, Logger: logger, Now: now,
-	}, callback.First(chain...))
+		Records: stores.Records, Logger: slog.New(metrics.CallbackReasons(logger.Handler())), Now: now,
+	}, met.CallbackHandler(callback.First(chain...)))
 	if err != nil {
 		return nil, fmt.Errorf("callback: %w", err)
 	}
@@ -278,7 +294,8 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	serveHTTP(ctx, ln, mux, logger)
 }
 
-// newLogger builds the process logger: JSON (default) or text on w.
+// newLogger builds the process logger: JSON (default) or text on w, behind
+// the redaction layer (logx), so no secret reaches a line.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -286,7 +303,39 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(logx.New(slog.NewTextHandler(w, opts))), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(logx.New(slog.NewJSONHandler(w, opts))), nil
+}
+
+// mainMetrics returns the /metrics handler of the main listener: h, or nil
+// when WXAUTH_METRICS_LISTEN moves /metrics to its own address.
+func mainMetrics(cfg *config.Config, h http.Handler) http.Handler {
+	if cfg.MetricsListen != "" {
+		return nil
+	}
+	return h
+}
+
+// limits maps the WXAUTH_RATE_* and WXAUTH_TRUSTED_PROXIES settings to
+// httpapi's; WXAUTH_RATE_LIMIT=0 turns the limits off.
+func limits(cfg *config.Config) httpapi.Limits {
+	l := httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies}
+	if cfg.RateLimit == 0 {
+		l.Rate = -1
+	}
+	return l
+}
+
+// serveMetrics serves GET /metrics alone on addr (WXAUTH_METRICS_LISTEN).
+func serveMetrics(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("metrics listen", "addr", addr, "err", err)
+		return
+	}
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	serveHTTP(ctx, ln, mux, logger)
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/session"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wechat"
@@ -216,10 +217,12 @@ func loginURL(rec stateRecord) string {
 func completeLogin(ctx context.Context, p *pages, o Options, rec stateRecord, code string) callbackResult {
 	fail := func(e apiError) callbackResult { return callbackResult{Err: &e} }
 	if code == "" { // the user denied: WeChat redirects with state only
+		countLogin(o, rec, metrics.LoginDenied)
 		return callbackResult{Location: withFragment(rec.Redirect, "error=access_denied")}
 	}
 	tok, err := o.WeChat.Exchange(ctx, code)
 	if err != nil {
+		countLoginErr(o, rec, err)
 		e := p.fromError(ctx, "exchange code", err)
 		if e.Status != http.StatusInternalServerError {
 			e.RetryURL = loginURL(rec)
@@ -229,6 +232,7 @@ func completeLogin(ctx context.Context, p *pages, o Options, rec stateRecord, co
 	if wechat.IsSnapshotUser(tok) {
 		// A snapshot-page virtual user: no session; the page asks the user
 		// to tap 「使用完整服务」 and authorize for real.
+		countLogin(o, rec, metrics.LoginSnapshot)
 		return callbackResult{Location: withFragment(rec.Redirect, "error=snapshot_user")}
 	}
 	openID, scope := wechat.OpenID(tok), wechat.Scope(tok)
@@ -249,6 +253,7 @@ func completeLogin(ctx context.Context, p *pages, o Options, rec stateRecord, co
 		case wechat.IsCode(err, wechat.CodeUnauthorized):
 			// Only base scope was granted after all: log in without a profile.
 		default:
+			countLoginErr(o, rec, err)
 			e := p.fromError(ctx, "userinfo", err)
 			e.RetryURL = loginURL(rec)
 			return fail(e)
@@ -257,12 +262,15 @@ func completeLogin(ctx context.Context, p *pages, o Options, rec stateRecord, co
 	u.WebToken = sealWebToken(o, openID, tok)
 	user, err := o.Stores.Users.UpsertUser(ctx, u, o.Now())
 	if err != nil {
+		countLoginErr(o, rec, err)
 		return fail(p.fromError(ctx, "upsert user", err))
 	}
 	tokens, err := o.Sessions.Issue(ctx, session.Subject{UserID: user.ID, OpenID: openID, UnionID: user.UnionID, AppID: o.AppID, Scope: scope})
 	if err != nil {
+		countLoginErr(o, rec, err)
 		return fail(p.fromError(ctx, "issue session", err))
 	}
+	countLogin(o, rec, metrics.LoginSuccess)
 	return callbackResult{
 		Location:   withFragment(rec.Redirect, tokenFragment(tokens)),
 		Refresh:    tokens.RefreshToken,

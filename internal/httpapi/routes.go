@@ -24,7 +24,7 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 
 	// The Official Account's message callback (服务器配置 URL).
 	if o.Callback != nil {
-		r.Handle("/wx", limitBody(1<<20, o.Callback)).Methods(http.MethodGet, http.MethodPost)
+		r.Handle("/wx", limitBody(1<<20, o.Metrics.Callback(o.Callback))).Methods(http.MethodGet, http.MethodPost)
 	}
 
 	// Desktop login by scanning the Official Account's QR code.
@@ -50,6 +50,9 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	// Health.
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(o.Stores.Ping)).Methods(http.MethodGet, http.MethodHead)
+	if o.MetricsHandler != nil {
+		r.Handle("/metrics", o.MetricsHandler).Methods(http.MethodGet)
+	}
 }
 
 // limitBody caps request bodies at n bytes; reads past it fail with

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -53,6 +54,15 @@ type Options struct {
 	StateTTL      time.Duration // life of a login state record; default 10 min
 	ProfileMaxAge time.Duration // /login without scope uses snsapi_base while the profile is younger; default 7 days
 	Now           func() time.Time
+
+	// Metrics receives HTTP, login and callback counts; nil records nothing.
+	Metrics *metrics.Metrics
+	// MetricsHandler serves GET /metrics (promhttp); nil leaves /metrics
+	// off the router (WXAUTH_METRICS_LISTEN serves it elsewhere).
+	MetricsHandler http.Handler
+	// Limits are the per-IP rate limits and the trusted proxies; the zero
+	// value applies the defaults of [Limits].
+	Limits Limits
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -78,11 +88,14 @@ func NewServer(opts Options) (http.Handler, error) {
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
 	r := mux.NewRouter()
+	r.Use(routeLabel)
 	addRoutes(r, opts, pages)
 	r.NotFoundHandler = handleNotFound(pages)
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(pages)
 	var h http.Handler = r
+	h = rateLimit(opts.Limits, pages, opts.Now, h)
 	h = accessLog(opts.Logger, h)
+	h = instrument(opts.Metrics, h)
 	h = recoverer(opts.Logger, pages, h)
 	h = requestID(h)
 	return h, nil
@@ -138,23 +151,27 @@ func (s *statusWriter) Flush() {
 	}
 }
 
-// accessLog writes one line per request at debug level: method, the path
-// only (never the query: /oauth/callback?code=... must not reach a log),
-// status, duration and request id. Server errors are logged at warn level.
+// accessLog writes one line per request at info level: method, route
+// template, the path only (never the query: /oauth/callback?code=... must
+// not reach a log), status, duration, request id and, when a call to WeChat
+// failed, its errcode. Server errors are logged at warn level.
 func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		level := slog.LevelDebug
+		level := slog.LevelInfo
 		if sw.status >= 500 {
 			level = slog.LevelWarn
 		}
 		if logger.Enabled(r.Context(), level) {
-			logger.LogAttrs(r.Context(), level, "request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
-				slog.String("request_id", RequestID(r.Context())))
+			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", routeOf(r.Context())),
+				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
+				slog.String("request_id", RequestID(r.Context()))}
+			if code := errcodeOf(r.Context()); code != "" {
+				attrs = append(attrs, slog.String("wechat_errcode", code))
+			}
+			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		}
 	})
 }
