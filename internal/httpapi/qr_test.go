@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -56,6 +58,7 @@ func (c *qrClock) Advance(d time.Duration) {
 // and the emulator, whose callback pushes go to B's /wx.
 type qrHarness struct {
 	a, b, emu *httptest.Server
+	handlerA  http.Handler // A's handler, for requests from many client addresses
 	clock     *qrClock
 	mem       *memory.Store
 }
@@ -128,6 +131,9 @@ func newQRHarness(t *testing.T) *qrHarness {
 			t.Fatal(err)
 		}
 		inst.mux.Handle("/", handler)
+		if inst.srv == h.a {
+			h.handlerA = handler
+		}
 	}
 	return h
 }
@@ -571,5 +577,46 @@ func TestQR_CrossInstance(t *testing.T) {
 	// B sees the same state.
 	if st := c.status(h.b.URL, a.ID); st != "used" {
 		t.Errorf("B reads %q", st)
+	}
+}
+
+// TestQR_OpenRedirects sends every line of oauth2-proxy's corpus as the
+// redirect of POST /qr/sessions and GET /qr/login: each gets a 400, never
+// an attempt.
+func TestQR_OpenRedirects(t *testing.T) {
+	f, err := os.Open("../../../shared/testdata/openredirects.txt")
+	if err != nil {
+		t.Skipf("shared testdata not beside the repository: %v", err)
+	}
+	defer f.Close()
+	h := newQRHarness(t)
+	sc := bufio.NewScanner(f)
+	n := 0
+	// Each line comes from its own address, so per-IP limits stay out of it.
+	serve := func(req *http.Request) *httptest.ResponseRecorder {
+		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", n>>16&255, n>>8&255, n&255)
+		req.Header.Set("User-Agent", desktopAgent)
+		w := httptest.NewRecorder()
+		h.handlerA.ServeHTTP(w, req)
+		return w
+	}
+	for sc.Scan() {
+		n++
+		raw, err := url.QueryUnescape(sc.Text())
+		if err != nil {
+			raw = sc.Text()
+		}
+		body, _ := json.Marshal(map[string]string{"redirect": raw})
+		req := httptest.NewRequest("POST", "/qr/sessions", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if w := serve(req); w.Code != http.StatusBadRequest {
+			t.Errorf("POST line %d %q: %d %s", n, raw, w.Code, w.Body)
+		}
+		if w := serve(httptest.NewRequest("GET", "/qr/login?redirect="+url.QueryEscape(raw), nil)); w.Code != http.StatusBadRequest {
+			t.Errorf("GET line %d %q: %d", n, raw, w.Code)
+		}
+	}
+	if n < 500 {
+		t.Fatalf("read %d lines, want the whole corpus", n)
 	}
 }

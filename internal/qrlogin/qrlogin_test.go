@@ -414,3 +414,36 @@ func BenchmarkService_ServeMessage(b *testing.B) {
 		}
 	})
 }
+
+// FuzzService_ServeMessage feeds arbitrary events: the handler never
+// panics, answers only login-shaped scenes, and confirms nothing it did
+// not create.
+func FuzzService_ServeMessage(f *testing.F) {
+	for _, seed := range [][2]string{{"SCAN", "login_" + strings.Repeat("A", 22)}, {"subscribe", "qrscene_login_" + strings.Repeat("b", 22)},
+		{"subscribe", "qrscene_promo"}, {"SCAN", "123"}, {"CLICK", "login_"}, {"scan", "login_\x00"}} {
+		f.Add(seed[0], seed[1])
+	}
+	mem := memory.New(time.Now)
+	defer mem.Close()
+	svc, err := qrlogin.New(qrlogin.Config{AppID: appID, WeChat: &fakeWeChat{}, Users: mem, Records: mem, Broker: mem})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, ev, key string) {
+		r, err := svc.ServeMessage(context.Background(), event("oFuzz", ev, key, ""))
+		scene := strings.TrimPrefix(key, "qrscene_")
+		loginShaped := strings.HasPrefix(scene, "login_") && qrlogin.ValidID(strings.TrimPrefix(scene, "login_"))
+		switch {
+		case errors.Is(err, callback.ErrNotHandled):
+			if r != nil {
+				t.Fatalf("reply %v with ErrNotHandled", r)
+			}
+		case err != nil:
+			t.Fatalf("error %v", err)
+		case !loginShaped:
+			t.Fatalf("answered %q %q, which is no login scene", ev, key)
+		case r.(callback.TextReply).Content != qrlogin.DefaultRefusedText:
+			t.Fatalf("confirmed an attempt that does not exist: %v", r)
+		}
+	})
+}
