@@ -260,6 +260,10 @@ func wrap(step string, err error) error {
 		netErr  net.Error
 	)
 	switch {
+	case errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")):
+		// Connection exception, or the server shutting down or refusing
+		// connections (admin_shutdown, crash_shutdown, cannot_connect_now).
+		return fmt.Errorf("postgres: %s: %w: %w", step, store.ErrUnavailable, err)
 	case errors.Is(err, store.ErrUnavailable), errors.As(err, &pgErr),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("postgres: %s: %w", step, err)
@@ -292,8 +296,11 @@ func newPool(cfg *pgx.ConnConfig, max int) *pool {
 	}
 }
 
-// with runs fn on a connection of the pool and gives it back. Errors: from
-// fn; store.ErrUnavailable wrapped when no connection can be made.
+// with runs fn on a connection of the pool and gives it back. When a
+// reused idle connection turns out dead before fn's statement ran (the
+// server terminated it while idle, or nothing was sent), fn runs once more
+// on a new connection. Errors: from fn; store.ErrUnavailable wrapped when
+// no connection can be made.
 func (p *pool) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	select {
 	case p.sem <- struct{}{}:
@@ -302,34 +309,52 @@ func (p *pool) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	c, err := p.take(ctx)
+	defer func() { <-p.sem }()
+	c, reused, err := p.take(ctx)
 	if err != nil {
-		<-p.sem
 		return wrap("connect", err)
 	}
-	defer p.put(c)
-	return fn(c)
+	err = fn(c)
+	if err != nil && reused && c.IsClosed() && diedIdle(err) && ctx.Err() == nil {
+		if c, err = pgx.ConnectConfig(ctx, p.cfg); err != nil {
+			return wrap("connect", err)
+		}
+		err = fn(c)
+	}
+	p.put(c)
+	return err
 }
 
-// take returns an idle live connection or opens one.
-func (p *pool) take(ctx context.Context) (*pgx.Conn, error) {
+// diedIdle reports whether err says the connection was dead before the
+// statement ran: nothing was sent, or the server had terminated the
+// session (SQLSTATE 57P01-57P03), which it announces before reading more.
+func diedIdle(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err)
+}
+
+// take returns an idle live connection (reused true) or opens one.
+func (p *pool) take(ctx context.Context) (*pgx.Conn, bool, error) {
 	for {
 		select {
 		case c := <-p.idle:
 			if c.IsClosed() {
 				continue
 			}
-			return c, nil
+			return c, true, nil
 		default:
-			return pgx.ConnectConfig(ctx, p.cfg)
+			c, err := pgx.ConnectConfig(ctx, p.cfg)
+			return c, false, err
 		}
 	}
 }
 
 // put returns c to the idle set when it is healthy, outside a transaction
-// and the pool is open, else closes it; it frees c's slot.
+// and the pool is open, else closes it. The caller frees c's slot after.
 func (p *pool) put(c *pgx.Conn) {
-	defer func() { <-p.sem }()
 	if !c.IsClosed() && !c.PgConn().IsBusy() && c.PgConn().TxStatus() == 'I' {
 		p.mu.Lock()
 		if !p.shut {

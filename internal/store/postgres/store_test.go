@@ -163,3 +163,56 @@ func TestOpen_Unavailable(t *testing.T) {
 		t.Fatalf("Open of a bad URL: %v", err)
 	}
 }
+
+func TestDB_ClosedIsUnavailable(t *testing.T) {
+	dbURL := newDatabase(t)
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Get on a closed store: %v, want ErrUnavailable", err)
+	}
+	if err := db.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping on a closed store: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDB_RecoversFromDroppedConnections(t *testing.T) {
+	dbURL := newDatabase(t)
+	ctx := context.Background()
+	db := opener(dbURL)(t, nil)
+	if err := db.Put(ctx, "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	// What a server restart or a failover does to the pool's idle
+	// connections.
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; ; attempt++ {
+		_, err := db.Get(ctx, "k")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Get after the connections dropped: %v, want ErrUnavailable or success", err)
+		}
+		if attempt == postgres.MaxConns+1 {
+			t.Fatalf("Get still failing after %d attempts: %v", attempt, err)
+		}
+	}
+}

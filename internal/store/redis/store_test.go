@@ -113,3 +113,23 @@ func TestStore_BadTTL(t *testing.T) {
 		t.Fatal("Lock with a negative ttl succeeded")
 	}
 }
+
+func TestStore_ClosedIsUnavailable(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	// A second client on the same prefix, closed: every call fails as
+	// unavailable, and the cleanup of the first still works.
+	closed, err := Open(ctx, testURL(t), s.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := closed.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Get on a closed store: %v, want ErrUnavailable", err)
+	}
+	if err := closed.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping on a closed store: %v, want ErrUnavailable", err)
+	}
+}
