@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 )
@@ -191,5 +190,46 @@ func BenchmarkAppendReply_News(b *testing.B) {
 	}
 }
 
-var _ = strings.Repeat
-var _ = time.Second
+
+// BenchmarkLoopback_Ratio alternates a bare hello request and a safe-mode
+// text round trip over loopback HTTP, so both see the same machine load, and
+// reports each one's time and the safe mode's throughput as a fraction of
+// hello's (throughput-ratio; issue 9 targets >= 0.55).
+func BenchmarkLoopback_Ratio(b *testing.B) {
+	rules, _ := ParseRules(SampleRules)
+	e := newEnv(b, rules, func(c *Config) { c.Logger, c.Mode = nil, "safe" })
+	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "hello")
+	}))
+	defer hello.Close()
+	safe := httptest.NewServer(e.srv)
+	defer safe.Close()
+	safeReqs, plainReqs := newBenchRequests(b, true), newBenchRequests(b, false)
+	post := func(client *http.Client, base string, br *benchRequests, j int) time.Duration {
+		start := time.Now()
+		resp, err := client.Post(base+br.urls[j].String(), "text/xml", bytes.NewReader(br.bodies[j]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	var tHello, tSafe time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % benchDistinct
+		if j == 0 && i > 0 {
+			e.records.m = map[string][]byte{}
+		}
+		tHello += post(hello.Client(), hello.URL, plainReqs, j)
+		tSafe += post(safe.Client(), safe.URL, safeReqs, j)
+	}
+	b.ReportMetric(float64(tHello.Nanoseconds())/float64(b.N), "hello-ns/req")
+	b.ReportMetric(float64(tSafe.Nanoseconds())/float64(b.N), "safe-ns/req")
+	b.ReportMetric(float64(tHello)/float64(tSafe), "throughput-ratio")
+}
