@@ -35,10 +35,10 @@ type Status string
 
 // The statuses of an attempt.
 const (
-	StatusPending   Status = "pending"
-	StatusConfirmed Status = "confirmed"
-	StatusUsed      Status = "used"
-	StatusExpired   Status = "expired"
+	StatusPending   Status = "pending"   // created, not scanned, before ExpiresAt
+	StatusConfirmed Status = "confirmed" // scanned; Complete works for CompleteWindow
+	StatusUsed      Status = "used"      // completed: the session was issued
+	StatusExpired   Status = "expired"   // not scanned in time, or not completed in time
 )
 
 // Defaults and limits.
@@ -72,11 +72,11 @@ const (
 // Errors of [Service.Status] and [Service.Complete], compared with
 // errors.Is. ErrNotFound wraps store.ErrNotFound.
 var (
-	ErrNotFound = fmt.Errorf("qrlogin: no such login attempt: %w", store.ErrNotFound)
-	ErrPending  = errors.New("qrlogin: login attempt not scanned yet")
-	ErrExpired  = errors.New("qrlogin: login attempt expired")
-	ErrUsed     = errors.New("qrlogin: login attempt already used")
-	ErrBinding  = errors.New("qrlogin: login attempt belongs to another browser")
+	ErrNotFound = fmt.Errorf("qrlogin: no such login attempt: %w", store.ErrNotFound) // unknown id, malformed id, or record gone
+	ErrPending  = errors.New("qrlogin: login attempt not scanned yet")                // Complete before the scan
+	ErrExpired  = errors.New("qrlogin: login attempt expired")                        // Complete after ExpiresAt or CompleteWindow
+	ErrUsed     = errors.New("qrlogin: login attempt already used")                   // Complete a second time
+	ErrBinding  = errors.New("qrlogin: login attempt belongs to another browser")     // Complete with a key that is not the attempt's
 )
 
 // Config configures a [Service]. AppID, WeChat, Users, Records and Broker
