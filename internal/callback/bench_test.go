@@ -190,7 +190,6 @@ func BenchmarkAppendReply_News(b *testing.B) {
 	}
 }
 
-
 // BenchmarkLoopback_Ratio alternates a bare hello request and a safe-mode
 // text round trip over loopback HTTP, so both see the same machine load, and
 // reports each one's time and the safe mode's throughput as a fraction of

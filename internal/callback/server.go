@@ -100,7 +100,7 @@ type Server struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	rand       io.Reader
-	h          Handler
+	chain      Handler   // the handler inside the adapters of chain.go
 	bufs       sync.Pool // *[]byte
 }
 
@@ -129,7 +129,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		logger:     cfg.Logger,
 		now:        cfg.Now,
 		rand:       cfg.Rand,
-		h:          h,
 	}
 	if cfg.AESKey != "" {
 		if cfg.AppID == "" {
@@ -188,6 +187,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
+	s.chain = s.withBudget(s.withDedup(s.withErrors(h)))
 	return s, nil
 }
 
@@ -259,7 +259,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.reject(ctx, w, status, err)
 		return
 	}
-	reply := s.dispatch(ctx, m)
+	answer, _ := s.chain.ServeMessage(ctx, m) // the chain answers every error with nil
+	rp := s.getBuf()
+	defer s.putBuf(rp)
+	reply := s.encode(ctx, (*rp)[:0], m, answer)
+	*rp = reply[:0]
 	if len(reply) == 0 {
 		writeSuccess(w)
 		return
@@ -421,121 +425,15 @@ func writeSuccess(w http.ResponseWriter) {
 	io.WriteString(w, "success")
 }
 
-// dispatch runs the handler chain once per message (de-duplicated through
-// Records) within the budget and returns the plaintext reply XML, or nil
-// for "success".
-func (s *Server) dispatch(reqCtx context.Context, m *Message) []byte {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), s.budget)
-	defer cancel()
-	key := dedupKey(m)
-	claimed, err := s.records.PutIfAbsent(ctx, key, []byte{recPending}, s.dedupTTL)
-	dedup := true
-	switch {
-	case err != nil:
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication unavailable, handling anyway",
-			slog.String("msg_type", m.MsgType), slog.String("error", err.Error()))
-		dedup = false
-	case !claimed:
-		return s.await(ctx, reqCtx, key, m)
-	}
-	done := make(chan []byte, 1)
-	go s.handle(ctx, m, key, dedup, done)
-	select {
-	case rec := <-done:
-		return rec[1:]
-	case <-ctx.Done():
-		s.logger.LogAttrs(reqCtx, slog.LevelWarn, "callback handler past budget, answering success",
-			slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.Duration("budget", s.budget))
-		return nil
-	case <-reqCtx.Done():
-		return nil
-	}
-}
-
-// handle calls the handler, encodes its reply, records it for redeliveries
-// and sends the record on done. It outlives the request when the handler
-// runs past the budget.
-func (s *Server) handle(ctx context.Context, m *Message, key string, dedup bool, done chan<- []byte) {
-	var rec []byte
-	defer func() {
-		if p := recover(); p != nil {
-			s.logger.LogAttrs(ctx, slog.LevelError, "callback handler panicked, answering success",
-				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
-			rec = []byte{recDone}
-			s.store(ctx, key, rec, dedup)
-		}
-		done <- rec
-	}()
-	reply, err := s.h.ServeMessage(ctx, m)
-	switch {
-	case errors.Is(err, ErrNotHandled):
-		reply = nil
-	case err != nil:
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback handler failed, answering success",
-			slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.String("error", err.Error()))
-		reply = nil
-	}
-	rec = make([]byte, 1, 512)
-	rec[0] = recDone
-	rec = s.encode(ctx, rec, m, reply)
-	s.store(ctx, key, rec, dedup)
-	if s.logger.Enabled(ctx, slog.LevelDebug) {
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "callback handled",
-			slog.String("msg_type", m.MsgType), slog.String("event", m.Event),
-			slog.String("openid_hash", hashID(m.FromUserName)), slog.Bool("encrypted", m.Encrypted),
-			slog.Int("reply_bytes", len(rec)-1))
-	}
-}
-
-// store records the result of the first delivery for redeliveries.
-func (s *Server) store(ctx context.Context, key string, rec []byte, dedup bool) {
-	if !dedup {
-		return
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := s.records.Put(sctx, key, rec, s.dedupTTL); err != nil {
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record not stored",
-			slog.Int("reply_bytes", len(rec)-1), slog.String("error", err.Error()))
-	}
-}
-
-// await waits for the result of an earlier delivery of the same message,
-// polling Records until the budget is spent.
-func (s *Server) await(ctx, reqCtx context.Context, key string, m *Message) []byte {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.logger.LogAttrs(reqCtx, slog.LevelWarn, "callback redelivery while first still running, answering success",
-				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
-			return nil
-		case <-reqCtx.Done():
-			return nil
-		case <-t.C:
-		}
-		rec, err := s.records.Get(ctx, key)
-		switch {
-		case err == nil && len(rec) > 0 && rec[0] == recDone:
-			s.logger.LogAttrs(ctx, slog.LevelDebug, "callback redelivery answered from record",
-				slog.String("msg_type", m.MsgType), slog.String("event", m.Event))
-			return rec[1:]
-		case errors.Is(err, store.ErrNotFound):
-			return nil // expired between the two calls: nothing to repeat
-		case err != nil && ctx.Err() == nil:
-			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record unreadable",
-				slog.String("error", err.Error()))
-		}
-		t.Reset(pollInterval)
-	}
-}
-
 // encode appends the plaintext XML of reply to dst (nothing for nil or an
-// empty news reply), trimming news to WeChat's limit for m.
+// empty news reply), trimming news to WeChat's limit for m. An encodedReply
+// is appended as is.
 func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply) []byte {
-	if reply == nil {
+	switch r := reply.(type) {
+	case nil:
 		return dst
+	case encodedReply:
+		return append(dst, r...)
 	}
 	if n, ok := reply.(NewsReply); ok {
 		limit := maxArticles(m)
@@ -551,21 +449,6 @@ func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply
 		}
 	}
 	return AppendReply(dst, reply, m.FromUserName, m.ToUserName, s.now().Unix())
-}
-
-// dedupKey names the de-duplication record of m: by MsgId for messages, by
-// FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
-func dedupKey(m *Message) string {
-	if m.MsgID != 0 && !m.IsEvent() {
-		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatInt(m.MsgID, 10)
-	}
-	h := sha256.New()
-	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {
-		io.WriteString(h, p)
-		h.Write([]byte{0})
-	}
-	var sum [sha256.Size]byte
-	return "dedup:" + m.ToUserName + ":e:" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // hashID is a short, non-reversible tag of an openid for logs.

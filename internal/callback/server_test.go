@@ -569,3 +569,22 @@ func TestServer_LogsNoContents(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_LateReplyServesRedelivery(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, HandlerFunc(func(ctx context.Context, m *Message) (Reply, error) {
+		<-release // past the budget
+		return TextReply{Content: "late"}, nil
+	}), func(c *Config) { c.Budget = 30 * time.Millisecond })
+	if w := e.serve(plainRequest(textXML(77, "x"), itoa(testNow))); w.Body.String() != "success" {
+		t.Fatalf("first delivery: %q", w.Body)
+	}
+	close(release)
+	for e.records.puts.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	w := e.serve(plainRequest(textXML(77, "x"), itoa(testNow)))
+	if r := parseReply(t, w.Body.String()); r.Content != "late" {
+		t.Errorf("redelivery: %q", w.Body)
+	}
+}
