@@ -390,3 +390,44 @@ func TestEmulator_UserInfo(t *testing.T) {
 	wantCode(t, info("oNobody"), 40003)
 	wantCode(t, getJSON(t, srv.URL+"/cgi-bin/user/info?openid=oWXEMU_bob"), 41001)
 }
+
+func TestEmulator_JSSDKCheck(t *testing.T) {
+	const (
+		ticket = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
+		want   = "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
+	)
+	t.Run("official/JSSDK", func(t *testing.T) {
+		for _, u := range []string{"http://mp.weixin.qq.com?params=value", "http://mp.weixin.qq.com?params=value#xxxx"} {
+			if got := jssdkSignature(ticket, "Wm3WZYTPz0wzccnW", "1414587457", u); got != want {
+				t.Errorf("%s: %s, want %s", u, got, want)
+			}
+		}
+	})
+	e, srv := newTestEmulator(t, nil)
+	e.mu.Lock()
+	e.tickets[ticket] = t0.Add(ticketTTL)
+	e.mu.Unlock()
+	check := func(sig, page string) map[string]any {
+		q := url.Values{"url": {page}, "timestamp": {"1414587457"}, "nonceStr": {"Wm3WZYTPz0wzccnW"}, "signature": {sig}}
+		return getJSON(t, srv.URL+"/emu/jssdk/check?"+q.Encode())
+	}
+	if m := check(want, "http://mp.weixin.qq.com?params=value#frag"); m["valid"] != true {
+		t.Errorf("official signature: %v", m)
+	}
+	if m := check(want, "http://mp.weixin.qq.com?params=other"); m["valid"] != false || m["error"] == "" {
+		t.Errorf("other url: %v", m)
+	}
+	if m := getJSON(t, srv.URL+"/emu/jssdk/check?url=x"); m["_status"] != 400.0 || m["valid"] != false {
+		t.Errorf("missing parameters: %v", m)
+	}
+	tok := stableToken(t, srv, false)["access_token"].(string)
+	issued := getJSON(t, srv.URL+"/cgi-bin/ticket/getticket?access_token="+tok+"&type=jsapi")["ticket"].(string)
+	page := "https://" + testDomain + "/shop?item=42"
+	if m := check(jssdkSignature(issued, "Wm3WZYTPz0wzccnW", "1414587457", page), page); m["valid"] != true {
+		t.Errorf("issued ticket: %v", m)
+	}
+	advance(t, srv, 7200)
+	if m := check(want, "http://mp.weixin.qq.com?params=value"); m["valid"] != false {
+		t.Errorf("expired ticket still verifies: %v", m)
+	}
+}

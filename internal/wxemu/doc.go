@@ -37,6 +37,7 @@
 //	POST /emu/unsubscribe            {"from"}
 //	POST /emu/location               {"from","latitude","longitude","precision"}
 //	POST /emu/scan                   {"openid","ticket"}
+//	GET  /emu/jssdk/check            ?url&timestamp&nonceStr&signature -> {"valid","error"}
 //	GET  /wx-verify, POST /emu/verify-url   WeChat's URL verification of the callback
 //	GET  /emu/chat, GET /emu/, GET /q/{id}, GET /emu/avatar/{openid}/{size}   pages and images
 //
