@@ -303,6 +303,11 @@ func newPool(cfg *pgx.ConnConfig, max int) *pool {
 // no connection can be made.
 func (p *pool) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	select {
+	case <-p.quit: // checked first: below, a free slot could win the draw
+		return wrap("connect", errPoolClosed)
+	default:
+	}
+	select {
 	case p.sem <- struct{}{}:
 	case <-p.quit:
 		return wrap("connect", errPoolClosed)
