@@ -18,8 +18,12 @@ func NewUserID() string {
 
 // RandomBase62 returns n uniformly random base62 characters ([0-9A-Za-z])
 // read from crypto/rand (rejection sampling, so no character is favoured).
-// crypto/rand.Read does not fail on supported platforms (Go 1.24+).
+// crypto/rand.Read does not fail on supported platforms (Go 1.24+). n <= 0
+// gives "".
 func RandomBase62(n int) string {
+	if n <= 0 {
+		return ""
+	}
 	out := make([]byte, 0, n)
 	var buf [64]byte
 	for len(out) < n {

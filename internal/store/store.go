@@ -143,7 +143,9 @@ type Keys interface {
 
 // Records keeps short-lived byte values under string keys with a time to
 // live: login state, callback de-duplication, QR login attempts, token
-// revocations. Keys are namespaced by the caller ("state:", "dedup:", ...).
+// revocations. Keys are namespaced by the caller ("state:", "dedup:", ...)
+// and must be valid UTF-8 without NUL bytes (PostgreSQL text); values are
+// any bytes.
 // Expired records behave as absent. A ttl must be positive: a ttl <= 0 is
 // an error. Values are copied in and out: callers may reuse their slices.
 type Records interface {
