@@ -95,6 +95,17 @@ func TestDev_Metrics(t *testing.T) {
 	}
 	b.get(svc + "/no/such/path")
 
+	// Two QR login attempts, one completed: one stays active.
+	d := newDesktop(t)
+	done, ticket := d.qrPage(svc, h5)
+	d.qrPage(svc, h5)
+	if code, _ := qrEmuPost(t, emu, "/emu/scan", `{"openid":"oWXEMU_alice","ticket":"`+ticket+`"}`); code != http.StatusOK {
+		t.Fatalf("/emu/scan: %d", code)
+	}
+	if resp, body := d.do("GET", svc+"/qr/sessions/"+done+"/complete", "", ""); resp.StatusCode != http.StatusFound {
+		t.Fatalf("QR complete: %d %s", resp.StatusCode, body)
+	}
+
 	m := scrape(t, svc+"/metrics")
 	for _, c := range []struct {
 		name   string
@@ -112,12 +123,14 @@ func TestDev_Metrics(t *testing.T) {
 		{"wxauth_callback_messages_total", []string{"outcome", "duplicate"}, 2},
 		{"wxauth_callback_messages_total", []string{"outcome", "refused_plaintext_refused"}, 1},
 		{"wxauth_token_refreshes_total", []string{"token", "access_token"}, 1},
-		{"wxauth_qr_login_attempts_active", nil, 0},
 	} {
 		got, ok := m(c.name, c.labels...)
 		if !ok || got < c.min {
 			t.Errorf("%s%v = %v (found %v), want >= %v", c.name, c.labels, got, ok, c.min)
 		}
+	}
+	if got, ok := m("wxauth_qr_login_attempts_active"); !ok || got != 1 {
+		t.Errorf("wxauth_qr_login_attempts_active = %v (found %v), want 1", got, ok)
 	}
 	// No raw paths as labels: the 404 path is not a route.
 	if _, ok := m("wxauth_http_requests_total", "route", "/no/such/path"); ok {

@@ -95,7 +95,7 @@ func NewServer(opts Options) (http.Handler, error) {
 	var h http.Handler = r
 	h = rateLimit(opts.Limits, pages, opts.Now, h)
 	h = accessLog(opts.Logger, h)
-	h = instrument(opts.Metrics, h)
+	h = instrument(opts, h)
 	h = recoverer(opts.Logger, pages, h)
 	h = requestID(h)
 	return h, nil
