@@ -77,13 +77,14 @@ func (e *statusError) Error() string {
 
 // result is the outcome of loading one target for one period.
 type result struct {
-	ops      int           // operations completed inside the measured window
-	errs     int           // operations that failed inside the window
-	window   time.Duration // measured window (duration minus warm-up)
-	p50, p99 time.Duration // latency of the successful operations
-	statuses map[int]int   // unexpected statuses seen, by code
-	firstErr string        // the first error, for the report
-	cpu      map[string]time.Duration
+	ops      int                      // operations completed inside the measured window
+	errs     int                      // operations that failed inside the window
+	window   time.Duration            // measured window (duration minus warm-up)
+	p50, p99 time.Duration            // latency of the successful operations
+	statuses map[int]int              // unexpected statuses seen, by code
+	firstErr string                   // the first error, for the report
+	cpu      map[string]time.Duration // CPU time by process name over the window
+	others   time.Duration            // CPU time of every other process of the machine over the window
 }
 
 // rate is successful operations per second.
@@ -167,18 +168,25 @@ func load(ctx context.Context, client *http.Client, c int, warmup, d time.Durati
 	cpu0 := map[string]time.Duration{}
 	cpu := map[string]time.Duration{}
 	sleepUntil(ctx, measureFrom)
+	busy0, busyErr := busyTime()
 	for name, pid := range pids {
 		cpu0[name], _ = cpuTime(pid)
 	}
 	sleepUntil(ctx, end)
+	busy1, err := busyTime()
+	var ours time.Duration
 	for name, pid := range pids {
 		if t, err := cpuTime(pid); err == nil {
 			cpu[name] = t - cpu0[name]
+			ours += cpu[name]
 		}
 	}
 	wg.Wait()
 
 	r := result{window: d, statuses: map[int]int{}, cpu: cpu}
+	if busyErr == nil && err == nil && len(pids) > 0 {
+		r.others = max(0, busy1-busy0-ours)
+	}
 	var all []time.Duration
 	for i, w := range workers {
 		all = append(all, w.lat...)

@@ -236,8 +236,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			t.rounds = append(t.rounds, res)
 			t.ratios = append(t.ratios, res.rate()/targets[0].rounds[r].rate())
-			fmt.Fprintf(stderr, "round %d  %-40s %9.0f/s  p50 %-9v p99 %-9v x%.2f  errors %d %s\n", r+1, t.name, res.rate(),
-				res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), t.ratios[r], res.errs, firstLine(res.firstErr))
+			fmt.Fprintf(stderr, "round %d  %-40s %9.0f/s  p50 %-9v p99 %-9v x%.2f  errors %d  others %.2f cores %s\n", r+1, t.name, res.rate(),
+				res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), t.ratios[r], res.errs,
+				res.others.Seconds()/res.window.Seconds(), firstLine(res.firstErr))
 		}
 	}
 	for _, p := range []*proc{svc, plain, emu, hello} {

@@ -31,6 +31,7 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 	type cpuRow struct {
 		name                        string
 		server, emulator, generator float64 // µs per operation
+		others                      float64 // cores used by other processes of the machine
 		errs, ops                   int
 		firstErr                    string
 	}
@@ -79,7 +80,8 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 			}
 			return float64(mid.cpu[name].Microseconds()) / float64(mid.ops)
 		}
-		cpuRows = append(cpuRows, cpuRow{t.name, perOp("server"), perOp("emulator"), perOp("generator"), errs, ops, firstErr})
+		cpuRows = append(cpuRows, cpuRow{t.name, perOp("server"), perOp("emulator"), perOp("generator"),
+			mid.others.Seconds() / mid.window.Seconds(), errs, ops, firstErr})
 	}
 	if rss != nil {
 		fmt.Fprintf(w, "| peak RSS of a fresh service, every target at c=%d | %.1f MiB | | | | <= %d MiB | %s |\n",
@@ -91,16 +93,17 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 			verdict(storm.ok == storm.n && storm.stable+storm.classic == 1 && storm.getticket == 1))
 	}
 
-	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs; the 2 cores are shared by all three):")
+	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs), and the cores other processes of the machine")
+	fmt.Fprintln(w, "used meanwhile (noise: it should be near 0):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | server | emulator | load generator | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| target | server | emulator | load generator | other processes (cores) | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
 	for _, r := range cpuRows {
 		e := fmt.Sprintf("%d of %d", r.errs, r.errs+r.ops)
 		if r.firstErr != "" {
 			e += ": " + truncate(firstLine(r.firstErr), 100)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %s |\n", r.name, r.server, r.emulator, r.generator, e)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", r.name, r.server, r.emulator, r.generator, r.others, e)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
