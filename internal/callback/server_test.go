@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
 func TestServer_ServeHTTP_Verify(t *testing.T) {
@@ -586,5 +588,22 @@ func TestServer_LateReplyServesRedelivery(t *testing.T) {
 	w := e.serve(plainRequest(textXML(77, "x"), itoa(testNow)))
 	if r := parseReply(t, w.Body.String()); r.Content != "late" {
 		t.Errorf("redelivery: %q", w.Body)
+	}
+}
+
+func TestServer_DedupWithMemoryStore(t *testing.T) {
+	calls := 0
+	mem := memory.New(time.Now)
+	e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) {
+		calls++
+		return TextReply{Content: "once"}, nil
+	}), func(c *Config) { c.Records = mem; c.Mode = "safe" })
+	var plain []string
+	for i := 0; i < 3; i++ {
+		w := e.serve(safeRequest(t, testKey, eventXML("subscribe", "qrscene_42"), itoa(testNow), false))
+		plain = append(plain, openReply(t, testKey, w.Body.Bytes()))
+	}
+	if calls != 1 || plain[0] != plain[1] || plain[1] != plain[2] {
+		t.Errorf("calls %d, replies %q", calls, plain)
 	}
 }
