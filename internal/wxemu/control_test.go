@@ -276,3 +276,36 @@ func TestEmulator_Concurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestTrim(t *testing.T) {
+	m := map[string]int{}
+	for i := 0; i < 100; i++ {
+		m[itoa(i)] = i
+	}
+	trim(m, 100)
+	if len(m) != 100 {
+		t.Errorf("trimmed at the limit: %d", len(m))
+	}
+	m["x"] = 0
+	trim(m, 100)
+	if len(m) != 75 {
+		t.Errorf("len = %d, want 75", len(m))
+	}
+}
+
+func TestEmulator_SweepKeepsLiveRecords(t *testing.T) {
+	e, srv := newTestEmulator(t, nil)
+	old := scriptedCode(t, srv, "oWXEMU_bob", "snsapi_base")
+	advance(t, srv, 301)
+	for i := 0; i < sweepMin; i++ {
+		scriptedCode(t, srv, "oWXEMU_bob", "snsapi_base")
+	}
+	e.mu.Lock()
+	_, kept := e.codes[old]
+	n := len(e.codes)
+	e.mu.Unlock()
+	if kept || n != sweepMin {
+		t.Errorf("expired code kept=%v, %d codes, want %d", kept, n, sweepMin)
+	}
+	wantCode(t, exchange(t, srv, scriptedCode(t, srv, "oWXEMU_bob", "snsapi_base")), 0)
+}

@@ -42,6 +42,7 @@ const (
 	defaultOriginal  = "gh_wxemu00000000"  // OriginalID when Config leaves it empty
 	sweepMin         = 1024                // map size below which expired records are not swept
 	expiredKept      = 24 * time.Hour      // expired tokens answer 42001 (not 40001) this long
+	maxRecords       = 1 << 20             // per kind; past it the sweep forgets arbitrary records (load tests)
 	beijing          = 8 * 60 * 60         // seconds east of UTC: WeChat's daily quotas reset at Beijing midnight
 )
 
@@ -51,23 +52,23 @@ type User struct {
 	// OpenID is the user's openid for this account (e.g. "oWXEMU_alice").
 	OpenID string `json:"openid"`
 	// UnionID is the Open Platform unionid; empty when the account is not bound.
-	UnionID string `json:"unionid,omitempty"`
+	UnionID string `json:"unionid"`
 	// Nickname as sns/userinfo returns it.
 	Nickname string `json:"nickname"`
 	// HeadImgURL as sns/userinfo returns it; empty means the emulator's
 	// generated avatar {PublicURL}/emu/avatar/{openid}/132.
-	HeadImgURL string `json:"headimgurl,omitempty"`
+	HeadImgURL string `json:"headimgurl"`
 	// Sex is 0 (unknown), 1 (male) or 2 (female); WeChat sends 0 since 2021-10-20.
 	Sex int `json:"sex"`
 	// Province, City and Country are empty for everyone since 2021-10-20.
-	Province string `json:"province,omitempty"`
-	City     string `json:"city,omitempty"`
-	Country  string `json:"country,omitempty"`
+	Province string `json:"province"`
+	City     string `json:"city"`
+	Country  string `json:"country"`
 	// Privilege lists privileges (e.g. "chinaunicom"); usually empty.
-	Privilege []string `json:"privilege,omitempty"`
+	Privilege []string `json:"privilege"`
 	// Snapshot marks a snapshot-page virtual user: the code exchange returns
 	// is_snapshotuser: 1.
-	Snapshot bool `json:"snapshot,omitempty"`
+	Snapshot bool `json:"snapshot"`
 	// Follows says whether the user follows the Official Account; it decides
 	// subscribe vs SCAN on a QR scan and user/info's subscribe.
 	Follows bool `json:"follows"`
@@ -293,12 +294,13 @@ func (e *Emulator) SetPublicURL(u string) {
 
 // SetCallback points message pushes at url (the service's /wx) with its
 // Token, EncodingAESKey and mode ("plain", "compat", "safe"; "" = "plain").
-// An empty url disables pushes.
+// An empty url disables pushes. It is safe to call while serving.
 //
 // Errors: an unknown mode; a url that is not absolute http(s); a token that
-// is not 3-32 letters or digits (WeChat's rule); [ErrAESKey] when the mode is
-// compat or safe and aesKey is not a valid EncodingAESKey (a non-empty aesKey
-// is checked in plain mode too).
+// is not 3-32 letters or digits (WeChat's rule); [ErrAESKey] (wrapped) when
+// the mode is compat or safe and encodingAESKey is not 43 characters of
+// [a-zA-Z0-9] (a non-empty key is checked in plain mode too). No error
+// string contains the token or the key.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html
 func (e *Emulator) SetCallback(url, token, encodingAESKey, mode string) error {
@@ -329,10 +331,14 @@ func (e *Emulator) SetCallback(url, token, encodingAESKey, mode string) error {
 	return nil
 }
 
-// ServeHTTP serves WeChat's paths and the /emu/ control API. Errors of
-// WeChat's APIs are HTTP 200 JSON {"errcode":N,"errmsg":"..., rid: ..."};
-// errors of the authorize pages are HTML pages with status 200; errors of the
-// control API are JSON {"error":"..."} with a 4xx status.
+// ServeHTTP serves WeChat's paths and the /emu/ control API (listed in the
+// package documentation). Errors of WeChat's APIs are HTTP 200 JSON
+// {"errcode":N,"errmsg":"..., rid: ..."}; errors of the authorize pages are
+// HTML pages with status 200 (#errcode holds the code); errors of the
+// control API are JSON {"error":"..."} with a 4xx status. It logs the method
+// and path at Debug level, never the query.
+//
+// https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.log.Debug("wxemu request", "method", r.Method, "path", r.URL.Path)
 	e.mux.ServeHTTP(w, r)
@@ -469,6 +475,24 @@ func (e *Emulator) sweepLocked(now time.Time) {
 			delete(e.qrs, k)
 		}
 	}
+	trim(e.codes, maxRecords)
+	trim(e.webTokens, maxRecords)
+	trim(e.refreshes, maxRecords)
 	size = len(e.codes) + len(e.webTokens) + len(e.refreshes) + len(e.tokens) + len(e.tickets) + len(e.qrs)
 	e.sweepAt = max(sweepMin, 2*size)
+}
+
+// trim forgets arbitrary records of m down to 3/4 of limit once it holds
+// more than limit, so that a long load test cannot grow the emulator without
+// bound. A forgotten code or token then answers 40029 or 40001.
+func trim[V any](m map[string]V, limit int) {
+	if len(m) <= limit {
+		return
+	}
+	for k := range m {
+		if len(m) <= limit*3/4 {
+			return
+		}
+		delete(m, k)
+	}
 }
