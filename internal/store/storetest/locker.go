@@ -102,6 +102,16 @@ func TestLocker(t *testing.T, newStore NewFunc[store.Locker]) {
 		noErr(t, fresh.Release(ctx), "Release twice")
 	})
 
+	t.Run("NonPositiveTTL", func(t *testing.T) {
+		l, _ := setup(t)
+		for _, ttl := range []time.Duration{0, -time.Second} {
+			if lease, err := l.Lock(testCtx(t), "bad", ttl); err == nil {
+				_ = lease.Release(context.Background())
+				t.Fatalf("Lock with ttl %v succeeded", ttl)
+			}
+		}
+	})
+
 	t.Run("NamesIndependent", func(t *testing.T) {
 		l, _ := setup(t)
 		ctx, cancel := context.WithTimeout(testCtx(t), waitLimit)

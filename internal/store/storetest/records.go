@@ -212,6 +212,21 @@ func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
 		}
 	})
 
+	t.Run("NonPositiveTTL", func(t *testing.T) {
+		s, _ := setup(t)
+		ctx := testCtx(t)
+		for _, ttl := range []time.Duration{0, -time.Second} {
+			if err := s.Put(ctx, "k", []byte("v"), ttl); err == nil {
+				t.Fatalf("Put with ttl %v succeeded", ttl)
+			}
+			if ok, err := s.PutIfAbsent(ctx, "k", []byte("v"), ttl); err == nil || ok {
+				t.Fatalf("PutIfAbsent with ttl %v = %v, %v; want an error", ttl, ok, err)
+			}
+		}
+		_, err := s.Get(ctx, "k")
+		isErr(t, err, store.ErrNotFound, "Get after refused puts")
+	})
+
 	t.Run("LiveBeforeExpiry", func(t *testing.T) {
 		s, clock := setup(t)
 		ctx := testCtx(t)
