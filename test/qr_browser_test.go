@@ -2,6 +2,7 @@ package test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 // the QR login page. Once the page's event stream is open, the emulator's
 // POST /emu/scan makes Alice scan the code; the page learns it (Server-Sent
 // Events), completes the login and lands back on the H5 page signed in.
+// Then the same by hand: a second tab taps "scan as Bob" on the emulator's
+// scan page that the QR code's content names.
 func TestBrowser_QRLogin(t *testing.T) {
 	p := startDev(t)
 	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
@@ -60,5 +63,28 @@ func TestBrowser_QRLogin(t *testing.T) {
 	}
 	if !strings.HasPrefix(location, h5) || strings.Contains(location, "access_token") {
 		t.Errorf("ended at %s", location)
+	}
+
+	// By hand: the page links the emulator's scan page (the QR code's
+	// content), where a second tab taps "scan as Bob", who does not follow.
+	if err := chromedp.Do(ctx, chromedp.Navigate(svc+"/qr/login?redirect="+url.QueryEscape(h5+"/")), chromedp.WaitVisible(chromedp.ID("qr-dev"))); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("qr-dev"), "href"))
+	if err != nil || !strings.HasPrefix(dev.Value, emu+"/q/") {
+		t.Fatalf("development link %q: %v", dev.Value, err)
+	}
+	tab, cancel := chromedp.NewContext(ctx)
+	defer cancel()
+	if err := chromedp.Do(tab, chromedp.Navigate(dev.Value), chromedp.Click(chromedp.ID("scan-oWXEMU_bob")),
+		chromedp.WaitVisible(chromedp.ID("result"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("signed-in"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("openid").textContent === "oWXEMU_bob"`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("H5 page shows openid %q after Bob's scan", text(t, ctx, "openid"))
 	}
 }
