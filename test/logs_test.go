@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,9 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 		"admin token":    dev.AdminToken,
 	}
 
-	// Full login with the userinfo scope.
+	// Full login with the userinfo scope; WeChat is busy once on the code
+	// exchange, which the access line reports.
+	emuFault(t, emu, `{"path":"/sns/oauth2/access_token","errcode":-1,"times":1}`)
 	b := newBrowser(t)
 	cb, resp := b.authorize(svc, h5, "snsapi_userinfo", "oWXEMU_alice", "allow")
 	if cb == "" {
@@ -134,10 +137,13 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	// The log is not empty: debug lines and one access line per request,
 	// with route, status and request id.
 	for _, want := range []string{"level=DEBUG", "msg=request", "route=/oauth/callback", "route=/session/refresh",
-		"route=/wx", "request_id=logs-test-last-request"} {
+		"route=/wx", "request_id=logs-test-last-request", "route=/oauth/callback path=/oauth/callback status=302"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+	if !regexp.MustCompile(`route=/oauth/callback .*wechat_errcode=-1`).MatchString(out) {
+		t.Error("the access line of /oauth/callback lacks wechat_errcode=-1")
 	}
 	for name, s := range secrets {
 		if s == "" {
