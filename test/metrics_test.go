@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads GET url in the Prometheus text format and returns a
@@ -175,5 +176,39 @@ func TestServe_RateLimit(t *testing.T) {
 	}
 	if resp := get("/healthz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz is limited: %d", resp.StatusCode)
+	}
+}
+
+// TestServe_MetricsListen moves /metrics to its own address: it is served
+// there and absent from the main listener.
+func TestServe_MetricsListen(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	svc, _ := startPair(t, "plain", map[string]string{"WXAUTH_METRICS_LISTEN": addr})
+	resp, err := http.Get(svc + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("main listener /metrics: %d, want 404", resp.StatusCode)
+	}
+	var m func(string, ...string) (float64, bool)
+	for i := 0; i < 100; i++ { // the metrics listener starts beside the main one
+		if r, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			r.Body.Close()
+			m = scrape(t, "http://"+addr+"/metrics")
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m == nil {
+		t.Fatalf("nothing serves http://%s/metrics", addr)
+	}
+	if _, ok := m("wxauth_http_requests_total", "route", "unmatched", "status", "404"); !ok {
+		t.Error("the metrics listener does not show the main listener's requests")
+	}
+	if _, ok := m("go_goroutines"); !ok {
+		t.Error("no Go runtime metrics")
 	}
 }
