@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image/png"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -308,4 +309,35 @@ func TestEmulator_SweepKeepsLiveRecords(t *testing.T) {
 		t.Errorf("expired code kept=%v, %d codes, want %d", kept, n, sweepMin)
 	}
 	wantCode(t, exchange(t, srv, scriptedCode(t, srv, "oWXEMU_bob", "snsapi_base")), 0)
+}
+
+// TestEmulator_LogsNoSecrets runs a login, a token fetch and a push with a
+// debug logger and checks that no secret reaches a log line.
+func TestEmulator_LogsNoSecrets(t *testing.T) {
+	var logs bytes.Buffer
+	cb := &testCallback{}
+	_, srv := newSendPair(t, "safe", cb, func(c *Config) {
+		c.AppID = testAppID
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	cb.appID = testAppID
+	code := scriptedCode(t, srv, "oWXEMU_alice", "snsapi_userinfo")
+	tok := exchange(t, srv, code)
+	stable := stableToken(t, srv, false)
+	res := send(t, srv, `{"from":"oWXEMU_alice","message":{"MsgType":"text","Content":"hi"}}`)
+	if res["valid"] != true {
+		t.Fatalf("push: %v", res)
+	}
+	if !strings.Contains(logs.String(), "/sns/oauth2/access_token") {
+		t.Fatalf("no request log: %s", logs.String())
+	}
+	for name, s := range map[string]string{
+		"secret": testSecret, "code": code, "sns token": tok["access_token"].(string),
+		"refresh": tok["refresh_token"].(string), "global token": stable["access_token"].(string),
+		"aes key": cbKey,
+	} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the %s reached the log", name)
+		}
+	}
 }

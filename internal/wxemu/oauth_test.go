@@ -355,3 +355,21 @@ func TestEmulator_SNSRefreshUserInfoAuth(t *testing.T) {
 		wantCode(t, getJSON(t, srv.URL+"/sns/oauth2/refresh_token?appid="+testAppID+"&grant_type=refresh_token&refresh_token="+rt), 42002)
 	})
 }
+
+func FuzzParseAuthorize(f *testing.F) {
+	e, err := New(Config{AppID: testAppID, AppSecret: testSecret, OAuthDomains: []string{testDomain}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("appid=" + testAppID + "&redirect_uri=https%3A%2F%2F" + testDomain + "%2Fcb&response_type=code&scope=snsapi_base&state=s&connect_redirect=1")
+	f.Add("appid=&redirect_uri=&response_type=code&scope=&state=")
+	f.Fuzz(func(t *testing.T, raw string) {
+		req, prob := e.parseAuthorize(raw)
+		if prob != nil {
+			return
+		}
+		if !e.allowedRedirect(req.redirectURI) || (req.scope != scopeBase && req.scope != scopeUserInfo) || !statePattern.MatchString(req.state) || req.state == "" {
+			t.Errorf("accepted %q", raw)
+		}
+	})
+}

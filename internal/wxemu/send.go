@@ -653,7 +653,9 @@ func (e *Emulator) pushFields(w http.ResponseWriter, r *http.Request, from, msgT
 		ctlError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e.run(r.Context(), p, opt))
+	res := e.run(r.Context(), p, opt)
+	e.log.Info("wxemu push", "msgtype", msgType, "mode", p.cb.mode, "deliveries", res.Deliveries, "valid", res.Valid, "error", res.Error)
+	writeJSON(w, http.StatusOK, res)
 }
 
 // handleClick serves POST /emu/menu/click {"from","key"}: a CLICK event.
