@@ -5,7 +5,8 @@
 // attempts). Nothing registers globally: [New] registers every family on the
 // Registerer it is given, so tests build several instances in one process.
 //
-// It imports the standard library, client_golang and store only.
+// It imports the standard library, client_golang, store (the wrappers) and
+// callback (the handler adapter) only; httpapi and cmd/authsvc import it.
 // Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
 package metrics
 

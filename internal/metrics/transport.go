@@ -123,8 +123,11 @@ func inspect(resp *http.Response) string {
 	if resp.StatusCode != http.StatusOK {
 		return "http_" + strconv.Itoa(resp.StatusCode)
 	}
-	if resp.Body == nil || resp.ContentLength > maxInspect {
+	if resp.Body == nil {
 		return "0"
+	}
+	if resp.ContentLength > maxInspect {
+		return "unread"
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxInspect+1))
 	rest := resp.Body
