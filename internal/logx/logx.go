@@ -65,7 +65,7 @@ var (
 // by [Redacted]. A string that is entirely three base64url segments is
 // replaced whole.
 func Scrub(s string) string {
-	if wholeJWT.MatchString(s) {
+	if strings.Count(s, ".") == 2 && wholeJWT.MatchString(s) {
 		return Redacted
 	}
 	if strings.Contains(s, "eyJ") {
