@@ -20,7 +20,7 @@ import (
 // newDatabase creates a database wxauth_test_<random> on the server of
 // WXAUTH_TEST_POSTGRES_URL (skipping t when unset), drops it when t ends,
 // and returns its URL.
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("WXAUTH_TEST_POSTGRES_URL")
 	if admin == "" {
