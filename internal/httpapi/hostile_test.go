@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
@@ -70,7 +71,7 @@ func TestHostileTokens(t *testing.T) {
 	xb, _ := base64.RawURLEncoding.DecodeString(jwk["x"].(string))
 	yb, _ := base64.RawURLEncoding.DecodeString(jwk["y"].(string))
 	pub := &ecdsa.PublicKey{X: new(big.Int).SetBytes(xb), Y: new(big.Int).SetBytes(yb)}
-	pub.Curve = ellipticP256()
+	pub.Curve = elliptic.P256()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)

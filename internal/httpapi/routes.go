@@ -15,7 +15,7 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	r.Handle("/oauth/callback", handleOAuthCallback(p, o)).Methods(http.MethodGet)
 
 	// Sessions.
-	r.Handle("/session/refresh", cors(handleSessionRefresh(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/refresh", cors(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/session/logout", cors(handleSessionLogout(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/me", cors(requireBearer(p, o.Sessions)(handleMe(p, o.Stores.Users)))).Methods(http.MethodGet, http.MethodOptions)
 	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)

@@ -28,7 +28,7 @@ type tokenResponse struct {
 // (non-browser clients, which get the new refresh_token in the body).
 // 401 {"error":"invalid_grant"} when the token is unknown, expired, revoked
 // or reused (reuse revokes the whole login).
-func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies) http.Handler {
+func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies, now func() time.Time) http.Handler {
 	type request struct {
 		RefreshToken string `json:"refresh_token"`
 	}
@@ -65,7 +65,7 @@ func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.
 			resp.RefreshToken = t.RefreshToken
 		} else {
 			cookies.SetRefresh(w, t.RefreshToken, t.RefreshExpires)
-			cookies.SetSession(w, t.AccessToken, time.Now().Add(time.Duration(t.ExpiresIn)*time.Second))
+			cookies.SetSession(w, t.AccessToken, now().Add(time.Duration(t.ExpiresIn)*time.Second))
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, resp)
