@@ -145,6 +145,9 @@ func inspect(resp *http.Response) string {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return "0" // an image (showqrcode) or other non-JSON answer
 	}
+	if !bytes.Contains(trimmed, []byte(`"errcode"`)) {
+		return "0" // the usual success answer: no need to decode it
+	}
 	var env struct {
 		ErrCode *int `json:"errcode"`
 	}
