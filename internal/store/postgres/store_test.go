@@ -216,3 +216,31 @@ func TestDB_RecoversFromDroppedConnections(t *testing.T) {
 		}
 	}
 }
+
+func TestDB_Sweep(t *testing.T) {
+	// A clock that can go back: after a sweep, a swept record stays gone
+	// even when it would be live again by the clock.
+	var mu sync.Mutex
+	at := storetest.Epoch()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); at = t }
+	db := opener(newDatabase(t))(t, now)
+	ctx := context.Background()
+	if err := db.Put(ctx, "short", []byte("v"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(ctx, "long", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	set(storetest.Epoch().Add(time.Minute))
+	if err := db.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	set(storetest.Epoch())
+	if _, err := db.Get(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get of a swept record: %v", err)
+	}
+	if _, err := db.Get(ctx, "long"); err != nil {
+		t.Fatalf("Get long after Sweep: %v", err)
+	}
+}
