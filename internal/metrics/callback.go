@@ -15,7 +15,8 @@ import (
 // /wx request; it travels in the request context.
 type callbackObservation struct {
 	mu      sync.Mutex
-	handled bool
+	started bool // the chain was called
+	handled bool // the chain returned
 	typ     string
 	mode    string
 	outcome string
@@ -35,6 +36,8 @@ func observation(ctx context.Context) *callbackObservation {
 //   - a message the handler chain saw (through [Metrics.CallbackHandler]):
 //     type is MsgType, or "event:<Event>" lower-cased; mode is plain,
 //     compat or safe; outcome "replied" or "success";
+//   - a message whose chain outlived the Server's budget: outcome "success"
+//     (what WeChat got), type and mode as above;
 //   - a POST answered 200 without reaching the chain: a redelivery answered
 //     from the de-duplication record, outcome "duplicate", type "unknown"
 //     (nothing is parsed here);
@@ -78,6 +81,9 @@ func (m *Metrics) Callback(h http.Handler) http.Handler {
 			m.CallbackMessage("url_verification", mode, "replied")
 		case o.handled:
 			m.CallbackMessage(o.typ, o.mode, o.outcome)
+		case o.started:
+			// The chain outlived the Server's budget: WeChat got "success".
+			m.CallbackMessage(o.typ, o.mode, "success")
 		default:
 			m.CallbackMessage("unknown", mode, "duplicate")
 		}
@@ -93,8 +99,8 @@ func (m *Metrics) CallbackHandler(h callback.Handler) callback.Handler {
 		return h
 	}
 	return callback.HandlerFunc(func(ctx context.Context, msg *callback.Message) (callback.Reply, error) {
-		reply, err := h.ServeMessage(ctx, msg)
-		if o := observation(ctx); o != nil {
+		o := observation(ctx)
+		if o != nil {
 			typ := strings.ToLower(msg.MsgType)
 			if typ == "event" {
 				typ = "event:" + strings.ToLower(msg.Event)
@@ -102,12 +108,18 @@ func (m *Metrics) CallbackHandler(h callback.Handler) callback.Handler {
 			if len(typ) > 40 || !isLabel(typ) {
 				typ = "other"
 			}
+			o.mu.Lock()
+			o.started, o.typ, o.mode = true, typ, msg.Mode
+			o.mu.Unlock()
+		}
+		reply, err := h.ServeMessage(ctx, msg)
+		if o != nil {
 			outcome := "replied"
 			if reply == nil || err != nil {
 				outcome = "success"
 			}
 			o.mu.Lock()
-			o.handled, o.typ, o.mode, o.outcome = true, typ, msg.Mode, outcome
+			o.handled, o.outcome = true, outcome
 			o.mu.Unlock()
 		}
 		return reply, err

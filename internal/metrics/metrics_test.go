@@ -223,8 +223,9 @@ func TestMetrics_Stores(t *testing.T) {
 // fakeCallback imitates callback.Server for the adapters: it refuses with
 // a logged reason, answers a redelivery without the chain, or runs it.
 type fakeCallback struct {
-	logger *slog.Logger
-	h      callback.Handler
+	logger  *slog.Logger
+	h       callback.Handler
+	entered chan struct{} // closed when the chain starts on "slow"
 }
 
 func (f fakeCallback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -239,6 +240,11 @@ func (f fakeCallback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "success")
 	case "verify":
 		io.WriteString(w, "echo")
+	case "slow":
+		// The Server's budget ends while the chain still runs.
+		go f.h.ServeMessage(context.WithoutCancel(r.Context()), &callback.Message{MsgType: "text", Mode: "safe", Content: "slow"})
+		<-f.entered
+		io.WriteString(w, "success")
 	default:
 		m := &callback.Message{MsgType: r.URL.Query().Get("type"), Event: r.URL.Query().Get("event"), Mode: "compat"}
 		reply, _ := f.h.ServeMessage(context.WithoutCancel(r.Context()), m)
@@ -254,15 +260,22 @@ func TestMetrics_Callback(t *testing.T) {
 	m := New(nil)
 	var logs bytes.Buffer
 	logger := slog.New(CallbackReasons(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError})))
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	defer close(unblock)
 	chain := m.CallbackHandler(callback.HandlerFunc(func(ctx context.Context, msg *callback.Message) (callback.Reply, error) {
+		if msg.Content == "slow" {
+			close(entered)
+			<-unblock
+			return callback.TextReply{Content: "late"}, nil
+		}
 		if msg.MsgType == "text" {
 			return callback.TextReply{Content: "hi"}, nil
 		}
 		return nil, nil
 	}))
-	h := m.Callback(fakeCallback{logger: logger, h: chain})
+	h := m.Callback(fakeCallback{logger: logger, h: chain, entered: entered})
 	for _, q := range []string{"case=refuse&encrypt_type=aes", "case=hostile", "case=duplicate", "type=text", "type=event&event=SCAN",
-		"type=%3Cscript%3E"} {
+		"type=%3Cscript%3E", "case=slow"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/wx?"+q, strings.NewReader("<xml/>")))
 	}
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/wx?case=verify", nil))
@@ -274,6 +287,7 @@ func TestMetrics_Callback(t *testing.T) {
 		{"event:scan", "compat", "success"}:        1,
 		{"other", "compat", "success"}:             1,
 		{"url_verification", "plain", "replied"}:   1,
+		{"text", "safe", "success"}:                1,
 	} {
 		if got := value(t, m.CallbackMessages.WithLabelValues(labels[:]...)); got != want {
 			t.Errorf("callback messages %v = %v, want %v", labels, got, want)
