@@ -148,6 +148,7 @@ func TestDev_QRLogin(t *testing.T) {
 	}
 
 	used := map[string]string{} // openid -> a completed attempt's ticket
+	var secrets []string        // tokens and binding keys that must reach no log line
 	for _, tc := range []struct{ name, openid string }{
 		{"FollowerSCAN", "oWXEMU_alice"},
 		{"NonFollowerSubscribe", "oWXEMU_bob"},
@@ -158,6 +159,12 @@ func TestDev_QRLogin(t *testing.T) {
 			if st := d.status(svc, id); st != "pending" {
 				t.Fatalf("status %q", st)
 			}
+			u, _ := url.Parse(svc + "/qr/sessions/" + id + "/complete")
+			keys := d.c.Jar.Cookies(u)
+			if len(keys) != 1 || keys[0].Name != "wxauth_qr" {
+				t.Fatalf("binding cookie for the attempt: %v", keys)
+			}
+			secrets = append(secrets, keys[0].Value)
 			resp, _ := d.do("GET", svc+"/qr/sessions/"+id+"/qr.png", "", "")
 			if resp.Header.Get("Content-Type") != "image/png" {
 				t.Errorf("qr.png: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -178,6 +185,12 @@ func TestDev_QRLogin(t *testing.T) {
 				t.Fatalf("fragment %v", frag)
 			}
 			qrSub := qrMeSub(t, svc, frag.Get("access_token"))
+			secrets = append(secrets, frag.Get("access_token"))
+			for _, c := range resp.Cookies() {
+				if c.Value != "" {
+					secrets = append(secrets, c.Value)
+				}
+			}
 			used[tc.openid] = ticket
 
 			// The same person by (scripted) web authorization inside WeChat.
@@ -202,6 +215,18 @@ func TestDev_QRLogin(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("NoSecretsInLogs", func(t *testing.T) {
+		if len(secrets) < 4 {
+			t.Fatalf("collected %d secrets", len(secrets))
+		}
+		out := p.output()
+		for _, s := range secrets {
+			if len(s) >= 16 && strings.Contains(out, s) {
+				t.Errorf("a token or key of the QR login reached the log")
+			}
+		}
+	})
 
 	t.Run("Reused", func(t *testing.T) {
 		ticket := used["oWXEMU_alice"]
