@@ -11,32 +11,67 @@ import (
 	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
+	"github.com/wxauth/wxauth/internal/store/postgres"
+	"github.com/wxauth/wxauth/internal/store/redis"
 	"github.com/wxauth/wxauth/internal/store/sqlite"
 )
 
-// openStores composes the store.Set of cfg. One instance (SQLite): users,
-// refresh tokens, keys and the credential cache in the SQLite file; login
-// state, de-duplication records, locks and pub/sub in the process, which is
-// fastest and loses nothing that outlives a restart by more than minutes.
-func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (store.Set, error) {
+// openStores composes the store.Set of cfg.
+//
+// One instance (SQLite, the default): users, refresh tokens, keys and the
+// credential cache in the SQLite file; login state, de-duplication records,
+// locks and pub/sub in the process, which is fastest and loses nothing that
+// matters beyond a few minutes on a restart.
+//
+// Several instances: PostgreSQL for the durable data; with WXAUTH_REDIS_URL,
+// Redis for records, locks, the credential cache and pub/sub. PostgreSQL
+// without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
+// stays in the process (QR logins then complete only on the instance that
+// received the scan): startup warns.
+func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (set store.Set, err error) {
+	var closers []func() error
+	var pings []func(context.Context) error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
 	mem := memory.New(now)
-	set := store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem}
-	closers := []func() error{mem.Close}
-	pings := []func(context.Context) error{}
+	closers = append(closers, mem.Close)
+	set = store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem}
+
 	switch {
 	case strings.HasPrefix(cfg.DatabaseURL, "sqlite:"):
 		db, err := sqlite.Open(ctx, strings.TrimPrefix(cfg.DatabaseURL, "sqlite:"), now)
 		if err != nil {
-			mem.Close()
 			return store.Set{}, fmt.Errorf("WXAUTH_DATABASE_URL: %w", err)
 		}
+		closers, pings = append(closers, db.Close), append(pings, db.Ping)
 		set.Users, set.RefreshTokens, set.Keys, set.TokenCache = db, db, db, db
-		closers = append(closers, db.Close)
-		pings = append(pings, db.Ping)
-	default:
-		mem.Close()
-		return store.Set{}, errors.New("WXAUTH_DATABASE_URL: only sqlite: is supported by this build")
+	default: // postgres:// or postgresql://, checked by config.Load
+		db, err := postgres.Open(ctx, cfg.DatabaseURL, now)
+		if err != nil {
+			return store.Set{}, fmt.Errorf("WXAUTH_DATABASE_URL: %w", err)
+		}
+		closers, pings = append(closers, db.Close), append(pings, db.Ping)
+		set.Users, set.RefreshTokens, set.Keys = db, db, db
+		set.Records, set.Locker, set.TokenCache = db, db, db
+		if cfg.RedisURL == "" {
+			logger.Warn("PostgreSQL without WXAUTH_REDIS_URL: records, locks and the credential cache live in PostgreSQL, " +
+				"but pub/sub stays in this process; set WXAUTH_REDIS_URL when running several instances")
+		}
 	}
+	if cfg.RedisURL != "" {
+		rs, err := redis.Open(ctx, cfg.RedisURL, cfg.RedisPrefix)
+		if err != nil {
+			return store.Set{}, fmt.Errorf("WXAUTH_REDIS_URL: %w", err)
+		}
+		closers, pings = append(closers, rs.Close), append(pings, rs.Ping)
+		set.Records, set.Locker, set.TokenCache, set.Broker = rs, rs, rs, rs
+	}
+
 	set.Ping = func(ctx context.Context) error {
 		for _, p := range pings {
 			if err := p(ctx); err != nil {

@@ -45,6 +45,7 @@ type Config struct {
 
 	DatabaseURL string // WXAUTH_DATABASE_URL: sqlite:PATH (default sqlite:wxauth.db) or postgres://...
 	RedisURL    string // WXAUTH_REDIS_URL: redis://host:port/db, empty for none
+	RedisPrefix string // WXAUTH_REDIS_PREFIX: namespace of every Redis key; default "wxauth:"
 
 	WeChatAPIBase  string // WXAUTH_WECHAT_API_BASE, default https://api.weixin.qq.com
 	WeChatOpenBase string // WXAUTH_WECHAT_OPEN_BASE, default https://open.weixin.qq.com
@@ -162,6 +163,7 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 		AllowedRedirects:       l.list("WXAUTH_ALLOWED_REDIRECTS"),
 		DatabaseURL:            l.str("WXAUTH_DATABASE_URL", "sqlite:wxauth.db"),
 		RedisURL:               l.str("WXAUTH_REDIS_URL", ""),
+		RedisPrefix:            l.str("WXAUTH_REDIS_PREFIX", "wxauth:"),
 		WeChatAPIBase:          strings.TrimRight(l.str("WXAUTH_WECHAT_API_BASE", "https://api.weixin.qq.com"), "/"),
 		WeChatOpenBase:         strings.TrimRight(l.str("WXAUTH_WECHAT_OPEN_BASE", "https://open.weixin.qq.com"), "/"),
 		WeChatMPBase:           strings.TrimRight(l.str("WXAUTH_WECHAT_MP_BASE", "https://mp.weixin.qq.com"), "/"),
