@@ -247,6 +247,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	mainHWM, _, _ := memStatus(svc.pid())
+	if o.profileDir != "" {
+		if err := fetchPprof(ctx, pprofOf("pprof"), "heap", filepath.Join(o.profileDir, "heap.pprof")); err != nil {
+			fmt.Fprintf(stderr, "heap profile: %v\n", err)
+		}
+	}
 
 	var rss *rssResult
 	if o.rssC > 0 {
@@ -327,8 +332,14 @@ func waitReady(ctx context.Context, client *http.Client, base string) error {
 // the pprof server at addr to path.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
 	secs := max(1, int(d/time.Second))
-	c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	return fetchPprof(ctx, addr, fmt.Sprintf("profile?seconds=%d", secs), path)
+}
+
+// fetchPprof writes /debug/pprof/NAME of the pprof server at addr to path
+// (a CPU profile of ?seconds=N, or a named profile such as heap).
+func fetchPprof(ctx context.Context, addr, name, path string) error {
+	c := &http.Client{Timeout: 2 * time.Minute}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/"+name, nil)
 	if err != nil {
 		return err
 	}

@@ -93,17 +93,30 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 			verdict(storm.ok == storm.n && storm.stable+storm.classic == 1 && storm.getticket == 1))
 	}
 
-	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs), and the cores other processes of the machine")
-	fmt.Fprintln(w, "used meanwhile (noise: it should be near 0):")
+	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs); the throughput ratio to hello those CPU costs")
+	fmt.Fprintln(w, "predict when the machine's cores are the bottleneck; and the cores other processes of the machine used")
+	fmt.Fprintln(w, "meanwhile (noise: it should be near 0):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | server | emulator | load generator | other processes (cores) | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
-	for _, r := range cpuRows {
+	fmt.Fprintln(w, "| target | server | emulator | load generator | CPU-bound x hello | other processes (cores) | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	helloCPU := 0.0
+	for i, r := range cpuRows {
+		// A closed loop that saturates the cores completes cores/(CPU per
+		// operation) operations per second: the ratio of CPU per operation
+		// to hello's is what the throughput ratio would be on an idle machine.
+		total := r.server + r.emulator + r.generator
+		if i == 0 {
+			helloCPU = total
+		}
+		bound := 0.0
+		if total > 0 {
+			bound = helloCPU / total
+		}
 		e := fmt.Sprintf("%d of %d", r.errs, r.errs+r.ops)
 		if r.firstErr != "" {
 			e += ": " + truncate(firstLine(r.firstErr), 100)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", r.name, r.server, r.emulator, r.generator, r.others, e)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", r.name, r.server, r.emulator, r.generator, bound, r.others, e)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
