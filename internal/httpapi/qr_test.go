@@ -63,7 +63,7 @@ type qrHarness struct {
 	mem       *memory.Store
 }
 
-func newQRHarness(t *testing.T) *qrHarness {
+func newQRHarness(t testing.TB) *qrHarness {
 	t.Helper()
 	h := &qrHarness{clock: &qrClock{now: time.Now()}}
 	muxA, muxB := http.NewServeMux(), http.NewServeMux()
@@ -618,5 +618,41 @@ func TestQR_OpenRedirects(t *testing.T) {
 	}
 	if n < 500 {
 		t.Fatalf("read %d lines, want the whole corpus", n)
+	}
+}
+
+// BenchmarkQR_Status measures GET /qr/sessions/{id}, the polling fallback
+// of every waiting page, through the whole handler.
+func BenchmarkQR_Status(b *testing.B) {
+	h := newQRHarness(b)
+	a := newQRClient(b).create(h.a.URL)
+	req := httptest.NewRequest("GET", "/qr/sessions/"+a.ID, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.handlerA.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkQR_Create measures POST /qr/sessions against the emulator
+// (qrcode/create over loopback HTTP included).
+func BenchmarkQR_Create(b *testing.B) {
+	h := newQRHarness(b)
+	body := `{"redirect":"` + testPage + `"}`
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		req := httptest.NewRequest("POST", "/qr/sessions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = fmt.Sprintf("10.1.%d.%d:1234", n>>8&255, n&255)
+		w := httptest.NewRecorder()
+		h.handlerA.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d %s", w.Code, w.Body)
+		}
 	}
 }
