@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/callback"
@@ -49,6 +50,7 @@ type wxSender struct {
 	base    string            // http://host:port of the service
 	crypter *callback.Crypter // nil for plaintext
 	msgBase uint64            // high bits of MsgId, random per run, below 2^62 (MsgId fits an int64)
+	msgSeq  atomic.Uint64     // low bits of MsgId: unique across workers and rounds, so no message is a redelivery
 }
 
 func newWXSender(base string, safe bool) (*wxSender, error) {
@@ -92,7 +94,7 @@ func (s *wxSender) send(ctx context.Context, w *worker) error {
 	var nb [8]byte
 	crand.Read(nb[:])
 	nonce := strconv.FormatUint(uint64(nb[0])|uint64(nb[1])<<8|uint64(nb[2])<<16|uint64(nb[3])<<24|uint64(nb[4])<<32, 10)
-	msgID := s.msgBase | uint64(w.id)<<20 | w.seq&(1<<20-1)
+	msgID := s.msgBase | s.msgSeq.Add(1)&(1<<32-1)
 	from := "oBENCH_" + strconv.Itoa(w.id)
 	plain := textXML(make([]byte, 0, 320), from, now, msgID, "hi")
 
