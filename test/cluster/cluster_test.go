@@ -1,0 +1,420 @@
+// Package cluster tests wxauth as several instances: three `authsvc serve`
+// processes on loopback sharing one PostgreSQL database, one Redis and one
+// emulator, as behind a load balancer. It needs WXAUTH_TEST_POSTGRES_URL and
+// WXAUTH_TEST_REDIS_URL and skips without them (.ci/run sets both).
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wxauth/wxauth/test/e2e"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	if os.Getenv("WXAUTH_TEST_POSTGRES_URL") == "" || os.Getenv("WXAUTH_TEST_REDIS_URL") == "" {
+		fmt.Println("skipping test/cluster: WXAUTH_TEST_POSTGRES_URL and WXAUTH_TEST_REDIS_URL are not both set")
+		os.Exit(m.Run())
+	}
+	b, cleanup, err := e2e.Build("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = b
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+const (
+	appID     = "wxc1a5e0000000c1a5"
+	appSecret = "cluster-appsecret-0123456789abc"
+	cbToken   = "clusterToken"
+	secretKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	adminTok  = "cluster-admin-token-0123456789"
+	page      = "https://h5.example.com/"
+	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
+)
+
+// cluster is three instances (A, B, C) and the emulator.
+type cluster struct {
+	emu      string
+	procs    [3]*e2e.Proc
+	urls     [3]string
+	env      map[string]string
+	forwards atomic.Int64 // messages the owner's service received
+}
+
+func random(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newCluster creates a fresh PostgreSQL database and Redis prefix, starts
+// the emulator and three instances, and removes everything in Cleanup.
+func newCluster(t *testing.T) *cluster {
+	if binary == "" {
+		t.Skip("WXAUTH_TEST_POSTGRES_URL and WXAUTH_TEST_REDIS_URL must both be set")
+	}
+	ctx := context.Background()
+	pgURL, redisURL := os.Getenv("WXAUTH_TEST_POSTGRES_URL"), os.Getenv("WXAUTH_TEST_REDIS_URL")
+	admin, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatalf("WXAUTH_TEST_POSTGRES_URL: %v", err)
+	}
+	dbName := "wxauth_cluster_" + random(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
+		admin.Close(context.Background())
+	})
+	u, _ := url.Parse(pgURL)
+	u.Path = "/" + dbName
+	prefix := "wxauth_cluster_" + random(6) + ":"
+	opts, err := goredis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+		rdb.Close()
+	})
+
+	c := &cluster{}
+	forward := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := c.forwards.Add(1)
+		time.Sleep(200 * time.Millisecond) // long enough for a concurrent redelivery to arrive meanwhile
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"type":"text","content":"handled as message %d"}`, n)
+	}))
+	t.Cleanup(forward.Close)
+
+	var addrs [3]string
+	for i := range addrs {
+		addrs[i] = e2e.FreeAddr(t)
+		c.urls[i] = "http://" + addrs[i]
+	}
+	emuAddr := e2e.FreeAddr(t)
+	c.emu = "http://" + emuAddr
+	// Behind a load balancer every instance has the same public URL: A's.
+	// WeChat pushes the account's events to B, so QR logins started on A are confirmed on B.
+	e2e.Start(t, binary, nil, 1, "emulate", "--listen", emuAddr, "--appid", appID, "--appsecret", appSecret,
+		"--oauth-domain", addrs[0], "--callback-url", c.urls[1]+"/wx", "--callback-token", cbToken, "--mode", "plain")
+	c.env = map[string]string{
+		"WXAUTH_PUBLIC_URL": c.urls[0], "WXAUTH_APPID": appID, "WXAUTH_APPSECRET": appSecret,
+		"WXAUTH_SECRET_KEY": secretKey, "WXAUTH_ALLOWED_REDIRECTS": "https://h5.example.com",
+		"WXAUTH_DATABASE_URL": u.String(), "WXAUTH_REDIS_URL": redisURL, "WXAUTH_REDIS_PREFIX": prefix,
+		"WXAUTH_WECHAT_API_BASE": c.emu, "WXAUTH_WECHAT_OPEN_BASE": c.emu, "WXAUTH_WECHAT_MP_BASE": c.emu,
+		"WXAUTH_CALLBACK_TOKEN": cbToken, "WXAUTH_CALLBACK_MODE": "plain", "WXAUTH_CALLBACK_FORWARD_URL": forward.URL,
+		"WXAUTH_ADMIN_TOKEN": adminTok, "WXAUTH_LOG_LEVEL": "warn", "WXAUTH_RATE_LIMIT": "1000", "WXAUTH_RATE_BURST": "1000",
+	}
+	var wg sync.WaitGroup
+	for i := range c.procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := map[string]string{"WXAUTH_LISTEN": addrs[i]}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			c.procs[i] = e2e.Start(t, binary, env, 1, "serve")
+		}()
+	}
+	wg.Wait()
+	for _, u := range c.urls {
+		e2e.WaitReady(t, u)
+	}
+	return c
+}
+
+type client struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newClient(t *testing.T) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *client) do(method, u, body string, headers ...string) (*http.Response, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	req.Header.Set("User-Agent", wechatUA)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// onInstance rewrites u (an instance URL) to instance i.
+func (cl *cluster) onInstance(u string, i int) string {
+	for _, base := range cl.urls {
+		if rest, ok := strings.CutPrefix(u, base); ok {
+			return cl.urls[i] + rest
+		}
+	}
+	return u
+}
+
+// startLogin runs /login on instance i and the emulator's consent; it
+// returns the /oauth/callback URL (pointing at the public URL, A).
+func (cl *cluster) startLogin(c *client, i int, user string) string {
+	c.t.Helper()
+	resp, body := c.do("GET", cl.urls[i]+"/login?scope=snsapi_userinfo&redirect="+url.QueryEscape(page), "")
+	if resp.StatusCode != http.StatusFound {
+		c.t.Fatalf("/login on %d: %d %s", i, resp.StatusCode, body)
+	}
+	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
+	if resp.StatusCode != http.StatusFound {
+		c.t.Fatalf("authorize: %d %s", resp.StatusCode, body)
+	}
+	return resp.Header.Get("Location")
+}
+
+func tokenOf(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	loc := resp.Header.Get("Location")
+	_, frag, _ := strings.Cut(loc, "#")
+	v, _ := url.ParseQuery(frag)
+	if v.Get("access_token") == "" {
+		t.Fatalf("no token in %d %q", resp.StatusCode, loc)
+	}
+	return v.Get("access_token")
+}
+
+func (cl *cluster) calls(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(cl.emu + "/emu/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var calls map[string]float64
+	json.NewDecoder(resp.Body).Decode(&calls)
+	return calls
+}
+
+func TestCluster(t *testing.T) {
+	cl := newCluster(t)
+
+	t.Run("SessionAcrossInstances", func(t *testing.T) {
+		c := newClient(t)
+		cb := cl.startLogin(c, 0, "oWXEMU_alice")
+		resp, _ := c.do("GET", cb, "")
+		jwt := tokenOf(t, resp)
+		if resp, body := c.do("GET", cl.urls[1]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Alice") {
+			t.Fatalf("/me on B: %d %s", resp.StatusCode, body)
+		}
+		if resp, body := c.do("POST", cl.urls[2]+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("refresh on C: %d %s", resp.StatusCode, body)
+		}
+		if resp, _ := c.do("POST", cl.urls[0]+"/session/logout", ""); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("logout on A: %d", resp.StatusCode)
+		}
+		if resp, _ := c.do("GET", cl.urls[1]+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("/verify on B after logout on A: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("ColdJSSDKStorm", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 30 * time.Second}
+		for i := range 300 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := hc.Get(cl.urls[i%3] + "/jssdk/config?url=" + url.QueryEscape(page))
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		calls := cl.calls(t)
+		if failed.Load() != 0 || calls["/cgi-bin/stable_token"] != 1 || calls["/cgi-bin/ticket/getticket"] != 1 {
+			t.Errorf("%d failures; upstream calls %v, want exactly one stable_token and one getticket", failed.Load(), calls)
+		}
+	})
+
+	t.Run("CallbackOnTwoInstances", func(t *testing.T) {
+		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "4242"
+		parts := []string{cbToken, ts, nonce}
+		sort.Strings(parts)
+		sum := sha1.Sum([]byte(strings.Join(parts, "")))
+		q := "?signature=" + hex.EncodeToString(sum[:]) + "&timestamp=" + ts + "&nonce=" + nonce + "&openid=oWXEMU_bob"
+		body := `<xml><ToUserName><![CDATA[gh_wxemu00000000]]></ToUserName><FromUserName><![CDATA[oWXEMU_bob]]></FromUserName>` +
+			`<CreateTime>` + ts + `</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello cluster]]></Content>` +
+			`<MsgId>` + strconv.FormatInt(time.Now().UnixNano(), 10) + `</MsgId></xml>`
+		before := cl.forwards.Load()
+		replies := make([]string, 2)
+		var wg sync.WaitGroup
+		for i := range replies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Post(cl.urls[i]+"/wx"+q, "text/xml", strings.NewReader(body))
+				if err != nil {
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				replies[i] = string(b)
+			}()
+		}
+		wg.Wait()
+		if n := cl.forwards.Load() - before; n != 1 {
+			t.Errorf("the message was handled %d times, want once", n)
+		}
+		extract := func(s string) string { _, c, _ := strings.Cut(s, "<Content>"); c, _, _ = strings.Cut(c, "</Content>"); return c }
+		if extract(replies[0]) == "" || extract(replies[0]) != extract(replies[1]) {
+			t.Errorf("replies differ: %q / %q", replies[0], replies[1])
+		}
+	})
+
+	t.Run("InstanceKilledMidLogin", func(t *testing.T) {
+		// A dedicated instance D starts the login and dies; B completes it.
+		addr := e2e.FreeAddr(t)
+		env := map[string]string{"WXAUTH_LISTEN": addr}
+		for k, v := range cl.env {
+			env[k] = v
+		}
+		d := e2e.Start(t, binary, env, 1, "serve")
+		dURL := "http://" + addr
+		e2e.WaitReady(t, dURL)
+		c := newClient(t)
+		resp, body := c.do("GET", dURL+"/login?scope=snsapi_base&redirect="+url.QueryEscape(page), "")
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("/login on D: %d %s", resp.StatusCode, body)
+		}
+		resp, _ = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+		cb := resp.Header.Get("Location")
+		d.Kill()
+		resp, body = c.do("GET", cl.onInstance(cb, 1), "")
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback on B after D was killed: %d %s", resp.StatusCode, body)
+		}
+		tokenOf(t, resp)
+	})
+
+	t.Run("QRLoginAcrossInstances", func(t *testing.T) {
+		c := newClient(t)
+		resp, body := c.do("POST", cl.urls[0]+"/qr/sessions", `{"redirect":"`+page+`"}`, "Content-Type", "application/json")
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /qr/sessions on A: %d %s", resp.StatusCode, body)
+		}
+		var attempt struct{ ID, Ticket string }
+		json.Unmarshal([]byte(body), &attempt)
+		scan, _ := json.Marshal(map[string]string{"openid": "oWXEMU_alice", "ticket": attempt.Ticket})
+		if resp, err := http.Post(cl.emu+"/emu/scan", "application/json", strings.NewReader(string(scan))); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("/emu/scan: %v %v", err, resp)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, body := c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID, "")
+			if strings.Contains(body, `"confirmed"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("attempt on A never confirmed by the scan delivered to B: %s", body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		resp, body = c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID+"/complete", "")
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("complete on A: %d %s", resp.StatusCode, body)
+		}
+		jwt := tokenOf(t, resp)
+		if resp, body := c.do("GET", cl.urls[2]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "oWXEMU_alice") {
+			t.Errorf("/me on C after a QR login: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("VoidedTokenOneRefresh", func(t *testing.T) {
+		_, out := adminDo(t, "GET", cl.urls[0]+"/internal/access-token", "")
+		old := out["access_token"]
+		if resp, err := http.Post(cl.emu+"/emu/void-token", "application/json", nil); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("void-token: %v", err)
+		}
+		before := cl.calls(t)["/cgi-bin/stable_token"]
+		var wg sync.WaitGroup
+		got := make([]string, 30)
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, out := adminDo(t, "POST", cl.urls[i%3]+"/internal/access-token/invalidate", `{"access_token":"`+old+`"}`)
+				if status == http.StatusOK {
+					got[i] = out["access_token"]
+				}
+			}()
+		}
+		wg.Wait()
+		for i, g := range got {
+			if g == "" || g == old || g != got[0] {
+				t.Errorf("caller %d on instance %d got %q (old %q)", i, i%3, g, old)
+			}
+		}
+		if n := cl.calls(t)["/cgi-bin/stable_token"] - before; n != 1 {
+			t.Errorf("%v stable_token calls after the void, want 1", n)
+		}
+	})
+}
+
+func adminDo(t *testing.T, method, u, body string) (int, map[string]string) {
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	out := map[string]string{}
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}

@@ -1,0 +1,170 @@
+// Package e2e runs the authsvc binary for end-to-end tests: it builds it
+// once, starts it as real processes on loopback ports, reads the
+// "listening on http://ADDR" lines, and stops them when the test ends.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles ./cmd/authsvc (relative to the module root, found from
+// dir) into a temporary directory and returns the binary's path and a
+// cleanup function. It is meant for TestMain.
+func Build(moduleRoot string) (binary string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "wxauth-e2e-")
+	if err != nil {
+		return "", nil, err
+	}
+	binary = filepath.Join(dir, "authsvc")
+	cmd := exec.Command("go", "build", "-o", binary, "./cmd/authsvc")
+	cmd.Dir = moduleRoot
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building authsvc: %w", err)
+	}
+	return binary, func() { os.RemoveAll(dir) }, nil
+}
+
+// Proc is a running authsvc process.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Exited chan struct{} // closed when the process has exited
+	mu     sync.Mutex
+	out    strings.Builder
+	urls   map[string]string
+}
+
+var listeningRE = regexp.MustCompile(`(?:(\w+)\s+)?listening on (http://\S+)`)
+
+// Start runs binary with args and env (nothing inherited but PATH and HOME),
+// waits until it printed want "listening on" lines, and stops it in the
+// test's Cleanup (SIGINT, then SIGKILL after 15 s). Its output is logged
+// when the test fails.
+func Start(t testing.TB, binary string, env map[string]string, want int, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: exec.Command(binary, args...), urls: map[string]string{}, Exited: make(chan struct{})}
+	p.Cmd.Dir = t.TempDir()
+	p.Cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		p.Cmd.Env = append(p.Cmd.Env, k+"="+v)
+	}
+	stdout, _ := p.Cmd.StdoutPipe()
+	stderr, _ := p.Cmd.StderrPipe()
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan struct{})
+	var once sync.Once
+	scan := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				p.urls[m[1]] = m[2]
+				if len(p.urls) == want {
+					once.Do(func() { close(found) })
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); scan(stdout) }()
+	go func() { defer wg.Done(); scan(stderr) }()
+	go func() { wg.Wait(); p.Cmd.Wait(); close(p.Exited) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("authsvc %s output:\n%s", strings.Join(args, " "), p.Output())
+		}
+	})
+	select {
+	case <-found:
+	case <-p.Exited:
+		t.Fatalf("authsvc %s exited early:\n%s", strings.Join(args, " "), p.Output())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("authsvc %s did not start listening:\n%s", strings.Join(args, " "), p.Output())
+	}
+	return p
+}
+
+// Stop ends the process gracefully (SIGINT), killing it after 15 s.
+func (p *Proc) Stop() {
+	p.Cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.Exited:
+	case <-time.After(15 * time.Second):
+		p.Cmd.Process.Kill()
+		<-p.Exited
+	}
+}
+
+// Kill ends the process at once (SIGKILL), as a crash would.
+func (p *Proc) Kill() {
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.Exited
+}
+
+// Output is everything the process printed so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// URL returns the URL printed on the "NAME listening on URL" line ("" for a
+// line without a name).
+func (p *Proc) URL(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.urls[name]
+}
+
+// FreeAddr returns a loopback address whose port was free at the call, for
+// processes that must know each other's address before they start.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// WaitReady polls base + /healthz until it answers 200 (20 s at most).
+func WaitReady(t testing.TB, base string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s/healthz never answered 200", base)
+}
