@@ -69,6 +69,16 @@ func BenchmarkHelloRecorder(b *testing.B) {
 	runParallel(b, hello, "/", http.StatusOK)
 }
 
+// BenchmarkHealthz is GET /healthz through the whole handler: the cost of
+// the middleware (request id, recovery, metrics, access log, rate limits)
+// and the router around a handler that does nothing, the floor under every
+// other endpoint.
+func BenchmarkHealthz(b *testing.B) {
+	_, handler := benchHandler(b)
+	serveOnce(b, handler, "/healthz", http.StatusOK)
+	runParallel(b, handler, "/healthz", http.StatusOK)
+}
+
 // BenchmarkLogin is GET /login: redirect allowlist, a new 22-character
 // state, its record in the in-memory store, the state cookie and the
 // authorize URL (302).

@@ -53,10 +53,10 @@ func main() {
 
 // options are the flags.
 type options struct {
-	c, rounds, rssC, storm int
-	d, warmup              time.Duration
-	profileDir, bin        string
-	only                   string
+	c, loginC, rounds, rssC, storm int
+	d, warmup                      time.Duration
+	profileDir, bin                string
+	only                           string
 }
 
 // target is one line of the table.
@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	var o options
 	fs.IntVar(&o.c, "c", 64, "concurrency: closed-loop workers per target")
+	fs.IntVar(&o.loginC, "login-c", 0, "concurrency of the full-login target (0 = -c); by Little's law its mean latency is login-c / logins per second")
 	fs.DurationVar(&o.d, "d", 5*time.Second, "measured duration per target per round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each measured period")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every target once, in turn")
@@ -92,7 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if o.c < 1 || o.rounds < 1 || o.d <= 0 || o.warmup < 0 || o.rssC < 0 || o.storm < 0 {
+	if o.loginC == 0 {
+		o.loginC = o.c
+	}
+	if o.c < 1 || o.loginC < 1 || o.rounds < 1 || o.d <= 0 || o.warmup < 0 || o.rssC < 0 || o.storm < 0 {
 		return errors.New("-c, -rounds and -d must be positive; -warmup, -rss-c and -storm not negative")
 	}
 	if o.profileDir != "" {
@@ -148,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	procs = append(procs, emu)
-	client := newClient(max(o.c, o.rssC) + 16)
+	client := newClient(max(o.c, o.loginC, o.rssC) + 16)
 	startSvc := func(name, mode, pprof string) (*proc, error) {
 		p, err := startProc(ctx, name, dir, bin, serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), "serve")
 		if err != nil {
@@ -229,7 +233,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				}()
 			}
 			pids := map[string]int{"server": t.server.pid(), "emulator": emu.pid(), "generator": 0}
-			res := load(ctx, client, o.c, o.warmup, o.d, pids, t.fn)
+			c := o.c
+			if t.slug == "full-login" {
+				c = o.loginC
+			}
+			res := load(ctx, client, c, o.warmup, o.d, pids, t.fn)
 			wg.Wait()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -491,7 +499,7 @@ func environment(o options) string {
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		rev = strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, commit %s; -c %d -d %v -warmup %v -rounds %d -rss-c %d -storm %d",
+	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, commit %s; -c %d -login-c %d -d %v -warmup %v -rounds %d -rss-c %d -storm %d",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), rev,
-		o.c, o.d, o.warmup, o.rounds, o.rssC, o.storm)
+		o.c, o.loginC, o.d, o.warmup, o.rounds, o.rssC, o.storm)
 }

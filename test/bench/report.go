@@ -118,7 +118,28 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", r.name, r.server, r.emulator, r.generator, bound, r.others, e)
 	}
+	fmt.Fprintln(w, "\nEvery round's ratio to hello, with the cores other processes used meanwhile in parentheses:")
 	fmt.Fprintln(w)
+	for _, t := range targets[1:] {
+		fmt.Fprintf(w, "- %s:", t.name)
+		for i, r := range t.rounds {
+			fmt.Fprintf(w, " %.2f (%.2f)", t.ratios[i], r.others.Seconds()/r.window.Seconds())
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	for _, t := range targets {
+		if t.slug == "full-login" && len(t.rounds) > 0 {
+			rates := make([]float64, len(t.rounds))
+			for i, r := range t.rounds {
+				rates[i] = r.rate()
+			}
+			if rate := median(rates); rate > 0 {
+				fmt.Fprintf(w, "Full login at concurrency %d: by Little's law the mean latency is %d / %.0f/s = %.1f ms; a p99 <= %v at %d logins/s needs a concurrency well under %.0f.\n",
+					o.loginC, o.loginC, rate, 1000*float64(o.loginC)/rate, loginP99Goal, loginGoal, loginGoal*loginP99Goal.Seconds())
+			}
+		}
+	}
 	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
 	if rss != nil {
 		fmt.Fprintf(w, "RSS phase at c=%d: %v; VmRSS at the end %.1f MiB.\n", rss.c, rss.rates, float64(rss.rss)/(1<<20))
