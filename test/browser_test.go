@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/url"
 	"os"
 	"os/exec"
@@ -57,8 +58,8 @@ func newChromium(t *testing.T, userAgent string) context.Context {
 // agent through the emulator's pages, for both scopes.
 func TestBrowser_Login(t *testing.T) {
 	p := startDev(t)
-	svc, h5 := p.url("service"), p.url("h5")
-	waitReady(t, svc)
+	svc, h5 := p.URL("service"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 
 	t.Run("snsapi_userinfo", func(t *testing.T) {
 		ctx := newChromium(t, wechatUA)

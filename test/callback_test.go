@@ -2,7 +2,7 @@ package test
 
 import (
 	"encoding/json"
-	"net"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,19 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call (two processes that must know each other's address are started one
-// after the other).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 const (
 	e2eAppID     = "wx5e0a1b2c3d4e5f60"
@@ -36,7 +23,7 @@ const (
 // with the callback in mode; it returns the service and emulator URLs.
 func startPair(t *testing.T, mode string, extraEnv map[string]string) (svc, emu string) {
 	t.Helper()
-	svcAddr, emuAddr := freeAddr(t), freeAddr(t)
+	svcAddr, emuAddr := e2e.FreeAddr(t), e2e.FreeAddr(t)
 	svc, emu = "http://"+svcAddr, "http://"+emuAddr
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	sample, err := os.ReadFile("../internal/callback/testdata/rules.yaml")
@@ -62,7 +49,7 @@ func startPair(t *testing.T, mode string, extraEnv map[string]string) (svc, emu 
 		env[k] = v
 	}
 	start(t, env, 1, "serve")
-	waitReady(t, svc)
+	e2e.WaitReady(t, svc)
 	return svc, emu
 }
 

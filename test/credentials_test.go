@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"os"
@@ -198,7 +199,7 @@ func TestCredentials_Faults(t *testing.T) {
 // emulator.
 func TestCLI_MenuAndQRCode(t *testing.T) {
 	t.Parallel()
-	emuAddr := freeAddr(t)
+	emuAddr := e2e.FreeAddr(t)
 	emu := "http://" + emuAddr
 	start(t, nil, 1, "emulate", "--listen", emuAddr, "--appid", e2eAppID, "--appsecret", e2eAppSecret)
 	dir := t.TempDir()

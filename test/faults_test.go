@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,8 +29,8 @@ func emuFault(t *testing.T, emu, body string) {
 func TestFaults_CodeExchange(t *testing.T) {
 	t.Parallel()
 	p := startDev(t)
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 
 	login := func(t *testing.T) (*http.Response, string) {
 		t.Helper()

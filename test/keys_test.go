@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,7 +36,7 @@ func jwksKids(t *testing.T, svc string) []string {
 func TestKeys_Rotate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	svcAddr, emuAddr := freeAddr(t), freeAddr(t)
+	svcAddr, emuAddr := e2e.FreeAddr(t), e2e.FreeAddr(t)
 	svc, emu := "http://"+svcAddr, "http://"+emuAddr
 	start(t, nil, 1, "emulate", "--listen", emuAddr, "--appid", e2eAppID, "--appsecret", e2eAppSecret, "--oauth-domain", svcAddr)
 	env := map[string]string{
@@ -45,7 +46,7 @@ func TestKeys_Rotate(t *testing.T) {
 		"WXAUTH_WECHAT_OPEN_BASE": emu, "WXAUTH_WECHAT_MP_BASE": emu, "WXAUTH_LOG_LEVEL": "warn",
 	}
 	first := start(t, env, 1, "serve")
-	waitReady(t, svc)
+	e2e.WaitReady(t, svc)
 	before := jwksKids(t, svc)
 	if len(before) != 1 {
 		t.Fatalf("a new service publishes %v, want one key", before)
@@ -60,7 +61,7 @@ func TestKeys_Rotate(t *testing.T) {
 	}
 	token, _, _ = strings.Cut(token, "&")
 
-	stop(t, first)
+	first.Stop()
 	cmd := exec.Command(binary, "keys", "rotate")
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -73,7 +74,7 @@ func TestKeys_Rotate(t *testing.T) {
 	}
 
 	start(t, env, 1, "serve")
-	waitReady(t, svc)
+	e2e.WaitReady(t, svc)
 	after := jwksKids(t, svc)
 	if len(after) != 2 || (after[0] != before[0] && after[1] != before[0]) {
 		t.Fatalf("JWKS after rotation %v, want the old %v and a new key", after, before)
@@ -81,11 +82,4 @@ func TestKeys_Rotate(t *testing.T) {
 	if resp, _ := b.get(svc+"/verify", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
 		t.Errorf("a token of the old key after rotation: %d", resp.StatusCode)
 	}
-}
-
-// stop ends p gracefully (SIGINT) and waits for it.
-func stop(t *testing.T, p *proc) {
-	t.Helper()
-	p.cmd.Process.Signal(os.Interrupt)
-	<-p.exited
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/wxauth/wxauth/test/e2e"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -83,8 +84,8 @@ var authorizeURLRE = regexp.MustCompile(`^http://127\.0\.0\.1:\d+/connect/oauth2
 func TestDev_ScriptedLogin(t *testing.T) {
 	t.Parallel()
 	p := startDev(t)
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 
 	for _, tc := range []struct {
 		scope, user, nickname string

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,8 +24,8 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, nil, 3, "dev", "--listen", "127.0.0.1:0", "--emulator-listen", "127.0.0.1:0",
 		"--h5-listen", "127.0.0.1:0", "--dir", dir, "--log-level", "debug")
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 
 	var dev struct {
 		SecretKey     string `json:"secret_key"`
@@ -129,10 +130,10 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 		hr.Body.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.output(), "logs-test-last-request") && time.Now().Before(deadline) {
+	for !strings.Contains(p.Output(), "logs-test-last-request") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	out := p.output()
+	out := p.Output()
 
 	// The log is not empty: debug lines and one access line per request,
 	// with route, status and request id.

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"strconv"
 	"strings"
@@ -70,8 +71,8 @@ func scrape(t *testing.T, url string) func(name string, labels ...string) (float
 func TestDev_Metrics(t *testing.T) {
 	t.Parallel()
 	p := startDev(t)
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 
 	b := newBrowser(t)
 	cb, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
@@ -183,7 +184,7 @@ func TestServe_RateLimit(t *testing.T) {
 // there and absent from the main listener.
 func TestServe_MetricsListen(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := e2e.FreeAddr(t)
 	svc, _ := startPair(t, "plain", map[string]string{"WXAUTH_METRICS_LISTEN": addr})
 	resp, err := http.Get(svc + "/metrics")
 	if err != nil {

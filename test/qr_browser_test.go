@@ -1,6 +1,7 @@
 package test
 
 import (
+	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,8 +20,8 @@ import (
 // scan page that the QR code's content names.
 func TestBrowser_QRLogin(t *testing.T) {
 	p := startDev(t)
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
 	ctx := newChromium(t, qrDesktopUA)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(h5+"/"), chromedp.WaitVisible(chromedp.ID("qr-image"))); err != nil {

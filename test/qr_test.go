@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/wxauth/wxauth/test/e2e"
 	"html"
 	"io"
 	"net/http"
@@ -141,10 +142,10 @@ func qrMeSub(t *testing.T, svc, jwt string) string {
 func TestDev_QRLogin(t *testing.T) {
 	t.Parallel()
 	p := startDev(t)
-	svc, emu, h5 := p.url("service"), p.url("emulator"), p.url("h5")
-	waitReady(t, svc)
-	if !strings.Contains(p.output(), "Desktop login (QR code): "+svc+"/qr/login?redirect=") {
-		t.Errorf("authsvc dev does not print the desktop login URL:\n%s", p.output())
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
+	if !strings.Contains(p.Output(), "Desktop login (QR code): "+svc+"/qr/login?redirect=") {
+		t.Errorf("authsvc dev does not print the desktop login URL:\n%s", p.Output())
 	}
 
 	used := map[string]string{} // openid -> a completed attempt's ticket
@@ -220,7 +221,7 @@ func TestDev_QRLogin(t *testing.T) {
 		if len(secrets) < 4 {
 			t.Fatalf("collected %d secrets", len(secrets))
 		}
-		out := p.output()
+		out := p.Output()
 		for _, s := range secrets {
 			if len(s) >= 16 && strings.Contains(out, s) {
 				t.Errorf("a token or key of the QR login reached the log")
