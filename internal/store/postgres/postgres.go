@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"sort"
@@ -252,7 +253,9 @@ func wrap(step string, err error) error {
 	case errors.Is(err, store.ErrUnavailable), errors.As(err, &pgErr),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("postgres: %s: %w", step, err)
-	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, errPoolClosed):
+	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, errPoolClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The server or the network dropped the connection mid-statement.
 		return fmt.Errorf("postgres: %s: %w: %w", step, store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", step, err)
