@@ -57,6 +57,7 @@ type options struct {
 	d, warmup                      time.Duration
 	profileDir, bin                string
 	only                           string
+	env                            []string // extra KEY=VALUE for every `authsvc serve`
 }
 
 // target is one line of the table.
@@ -90,6 +91,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
 	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login")
+	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return errors.New("want KEY=VALUE")
+		}
+		o.env = append(o.env, v)
+		return nil
+	})
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -154,7 +162,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	procs = append(procs, emu)
 	client := newClient(max(o.c, o.loginC, o.rssC) + 16)
 	startSvc := func(name, mode, pprof string) (*proc, error) {
-		p, err := startProc(ctx, name, dir, bin, serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), "serve")
+		env := append(serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), o.env...)
+		p, err := startProc(ctx, name, dir, bin, env, "serve")
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("scripted login: %w", err)
 	}
+	fmt.Fprintf(stderr, "session JWT of the scripted login: %d bytes\n", len(jwt))
 	if err := opJSSDK(svc.url)(ctx, setup); err != nil {
 		return fmt.Errorf("warming /jssdk/config: %w", err)
 	}
@@ -499,7 +509,11 @@ func environment(o options) string {
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		rev = strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, commit %s; -c %d -login-c %d -d %v -warmup %v -rounds %d -rss-c %d -storm %d",
+	env := ""
+	if len(o.env) > 0 {
+		env = " -env " + strings.Join(o.env, " -env ")
+	}
+	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s, commit %s; -c %d -login-c %d -d %v -warmup %v -rounds %d -rss-c %d -storm %d%s",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), rev,
-		o.c, o.loginC, o.d, o.warmup, o.rounds, o.rssC, o.storm)
+		o.c, o.loginC, o.d, o.warmup, o.rounds, o.rssC, o.storm, env)
 }
