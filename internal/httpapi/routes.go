@@ -49,7 +49,7 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 
 	// Health.
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", handleReadyz(o.Stores.Ping)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", handleReadyz(o.Stores.Ping, o.WeChat.Healthy)).Methods(http.MethodGet, http.MethodHead)
 	if o.MetricsHandler != nil {
 		r.Handle("/metrics", o.MetricsHandler).Methods(http.MethodGet)
 	}

@@ -269,8 +269,13 @@ func handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz reports whether the stores answer (503 when one does not).
-func handleReadyz(ping func(context.Context) error) http.Handler {
+// handleReadyz reports whether this instance can serve: 503
+// {"status":"unavailable"} when a store does not answer (the load balancer
+// should drain it), else 200 with "status" "ready", or "degraded" and a
+// "wechat" reason while the WeChat client's circuit breaker is open. WeChat
+// being down is not a reason to drain: every instance sees the same WeChat,
+// and /verify, /me and the JWKS still work without it.
+func handleReadyz(ping func(context.Context) error, wechatHealthy func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if ping != nil {
@@ -281,6 +286,10 @@ func handleReadyz(ping func(context.Context) error) http.Handler {
 				return
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		if err := wechatHealthy(); err != nil {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "wechat": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "wechat": "ok"})
 	})
 }

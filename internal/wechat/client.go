@@ -86,6 +86,7 @@ type Client struct {
 	// backoff is the wait before retry attempt n (0-based); tests set it to
 	// zero.
 	backoff func(n int) time.Duration
+	br      *breaker // stops calling WeChat while it keeps failing
 }
 
 // NewClient returns a Client for cfg. The error names the first missing or
@@ -141,6 +142,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log:        log,
 		now:        now,
 		backoff:    jitteredBackoff,
+		br:         &breaker{now: now},
 	}, nil
 }
 
@@ -205,7 +207,11 @@ type envelope struct {
 // do runs r with retries and returns the response body (at most 1 MiB)
 // once it carries errcode 0 or none. Errors: *Error, *StatusError, a
 // redacted *url.Error, ctx.Err() (joined with the last failure).
-func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
+func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
+	if err := c.br.allow(); err != nil {
+		return nil, fmt.Errorf("wechat: %s: %w", r.api, err)
+	}
+	defer func() { c.br.record(ctx, err) }()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		body, status, err := c.once(ctx, r)

@@ -109,7 +109,7 @@ func (e *StatusError) Error() string {
 
 // Temporary reports whether err is a failure that may go away by itself and
 // that the HTTP layer shows as "WeChat is busy, retry": errcode -1
-// ([CodeBusy]) or 45011 ([CodeTooFrequent]), a [*StatusError] with a 5xx
+// ([CodeBusy]) or 45011 ([CodeTooFrequent]), [ErrCircuitOpen], a [*StatusError] with a 5xx
 // status, or a timeout (a net.Error whose Timeout() is true, or
 // context.DeadlineExceeded). The package has already retried such failures
 // with backoff before returning them.
@@ -117,7 +117,7 @@ func Temporary(err error) bool {
 	if err == nil {
 		return false
 	}
-	if IsCode(err, CodeBusy, CodeTooFrequent) {
+	if IsCode(err, CodeBusy, CodeTooFrequent) || errors.Is(err, ErrCircuitOpen) {
 		return true
 	}
 	var se *StatusError
