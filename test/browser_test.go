@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/url"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // wechatUA is the user agent of WeChat's in-app browser on iOS.

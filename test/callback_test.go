@@ -2,13 +2,14 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 const (

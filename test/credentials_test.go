@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 const e2eAdminToken = "e2e-admin-token-0123456789"

@@ -2,12 +2,13 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // emuFault scripts a failure of a WeChat path on the emulator (POST
@@ -109,4 +110,43 @@ func TestFaults_CodeExchange(t *testing.T) {
 			t.Fatalf("/readyz: %d %v", resp.StatusCode, v)
 		}
 	})
+}
+
+// TestFaults_CircuitBreaker: WeChat answering 503 to every code exchange
+// opens the circuit after a few failed logins: /readyz says "degraded", and
+// the next login gets the busy page without the service calling WeChat.
+func TestFaults_CircuitBreaker(t *testing.T) {
+	t.Parallel()
+	p := startDev(t)
+	svc, emu, h5 := p.URL("service"), p.URL("emulator"), p.URL("h5")
+	e2e.WaitReady(t, svc)
+	emuFault(t, emu, `{"path":"/sns/oauth2/access_token","status":503,"times":1000}`)
+	login := func() int {
+		b := newBrowser(t)
+		cb, _ := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		resp, _ := b.get(cb)
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if got := login(); got != http.StatusServiceUnavailable {
+			t.Fatalf("login %d with WeChat down: %d, want 503", i, got)
+		}
+	}
+	resp, err := http.Get(svc + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready map[string]string
+	json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || ready["status"] != "degraded" || !strings.Contains(ready["wechat"], "circuit open") {
+		t.Errorf("/readyz with the circuit open: %d %v", resp.StatusCode, ready)
+	}
+	before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+	if got := login(); got != http.StatusServiceUnavailable {
+		t.Errorf("login with the circuit open: %d, want 503", got)
+	}
+	if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 0 {
+		t.Errorf("the open circuit still called WeChat %v times", n)
+	}
 }

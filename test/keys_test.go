@@ -2,13 +2,14 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 func jwksKids(t *testing.T, svc string) []string {

@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // browser is an HTTP client with a cookie jar that does not follow

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // TestDev_NoSecretsInLogs runs `authsvc dev --log-level debug`, does a full

@@ -2,12 +2,13 @@ package test
 
 import (
 	"bufio"
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // scrape reads GET url in the Prometheus text format and returns a

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"github.com/wxauth/wxauth/test/e2e"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // TestBrowser_QRLogin opens the example H5 page in a desktop Chromium: it

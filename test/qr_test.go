@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"github.com/wxauth/wxauth/test/e2e"
 	"html"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // qrDesktopUA is a desktop Chrome: no MicroMessenger, so /login goes to the
