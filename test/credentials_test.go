@@ -240,6 +240,17 @@ func TestCLI_MenuAndQRCode(t *testing.T) {
 	if err != nil || !strings.Contains(out, "V1001_TODAY_MUSIC") || !strings.Contains(out, "http://www.soso.com/") {
 		t.Fatalf("menu get: %v\n%s", err, out)
 	}
+	// The emulator's clock passes the cached token's expiry: WeChat answers
+	// 42001, the token is refreshed and the call retried; no error reaches
+	// the caller.
+	before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+	emuPost(t, emu, "/emu/clock", `{"advance_seconds": 7300}`)
+	if out, err := authsvc("menu", "get"); err != nil || !strings.Contains(out, "V1001_TODAY_MUSIC") {
+		t.Fatalf("menu get after the token expired at WeChat: %v\n%s", err, out)
+	}
+	if n := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
+		t.Errorf("%v stable_token calls after expiry, want 1", n)
+	}
 	if out, err := authsvc("menu", "delete"); err != nil {
 		t.Fatalf("menu delete: %v\n%s", err, out)
 	}
