@@ -307,7 +307,11 @@ func TestCluster(t *testing.T) {
 		if n := cl.forwards.Load() - before; n != 1 {
 			t.Errorf("the message was handled %d times, want once", n)
 		}
-		extract := func(s string) string { _, c, _ := strings.Cut(s, "<Content>"); c, _, _ = strings.Cut(c, "</Content>"); return c }
+		extract := func(s string) string {
+			_, c, _ := strings.Cut(s, "<Content>")
+			c, _, _ = strings.Cut(c, "</Content>")
+			return c
+		}
 		if extract(replies[0]) == "" || extract(replies[0]) != extract(replies[1]) {
 			t.Errorf("replies differ: %q / %q", replies[0], replies[1])
 		}
