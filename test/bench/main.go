@@ -418,7 +418,7 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 		hwm, _, _ := memStatus(p.pid())
 		fmt.Fprintf(stderr, "rss   c=%d %-12s %9.0f/s  p99 %-9v errors %d  VmHWM %.1f MiB\n", o.rssC, t.slug, r.rate(),
 			r.p99.Round(10*time.Microsecond), r.errs, float64(hwm)/(1<<20))
-		res.rates = append(res.rates, fmt.Sprintf("%s %.0f/s", t.slug, r.rate()))
+		res.rates = append(res.rates, fmt.Sprintf("%s %.0f/s (VmHWM after it %.1f MiB)", t.slug, r.rate(), float64(hwm)/(1<<20)))
 	}
 	if !p.alive() {
 		return nil, fmt.Errorf("the service exited:\n%s", p.output())

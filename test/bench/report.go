@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -142,7 +143,7 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 	}
 	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
 	if rss != nil {
-		fmt.Fprintf(w, "RSS phase at c=%d: %v; VmRSS at the end %.1f MiB.\n", rss.c, rss.rates, float64(rss.rss)/(1<<20))
+		fmt.Fprintf(w, "RSS phase at c=%d, targets in this order: %s; VmRSS at the end %.1f MiB.\n", rss.c, strings.Join(rss.rates, ", "), float64(rss.rss)/(1<<20))
 	}
 	if storm != nil && storm.firstErr != "" {
 		fmt.Fprintf(w, "Cold storm: first error: %s\n", truncate(firstLine(storm.firstErr), 200))
