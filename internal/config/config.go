@@ -97,6 +97,7 @@ type Config struct {
 // Load returns; its Error lists one "NAME: problem" per line, sorted.
 type Problems map[string]string
 
+// Error lists the problems as "NAME: problem" lines sorted by name.
 func (p Problems) Error() string {
 	keys := make([]string, 0, len(p))
 	for k := range p {
