@@ -74,6 +74,9 @@ type target struct {
 // errMissed is returned when the run completed but missed a goal.
 var errMissed = errors.New("a goal was missed")
 
+// run is the whole program: the hello child when getenv(helloEnv) names an
+// address, else the benchmark. It prints progress to stderr and the table to
+// stdout, and returns an error wrapping errMissed when a goal was missed.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if addr := getenv(helloEnv); addr != "" {
 		return runHello(ctx, addr, stdout)
@@ -99,6 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if o.loginC == 0 {
