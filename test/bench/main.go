@@ -410,6 +410,9 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 		return nil, err
 	}
 	res := &rssResult{c: o.rssC}
+	if _, idle, err := memStatus(p.pid()); err == nil {
+		res.rates = append(res.rates, fmt.Sprintf("idle after one login %.1f MiB", float64(idle)/(1<<20)))
+	}
 	for _, t := range []struct {
 		slug string
 		fn   op
