@@ -27,7 +27,7 @@ const (
 	// DefaultDedupTTL is how long a message's de-duplication record is kept
 	// when Config.DedupTTL is zero; MinDedupTTL is the least accepted (it
 	// covers WeChat's three deliveries, 5 s apart).
-	DefaultDedupTTL = 60 * time.Second
+	DefaultDedupTTL = 30 * time.Second
 	MinDedupTTL     = 30 * time.Second
 	// DefaultBudget is the time the handler chain may take when
 	// Config.Budget is zero; MaxBudget is the most accepted, below WeChat's

@@ -26,7 +26,7 @@ const (
 	callbackBudget = 8 * time.Second
 	// resultTTL keeps a completed callback's result so that WeChat's
 	// duplicate redirect for the same state lands on the same session.
-	resultTTL = 2 * time.Minute
+	resultTTL = 30 * time.Second
 	// duplicatePoll is how often a duplicate callback looks for the result
 	// of the first one while it is still running.
 	duplicatePoll = 25 * time.Millisecond

@@ -15,6 +15,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -106,12 +108,16 @@ type ctxKey int
 const requestIDKey ctxKey = 0
 
 // requestID gives every request an id (X-Request-Id, echoed), kept in the
-// context for logs and error pages.
+// context for logs and error pages. Ids are a random per-server prefix (10
+// base62 characters) and a counter: unique across instances without a
+// crypto/rand read per request.
 func requestID(next http.Handler) http.Handler {
+	prefix := randomString(10) + "-"
+	var n atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 || !isToken(id) {
-			id = randomString(16)
+			id = prefix + strconv.FormatUint(n.Add(1), 36)
 		}
 		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
