@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/wxauth/wxauth/internal/metrics"
-	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/wechat"
 )
 
@@ -20,11 +18,12 @@ import (
 // WeChat errcodes of the calls made for it (filled by metrics.Transport).
 // It lives in the request context for the access log and the metrics.
 type routeInfo struct {
+	id    string // request id
 	route string
 	trace *metrics.Trace
 }
 
-const routeInfoKey ctxKey = 1
+const routeInfoKey ctxKey = 0
 
 func infoOf(ctx context.Context) *routeInfo {
 	ri, _ := ctx.Value(routeInfoKey).(*routeInfo)
@@ -41,52 +40,11 @@ func routeOf(ctx context.Context) string {
 	return "unmatched"
 }
 
-// errcodeOf returns the last failing WeChat errcode label of the request
-// ("-1", "40029", "http_502"), or "".
-func errcodeOf(ctx context.Context) string {
-	if ri := infoOf(ctx); ri != nil {
-		return ri.trace.ErrCode()
-	}
-	return ""
-}
-
-// instrument records wxauth_http_requests_total{route,method,status} and
-// wxauth_http_request_duration_seconds{route,method} for every request,
-// labelled by route template, not by raw path, and follows QR login
-// attempts for wxauth_qr_login_attempts_active. It puts the routeInfo in
-// the context first, so handlers further in (access log, router) fill and
-// read it. With a nil o.Metrics only the routeInfo is provided.
-func instrument(o Options, next http.Handler) http.Handler {
-	m := o.Metrics
-	var qr *qrTracker
-	if m != nil && o.QR != nil {
-		qr = &qrTracker{m: m, life: o.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ctx, trace := metrics.WithTrace(r.Context())
-		ri := &routeInfo{trace: trace}
-		ctx = context.WithValue(ctx, routeInfoKey, ri)
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		route := routeOf(ctx)
-		m.HTTPRequest(route, method(r.Method), status, time.Since(start).Seconds())
-		if qr != nil {
-			qr.observe(route, r.URL.Path, status, w.Header())
-		}
-	})
-}
-
-// qrTracker counts the QR login attempts of this instance that started
-// and have not yet completed or outlived their life (the scanning TTL plus
-// qrlogin.CompleteWindow). An attempt starts when /qr/login or POST
-// /qr/sessions answers with the attempt's binding cookie (its Path names
-// the id) and ends at a successful /qr/sessions/{id}/complete or when its
-// life is over, whichever comes first.
+// qrTracker counts, for wxauth_qr_login_attempts_active, the QR login
+// attempts of this instance that started and have not yet completed or
+// outlived their life (the scanning TTL plus qrlogin.CompleteWindow). The
+// QR handlers call start when they create an attempt and end when it
+// completes; a nil *qrTracker (no metrics, no QR login) does nothing.
 type qrTracker struct {
 	m    *metrics.Metrics
 	life time.Duration
@@ -95,40 +53,10 @@ type qrTracker struct {
 	active map[string]*time.Timer
 }
 
-func (q *qrTracker) observe(route, path string, status int, h http.Header) {
-	switch {
-	case (route == "/qr/login" || route == "/qr/sessions") && status < 300:
-		for _, c := range h.Values("Set-Cookie") {
-			if id, ok := qrCookieID(c); ok {
-				q.start(id)
-			}
-		}
-	case route == "/qr/sessions/{id}/complete" && status < 400:
-		rest := strings.TrimPrefix(path, "/qr/sessions/")
-		if id, ok := strings.CutSuffix(rest, "/complete"); ok {
-			q.end(id)
-		}
-	}
-}
-
-// qrCookieID returns the attempt id named by the Path of a binding cookie
-// ("...; Path=/qr/sessions/ID/; ...").
-func qrCookieID(setCookie string) (string, bool) {
-	if !strings.HasPrefix(setCookie, qrCookie+"=") {
-		return "", false
-	}
-	_, after, ok := strings.Cut(setCookie, "Path=/qr/sessions/")
-	if !ok {
-		return "", false
-	}
-	id, _, ok := strings.Cut(after, "/")
-	if !ok || id == "" || len(id) > 64 || !isToken(id) {
-		return "", false
-	}
-	return id, true
-}
-
 func (q *qrTracker) start(id string) {
+	if q == nil {
+		return
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if _, ok := q.active[id]; ok {
@@ -139,6 +67,9 @@ func (q *qrTracker) start(id string) {
 }
 
 func (q *qrTracker) end(id string) {
+	if q == nil {
+		return
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	t, ok := q.active[id]

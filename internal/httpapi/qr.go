@@ -96,6 +96,7 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options
 		MaxAge:   int((o.QR.TTL() + qrlogin.CompleteWindow) / time.Second),
 		HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
 	})
+	o.qrAttempts.start(a.ID)
 	return a, nil
 }
 
@@ -316,6 +317,7 @@ func handleQRComplete(p *pages, o Options) http.Handler {
 			p.error(w, r, p.fromError(ctx, "issue session", err))
 			return
 		}
+		o.qrAttempts.end(id)
 		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
 			Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
 		writeResult(w, r, p, o.Cookies, callbackResult{

@@ -65,6 +65,8 @@ type Options struct {
 	// Limits are the per-IP rate limits and the trusted proxies; the zero
 	// value applies the defaults of [Limits].
 	Limits Limits
+
+	qrAttempts *qrTracker // set by NewServer: the active-attempts gauge
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -89,6 +91,9 @@ func NewServer(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
+	if opts.Metrics != nil && opts.QR != nil {
+		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
+	}
 	r := mux.NewRouter()
 	r.Use(routeLabel)
 	addRoutes(r, opts, pages)
@@ -96,38 +101,20 @@ func NewServer(opts Options) (http.Handler, error) {
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(pages)
 	var h http.Handler = r
 	h = rateLimit(opts.Limits, pages, opts.Now, h)
-	h = accessLog(opts.Logger, h)
-	h = instrument(opts, h)
 	h = recoverer(opts.Logger, pages, h)
-	h = requestID(h)
+	h = observe(opts.Logger, opts.Metrics, h)
 	return h, nil
 }
 
 type ctxKey int
 
-const requestIDKey ctxKey = 0
-
-// requestID gives every request an id (X-Request-Id, echoed), kept in the
-// context for logs and error pages. Ids are a random per-server prefix (10
-// base62 characters) and a counter: unique across instances without a
-// crypto/rand read per request.
-func requestID(next http.Handler) http.Handler {
-	prefix := randomString(10) + "-"
-	var n atomic.Uint64
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 || !isToken(id) {
-			id = prefix + strconv.FormatUint(n.Add(1), 36)
-		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
-	})
-}
-
-// RequestID returns the request id of ctx, or "".
+// RequestID returns the request id of ctx (also the X-Request-Id response
+// header), or "" outside a request.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if ri := infoOf(ctx); ri != nil {
+		return ri.id
+	}
+	return ""
 }
 
 type statusWriter struct {
@@ -157,27 +144,50 @@ func (s *statusWriter) Flush() {
 	}
 }
 
-// accessLog writes one line per request at info level: method, route
-// template, the path only (never the query: /oauth/callback?code=... must
-// not reach a log), status, duration, request id and, when a call to WeChat
-// failed, its errcode. Server errors are logged at warn level.
-func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
+// observe is the outermost middleware, once per request: it gives the
+// request an id (X-Request-Id: the client's when it is a short token, else
+// a random per-server prefix and a counter), puts the routeInfo (id, route
+// template, WeChat errcode trace) in the context, and after the request
+// records wxauth_http_requests_total and
+// wxauth_http_request_duration_seconds by route template (m may be nil) and
+// writes one access line at info level (warn for 5xx): method, route, the
+// path only (never the query: /oauth/callback?code=... must not reach a
+// log), status, duration, request id and, when a call to WeChat failed, its
+// errcode.
+func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Handler {
+	prefix := randomString(10) + "-"
+	var n atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 || !isToken(id) {
+			id = prefix + strconv.FormatUint(n.Add(1), 36)
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx, trace := metrics.WithTrace(r.Context())
+		ri := &routeInfo{id: id, trace: trace}
+		ctx = context.WithValue(ctx, routeInfoKey, ri)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		took := time.Since(start)
+		route := routeOf(ctx)
+		m.HTTPRequest(route, method(r.Method), status, took.Seconds())
 		level := slog.LevelInfo
-		if sw.status >= 500 {
+		if status >= 500 {
 			level = slog.LevelWarn
 		}
-		if logger.Enabled(r.Context(), level) {
-			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", routeOf(r.Context())),
-				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
-				slog.String("request_id", RequestID(r.Context()))}
-			if code := errcodeOf(r.Context()); code != "" {
+		if logger.Enabled(ctx, level) {
+			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route),
+				slog.String("path", r.URL.Path), slog.Int("status", status), slog.Duration("duration", took),
+				slog.String("request_id", id)}
+			if code := trace.ErrCode(); code != "" {
 				attrs = append(attrs, slog.String("wechat_errcode", code))
 			}
-			logger.LogAttrs(r.Context(), level, "request", attrs...)
+			logger.LogAttrs(ctx, level, "request", attrs...)
 		}
 	})
 }
