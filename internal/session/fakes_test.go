@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
 // clock is a settable test clock.
@@ -63,64 +64,6 @@ func (f *fakeKeys) UpdateKeys(ctx context.Context, update func(old []store.Signi
 	}
 	f.keys = out
 	f.updates++
-	return nil
-}
-
-// fakeRefresh is an in-memory store.RefreshTokens following its contract.
-type fakeRefresh struct {
-	mu      sync.Mutex
-	m       map[string]store.RefreshToken
-	revoked map[string]bool
-}
-
-func newFakeRefresh() *fakeRefresh {
-	return &fakeRefresh{m: map[string]store.RefreshToken{}, revoked: map[string]bool{}}
-}
-
-func (f *fakeRefresh) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.m[t.Hash]; ok {
-		return store.ErrAlreadyExists
-	}
-	f.m[t.Hash] = t
-	return nil
-}
-
-func (f *fakeRefresh) RotateRefreshToken(ctx context.Context, oldHash string, next store.RefreshToken, now time.Time, grace time.Duration) (store.RefreshToken, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	old, ok := f.m[oldHash]
-	if !ok || f.revoked[old.FamilyID] || !now.Before(old.ExpiresAt) {
-		return store.RefreshToken{}, store.ErrNotFound
-	}
-	if !old.UsedAt.IsZero() {
-		if now.Sub(old.UsedAt) > grace {
-			f.revoked[old.FamilyID] = true
-			return store.RefreshToken{}, store.ErrReused
-		}
-	} else {
-		old.UsedAt = now
-		f.m[oldHash] = old
-	}
-	f.m[next.Hash] = next
-	return old, nil
-}
-
-func (f *fakeRefresh) GetRefreshToken(ctx context.Context, hash string) (store.RefreshToken, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	t, ok := f.m[hash]
-	if !ok {
-		return store.RefreshToken{}, store.ErrNotFound
-	}
-	return t, nil
-}
-
-func (f *fakeRefresh) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.revoked[familyID] = true
 	return nil
 }
 
@@ -263,7 +206,7 @@ func (f *fakeUsers) delete(id string) {
 type env struct {
 	clock   *clock
 	keys    *fakeKeys
-	refresh *fakeRefresh
+	refresh *memory.Store // the real in-memory RefreshTokens
 	records *fakeRecords
 	users   *fakeUsers
 	box     *secret.Box
@@ -297,7 +240,7 @@ func newEnv(tb testing.TB, alg string, mod ...func(*Config)) *env {
 	e := &env{
 		clock:   c,
 		keys:    &fakeKeys{},
-		refresh: newFakeRefresh(),
+		refresh: memory.New(c.Now),
 		records: newFakeRecords(c.Now),
 		users:   &fakeUsers{m: map[string]store.User{testUser.ID: testUser}},
 		box:     newBox(tb, 7),
