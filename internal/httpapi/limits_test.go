@@ -63,7 +63,7 @@ func TestLimiters_Eviction(t *testing.T) {
 	ls := &limiters{rate: 1, burst: 2, m: map[netip.Addr]*limiterEntry{}}
 	t0 := time.Unix(1700000000, 0)
 	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
-	if ls.take(a, t0) != 0 || ls.take(a, t0) != 0 {
+	if first, second := ls.take(a, t0), ls.take(a, t0); first != 0 || second != 0 {
 		t.Fatal("burst of 2 refused")
 	}
 	if wait := ls.take(a, t0); wait <= 0 || wait > time.Second {
