@@ -43,8 +43,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "optional YAML configuration file (the environment wins); also WXAUTH_CONFIG")
 	addr := fs.String("addr", "", "listen address, overriding WXAUTH_LISTEN")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(getenv, *configFile)
 	if err != nil {
@@ -63,7 +63,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return listenError(cfg.Listen, err, "WXAUTH_LISTEN or --addr")
 	}
 	svc, err := newService(ctx, cfg, logger, time.Now)
 	if err != nil {
@@ -338,4 +338,23 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, logger *slog
 	}
 	logger.Info("metrics listening", "addr", ln.Addr().String())
 	serveHTTP(ctx, ln, mux, logger)
+}
+
+// listenError explains a failed listen: for a port in use it names the
+// setting that moves it, since "address already in use" alone gives no
+// next step.
+func listenError(addr string, err error, setting string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen %s: the port is already in use (another authsvc, or another program: `ss -ltnp | grep %s` shows which); stop it or choose another address with %s: %w",
+			addr, portOfAddr(addr), setting, err)
+	}
+	return fmt.Errorf("listen %s: %w", addr, err)
+}
+
+// portOfAddr returns the port of host:port, or addr itself.
+func portOfAddr(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return ":" + port
+	}
+	return addr
 }
