@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
-	_ "github.com/ncruces/go-sqlite3/driver" // registers database/sql driver "sqlite3"
+	_ "github.com/ncruces/go-sqlite3/driver"    // registers database/sql driver "sqlite3"
 	_ "github.com/ncruces/go-sqlite3/vfs/memdb" // the memdb VFS of :memory: databases
 
 	"github.com/wxauth/wxauth/internal/store"
