@@ -393,18 +393,20 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	ans := peek(resp)
-	if ans.complete && staleToken(ans.code) && b.replayable() {
+	if ans.complete && ans.hasCode && staleToken(ans.code) {
 		// compare-and-refresh: one refresh for every caller that used tok,
-		// in every instance.
+		// in every instance. A streamed body cannot be sent again: its
+		// caller gets WeChat's answer, and its next call the new token.
 		if err := p.tokens.Invalidate(ctx, tok); err != nil {
 			p.log.WarnContext(ctx, "proxy: refresh the access_token", "error", err.Error())
 		}
-		if tok2, err := p.tokens.AccessToken(ctx); err == nil && tok2 != tok {
-			resp2, ref := p.send(ctx, r, b, tok2)
-			if ref == nil {
-				resp.Body.Close()
-				resp, ans = resp2, peek(resp2)
-				c.retried = true
+		if b.replayable() {
+			if tok2, err := p.tokens.AccessToken(ctx); err == nil && tok2 != tok {
+				if resp2, ref := p.send(ctx, r, b, tok2); ref == nil {
+					resp.Body.Close()
+					resp, ans = resp2, peek(resp2)
+					c.retried = true
+				}
 			}
 		}
 	}

@@ -395,6 +395,29 @@ func TestProxy_StaleToken(t *testing.T) {
 	}
 }
 
+// TestProxy_StaleTokenStreamed: a body over the replay bound is not sent
+// again; its caller gets WeChat's 40001, and the token is refreshed for the
+// next call.
+func TestProxy_StaleTokenStreamed(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxReplay = 1 << 10 })
+	tok := e.proxyToken(t, "svc", svcSecret)
+	body := `{"touser":"oWXEMU_alice","msgtype":"text","text":{"content":"` + strings.Repeat("x", 2<<10) + `"}}`
+	send := func() wxAnswer {
+		_, a, _ := do(t, mustReq(http.MethodPost, e.srv.URL+"/cgi-bin/message/custom/send?access_token="+tok, body))
+		return a
+	}
+	if a := send(); a.ErrCode == nil || a.code() != 0 {
+		t.Fatalf("first send: %+v", a)
+	}
+	do(t, mustReq(http.MethodPost, e.emu.URL+"/emu/void-token", ""))
+	if a := send(); a.code() != 40001 {
+		t.Fatalf("streamed send after the void: %+v, want WeChat's 40001", a)
+	}
+	if a := send(); a.ErrCode == nil || a.code() != 0 {
+		t.Fatalf("next send: %+v, want success with the refreshed token", a)
+	}
+}
+
 func mustReq(method, u, body string) *http.Request {
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
