@@ -481,6 +481,22 @@ func TestProxy_Upstream(t *testing.T) {
 	}
 }
 
+// TestProxy_Timeout: WeChat slower than Timeout gives the caller -1 with
+// HTTP 504, and the call is not sent again.
+func TestProxy_Timeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	tok := e.proxyToken(t, "svc", svcSecret)
+	do(t, mustReq(http.MethodPost, e.emu.URL+"/emu/faults", `{"path":"/cgi-bin/user/info","delay_ms":2000}`))
+	before := e.emuCalls(t, "/cgi-bin/user/info")
+	resp, a, b := get(t, e.srv.URL+"/cgi-bin/user/info?openid=oWXEMU_alice&access_token="+tok)
+	if resp.StatusCode != http.StatusGatewayTimeout || a.code() != -1 {
+		t.Fatalf("slow WeChat: %d %s, want 504 errcode -1", resp.StatusCode, b)
+	}
+	if n := e.emuCalls(t, "/cgi-bin/user/info") - before; n != 1 {
+		t.Fatalf("user/info reached WeChat %d times, want 1", n)
+	}
+}
+
 func TestProxy_BearerJWT(t *testing.T) {
 	verifier := VerifierFunc(func(_ context.Context, raw string) (string, error) {
 		if raw == "good.jwt.svc" {
