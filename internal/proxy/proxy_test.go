@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -494,6 +495,47 @@ func TestProxy_Timeout(t *testing.T) {
 	}
 	if n := e.emuCalls(t, "/cgi-bin/user/info") - before; n != 1 {
 		t.Fatalf("user/info reached WeChat %d times, want 1", n)
+	}
+}
+
+// refuseFirstDial fails its first round trip as a refused connection.
+type refuseFirstDial struct {
+	mu    sync.Mutex
+	tries int
+}
+
+func (r *refuseFirstDial) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.tries++
+	first := r.tries == 1
+	r.mu.Unlock()
+	if first {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestProxy_DialRefused: a call whose connection was refused cannot have
+// reached WeChat, so it is sent once more.
+func TestProxy_DialRefused(t *testing.T) {
+	rt := &refuseFirstDial{}
+	e := newEnv(t, func(c *Config) { c.Transport = rt })
+	tok := e.proxyToken(t, "svc", svcSecret)
+	req := mustReq(http.MethodPost, e.srv.URL+"/cgi-bin/message/custom/send?access_token="+tok,
+		`{"touser":"oWXEMU_alice","msgtype":"text","text":{"content":"hi"}}`)
+	if _, a, b := do(t, req); a.ErrCode == nil || a.code() != 0 || rt.tries != 2 {
+		t.Fatalf("after a refused connection: %s, %d tries", b, rt.tries)
+	}
+}
+
+// TestProxy_TooLargeChunked: a body without a length is cut at MaxBody.
+func TestProxy_TooLargeChunked(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxBody = 1 << 20 })
+	tok := e.proxyToken(t, "svc", svcSecret)
+	body := io.MultiReader(bytes.NewReader(make([]byte, 2<<20))) // no Content-Length
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/cgi-bin/media/upload?type=image&access_token="+tok, body)
+	if _, a, b := do(t, req); a.code() != 40006 {
+		t.Fatalf("2 MiB chunked body over a 1 MiB bound: %s, want 40006", b)
 	}
 }
 
