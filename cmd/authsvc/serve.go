@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/logx"
 	"github.com/wxauth/wxauth/internal/metrics"
+	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -183,11 +185,30 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			return nil, err
 		}
 	}
+	// The WeChat API proxy (/cgi-bin/): registered clients (WXAUTH_CLIENTS)
+	// call WeChat through wxauth and never hold the access_token.
+	var wxProxy *proxy.Proxy
+	if cfg.Clients != "" {
+		registry, err := clients.Load(cfg.Clients)
+		if err != nil {
+			return nil, fmt.Errorf("WXAUTH_CLIENTS: %w", err)
+		}
+		wxProxy, err = proxy.New(proxy.Config{
+			APIBase: cfg.WeChatAPIBase, Tokens: tokens, Clients: registry, Records: stores.Records,
+			Verifier: proxy.SessionVerifier(sessions), Timeout: cfg.WeChatTimeout,
+			Observer: metrics.NewProxyCalls(reg), Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	h, err := httpapi.NewServer(httpapi.Options{
 		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
 		Stores: stores, Callback: cb, QR: qr, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
+		Proxy: wxProxy,
 	})
 	if err != nil {
 		return nil, err

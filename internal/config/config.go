@@ -91,6 +91,11 @@ type Config struct {
 	// TrustedProxies is WXAUTH_TRUSTED_PROXIES, comma-separated CIDRs (or
 	// bare IPs): peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+
+	// Clients is WXAUTH_CLIENTS: path of the YAML client registry (see
+	// internal/clients), loaded at startup; a bad file stops startup. Empty
+	// registers no client (and disables the WeChat API proxy).
+	Clients string
 }
 
 // Problems maps a variable name to what is wrong with it. It is the error
@@ -195,6 +200,7 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 	c.RateLimit = l.float("WXAUTH_RATE_LIMIT", 10)
 	c.RateBurst = l.positiveInt("WXAUTH_RATE_BURST", 40)
 	c.TrustedProxies = l.prefixes("WXAUTH_TRUSTED_PROXIES")
+	c.Clients = l.str("WXAUTH_CLIENTS", "")
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			l.problems["WXAUTH_METRICS_LISTEN"] = "must be host:port"

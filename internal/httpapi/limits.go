@@ -55,8 +55,8 @@ var errTooManyRequests = apiError{Status: http.StatusTooManyRequests, Code: "rat
 
 // rateLimit answers 429 (our page or JSON, with Retry-After in seconds)
 // when a client IP exceeds its limit on a limited path, and caps every
-// request body at maxRequestBody bytes (reads past it fail with
-// *http.MaxBytesError).
+// request body but the proxy's (/cgi-bin/) at maxRequestBody bytes (reads
+// past it fail with *http.MaxBytesError).
 func rateLimit(l Limits, p *pages, now func() time.Time, next http.Handler) http.Handler {
 	if l.Rate == 0 {
 		l.Rate = DefaultRateLimit
@@ -69,7 +69,9 @@ func rateLimit(l Limits, p *pages, now func() time.Time, next http.Handler) http
 	}
 	ls := &limiters{rate: rate.Limit(l.Rate), burst: l.Burst, m: map[netip.Addr]*limiterEntry{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
+		// The WeChat API proxy (/cgi-bin/) streams media uploads and bounds
+		// its bodies itself.
+		if r.Body != nil && r.Body != http.NoBody && !strings.HasPrefix(r.URL.Path, "/cgi-bin/") {
 			if r.ContentLength > maxRequestBody {
 				p.error(w, r, errTooLarge)
 				return

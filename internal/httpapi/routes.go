@@ -40,11 +40,17 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	// Official Account credentials: JS-SDK signature and the internal token API.
 	if o.Tokens != nil {
 		r.Handle("/jssdk/config", cors(handleJSSDKConfig(p, o.Allow, o.Tokens, o.AppID, o.Now))).Methods(http.MethodGet, http.MethodOptions)
-		if o.AdminToken != "" {
-			admin := adminOnly(p, o.AdminToken)
+		if o.AdminToken != "" || o.Proxy != nil {
+			admin := rawTokenAccess(p, o.AdminToken, o.Proxy)
 			r.Handle("/internal/access-token", admin(handleAccessToken(p, o.Tokens))).Methods(http.MethodGet)
 			r.Handle("/internal/access-token/invalidate", admin(handleAccessTokenInvalidate(p, o.Tokens))).Methods(http.MethodPost)
 		}
+	}
+
+	// The WeChat API proxy: the owner's services call WeChat's cgi-bin API
+	// as registered clients and never hold the access_token.
+	if o.Proxy != nil {
+		r.PathPrefix("/cgi-bin/").Handler(o.Proxy)
 	}
 
 	// Health.

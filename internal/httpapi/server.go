@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wxauth/wxauth/internal/metrics"
+	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -52,7 +53,12 @@ type Options struct {
 	// code (/qr/*; /login sends non-WeChat browsers there); nil disables it.
 	QR *qrlogin.Service
 
-	AdminToken    string        // bearer token of /internal/*; empty removes those routes
+	// Proxy serves the WeChat API proxy at /cgi-bin/ and authenticates the
+	// clients allowed GET /internal/access-token (raw_access_token); nil
+	// disables both.
+	Proxy *proxy.Proxy
+
+	AdminToken    string        // bearer token of /internal/*; empty (and no Proxy) removes those routes
 	StateTTL      time.Duration // life of a login state record; default 10 min
 	ProfileMaxAge time.Duration // /login without scope uses snsapi_base while the profile is younger; default 7 days
 	Now           func() time.Time

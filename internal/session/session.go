@@ -154,6 +154,9 @@ type Claims struct {
 	AppID                string `json:"appid"`             // Official Account appid
 	Scope                string `json:"scope"`             // snsapi_base or snsapi_userinfo, granted at login
 	SessionID            string `json:"sid"`               // login family id, the unit of revocation
+	// ClientID is the client_id the token was issued to (RFC 9068); a
+	// client_credentials token has sub == client_id. Absent when empty.
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // Manager issues, refreshes, revokes and verifies sessions, and owns the

@@ -3,7 +3,7 @@
 // picker and a consent page a browser or chromedp can click), api.weixin.qq.com
 // (sns/oauth2/access_token, refresh_token, sns/userinfo, sns/auth,
 // cgi-bin/token, stable_token, ticket/getticket, qrcode/create, menu/*,
-// user/info) and mp.weixin.qq.com (cgi-bin/showqrcode), plus a control API
+// user/info, media/upload, media/get, message/custom/send) and mp.weixin.qq.com (cgi-bin/showqrcode), plus a control API
 // under /emu/ for tests and `authsvc dev`: users, a virtual clock, call
 // counts, scripted faults, token voiding, and a message-callback sender that
 // signs, encrypts and delivers messages and events to the service's /wx as
@@ -29,6 +29,7 @@
 //	POST /emu/faults                 {"path","errcode","status","delay_ms","times"}
 //	DELETE /emu/faults
 //	POST /emu/void-token             current global tokens answer 40001
+//	GET  /emu/media                  [{"media_id","type","size","sha256","filename","created_at"}, ...] (uploads: counted and hashed, not kept)
 //	POST /emu/follow                 {"openid","follows"}
 //	GET|POST /emu/callback           {"url","token","aes_key","mode"}
 //	POST /emu/send                   {"from","message":{...},"repeat","concurrent","timestamp","create_time","msg_id"}

@@ -166,6 +166,7 @@ type Emulator struct {
 	calls      map[string]int
 	faults     map[string]*fault
 	sweepAt    int
+	media      map[string]*medium // temporary media by media_id (facts only, no bytes)
 }
 
 type callbackConfig struct {

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,12 @@ func newCluster(t *testing.T) *cluster {
 	// WeChat pushes the account's events to B, so QR logins started on A are confirmed on B.
 	e2e.Start(t, binary, nil, 1, "emulate", "--listen", emuAddr, "--appid", appID, "--appsecret", appSecret,
 		"--oauth-domain", addrs[0], "--callback-url", c.urls[1]+"/wx", "--callback-token", cbToken, "--mode", "plain")
+	clientsFile := filepath.Join(t.TempDir(), "clients.yaml")
+	if err := os.WriteFile(clientsFile, []byte(clientsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c.env = map[string]string{
+		"WXAUTH_CLIENTS":    clientsFile,
 		"WXAUTH_PUBLIC_URL": c.urls[0], "WXAUTH_APPID": appID, "WXAUTH_APPSECRET": appSecret,
 		"WXAUTH_SECRET_KEY": secretKey, "WXAUTH_ALLOWED_REDIRECTS": "https://h5.example.com",
 		"WXAUTH_DATABASE_URL": u.String(), "WXAUTH_REDIS_URL": redisURL, "WXAUTH_REDIS_PREFIX": prefix,
