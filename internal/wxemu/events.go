@@ -2,13 +2,16 @@ package wxemu
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The control API's shortcuts that push events as a user's WeChat does
@@ -29,7 +32,11 @@ func (e *Emulator) handleClick(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleSubscribe serves POST /emu/subscribe {"from","scene"?}: the user
-// follows; with a scene the EventKey is qrscene_<scene>.
+// follows. With a scene the follow came through a QR code with parameters:
+// EventKey is qrscene_<scene> and Ticket is that QR code's ticket (of the
+// live QR code with this scene, else of a temporary one made for the
+// occasion, 60 s).
+// https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html
 func (e *Emulator) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		From  string `json:"from"`
@@ -39,12 +46,48 @@ func (e *Emulator) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, "want {\"from\": openid, \"scene\": optional}")
 		return
 	}
-	key, scene := "", "ADD_SCENE_OTHERS"
+	if len(req.Scene) > maxSceneStr {
+		ctlError(w, http.StatusBadRequest, "scene: at most %d bytes, as scene_str", maxSceneStr)
+		return
+	}
+	fields := []field{{"Event", "subscribe"}, {"EventKey", ""}}
+	scene := "ADD_SCENE_OTHERS"
 	if req.Scene != "" {
-		key, scene = "qrscene_"+req.Scene, "ADD_SCENE_QR_CODE"
+		scene = "ADD_SCENE_QR_CODE"
+		fields = []field{{"Event", "subscribe"}, {"EventKey", "qrscene_" + req.Scene}, {"Ticket", e.sceneTicket(req.Scene)}}
+		e.behaviour(r.Context(), "qr_subscribe", "a follow through a QR code: EventKey qrscene_<scene> and its Ticket", slog.String("openid", req.From), slog.String("scene", req.Scene))
 	}
 	e.setFollow(req.From, true, scene, req.Scene)
-	e.pushEvent(w, r, req.From, []field{{"Event", "subscribe"}, {"EventKey", key}})
+	e.pushEvent(w, r, req.From, fields)
+}
+
+// sceneTicket returns the ticket of a live QR code of scene (scene_id in
+// decimal, or scene_str), making a temporary one when there is none.
+func (e *Emulator) sceneTicket(scene string) string {
+	e.mu.Lock()
+	now := e.now()
+	for _, q := range e.qrs {
+		if q.scene() == scene && (q.permanent || now.Before(q.expires)) {
+			e.mu.Unlock()
+			return q.ticket
+		}
+	}
+	e.mu.Unlock()
+	q := &qrCode{expires: now.Add(qrDefaultExpire * time.Second)}
+	if id, err := strconv.ParseInt(scene, 10, 64); err == nil && id != 0 {
+		q.sceneID = id
+	} else {
+		q.sceneStr = scene
+	}
+	rnd := make([]byte, 46)
+	e.random(rnd)
+	q.ticket = "gQ" + base64.StdEncoding.EncodeToString(rnd)
+	q.id = e.randomString(15)
+	e.mu.Lock()
+	e.sweepLocked(now)
+	e.qrs[q.ticket] = q
+	e.mu.Unlock()
+	return q.ticket
 }
 
 // handleUnsubscribe serves POST /emu/unsubscribe {"from"}.

@@ -1,6 +1,8 @@
 package wxemu
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -43,17 +45,45 @@ type authCode struct {
 	openID, scope string
 	issued        time.Time
 	used          bool
+	snapshot      bool // issued on a snapshot page (snsapi_userinfo, snapshot user)
 }
 
 type webToken struct {
 	openID, scope string
 	expires       time.Time
+	snapshot      bool // sns/userinfo answers 48001
+	voided        bool // 42007 (password change, AppSecret reset)
 }
 
 type refreshGrant struct {
 	openID, scope string
 	issued        time.Time // of the first authorization: refreshing does not extend it
+	snapshot      bool
+	voided        bool // 42007
+	replaced      bool // a later authorization of the user issued another: 40030
 }
+
+// Where a user opens the authorized page from (X-Wxemu-Scene, or the
+// picker's hidden field): a follower opening a snsapi_userinfo page from
+// the account's chat or menu authorizes without a consent page.
+const (
+	sceneChat    = "chat"
+	sceneMenu    = "menu"
+	sceneMoments = "moments"
+	sceneOther   = "other"
+)
+
+func validScene(s string) bool {
+	switch s {
+	case "", sceneChat, sceneMenu, sceneMoments, sceneOther:
+		return true
+	}
+	return false
+}
+
+// outsideWeChatMsg is what WeChat's authorize page shows in a browser
+// without MicroMessenger in its User-Agent.
+const outsideWeChatMsg = "请在微信客户端打开链接"
 
 // parseAuthorize checks an authorize query as WeChat does: the raw order of
 // keys, empty values, the appid, the redirect_uri domain, the scope and the
@@ -153,6 +183,7 @@ type pageUser struct {
 }
 
 type authPageData struct {
+	Scene    string
 	Query    string
 	AppID    string
 	Scope    string
@@ -164,12 +195,25 @@ type authPageData struct {
 }
 
 // handleAuthorize serves GET /connect/oauth2/authorize: the error page, the
-// user picker, or (scripted with X-Wxemu-User / X-Wxemu-Consent) the answer.
+// "open in WeChat" page for a browser outside WeChat, the user picker, or
+// (scripted with X-Wxemu-User / X-Wxemu-Consent / X-Wxemu-Scene) the answer.
 func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	req, prob := e.parseAuthorize(r.URL.RawQuery)
 	scripted := r.Header.Get("X-Wxemu-User")
 	if prob != nil {
+		e.behaviour(ctx, "authorize_error", "the authorize page shows an error", slog.Int("errcode", prob.Code), slog.String("errmsg", prob.Msg))
 		e.render(w, http.StatusOK, "error.html", authPageData{Problem: prob})
+		return
+	}
+	if !e.allowOutside && !strings.Contains(r.UserAgent(), "MicroMessenger") {
+		e.behaviour(ctx, "outside_wechat", "authorize page opened outside WeChat: "+outsideWeChatMsg, slog.String("user_agent", r.UserAgent()))
+		e.render(w, http.StatusOK, "error.html", authPageData{Problem: &authProblem{Msg: outsideWeChatMsg}})
+		return
+	}
+	scene := r.Header.Get("X-Wxemu-Scene")
+	if !validScene(scene) {
+		ctlError(w, http.StatusBadRequest, "X-Wxemu-Scene: want chat, menu, moments or other")
 		return
 	}
 	if scripted != "" {
@@ -188,13 +232,13 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			ctlError(w, http.StatusBadRequest, "X-Wxemu-User: unknown openid %q", scripted)
 			return
 		}
-		if req.scope == scopeBase {
-			decision = "allow"
+		if req.scope == scopeBase || e.silentUserInfo(ctx, req, scripted, scene) {
+			decision = "allow" // no consent page: nothing to decline
 		}
 		e.finishAuthorize(w, r, req, scripted, decision == "allow")
 		return
 	}
-	data := authPageData{Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI)}
+	data := authPageData{Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI), Scene: scene}
 	e.mu.Lock()
 	for _, id := range e.order {
 		data.Users = append(data.Users, e.pageUserLocked(e.users[id]))
@@ -211,10 +255,12 @@ func (e *Emulator) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if req.scope == scopeBase {
+	scene := r.PostFormValue("scene")
+	if req.scope == scopeBase || validScene(scene) && e.silentUserInfo(r.Context(), req, user.OpenID, scene) {
 		e.finishAuthorize(w, r, req, user.OpenID, true)
 		return
 	}
+	e.behaviour(r.Context(), "consent_page", "snsapi_userinfo: the consent page asks the user", slog.String("openid", user.OpenID))
 	e.render(w, http.StatusOK, "consent.html", authPageData{
 		Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI), User: user,
 	})
@@ -261,24 +307,70 @@ func (e *Emulator) authForm(w http.ResponseWriter, r *http.Request) (authRequest
 	return req, pu, true
 }
 
+// silentUserInfo reports whether a snsapi_userinfo authorization of openID
+// skips the consent page: the user follows the account and opens the page
+// from its chat or menu (documented: "对于已关注公众号的用户，如果用户从公众号的
+// 会话或者自定义菜单进入本公众号的网页授权页，即使是scope为snsapi_userinfo，也是
+// 静默授权"), unless forcePopup=true.
+func (e *Emulator) silentUserInfo(ctx context.Context, req authRequest, openID, scene string) bool {
+	if req.scope != scopeUserInfo || req.forcePopup || (scene != sceneChat && scene != sceneMenu) {
+		return false
+	}
+	e.mu.Lock()
+	_, follows := e.subs[openID]
+	e.mu.Unlock()
+	if follows {
+		e.behaviour(ctx, "silent_userinfo", "snsapi_userinfo without a consent page: a follower from the account's "+scene, slog.String("openid", openID))
+	}
+	return follows
+}
+
 // finishAuthorize answers an allowed authorization with a 302 carrying a new
-// code, and a denied one per Config.DenyRedirect.
+// code (or, with the double_redirect fault, two codes), and a denied one per
+// Config.DenyRedirect.
 func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req authRequest, openID string, allow bool) {
+	ctx := r.Context()
 	if !allow {
 		if e.denyRedirect {
+			e.behaviour(ctx, "deny_redirect", "the user declined: 302 to redirect_uri with state only", slog.String("openid", openID))
 			http.Redirect(w, r, withParams(req.redirectURI, "state="+req.state), http.StatusFound)
 			return
 		}
+		e.behaviour(ctx, "deny_blank", "the user declined: no redirect, a blank page", slog.String("openid", openID))
 		e.render(w, http.StatusOK, "blank.html", nil)
 		return
 	}
-	code := e.randomString(24)
+	code, first := e.randomString(24), e.randomString(24)
 	e.mu.Lock()
 	now := e.now()
 	e.sweepLocked(now)
-	e.codes[code] = &authCode{openID: openID, scope: req.scope, issued: now}
+	snapshot := e.users[openID].Snapshot && req.scope == scopeUserInfo
+	e.codes[code] = &authCode{openID: openID, scope: req.scope, issued: now, snapshot: snapshot}
+	double := e.doubles != 0
+	if double {
+		if e.doubles > 0 {
+			e.doubles--
+		}
+		e.codes[first] = &authCode{openID: openID, scope: req.scope, issued: now, snapshot: snapshot}
+	}
 	e.mu.Unlock()
-	http.Redirect(w, r, withParams(req.redirectURI, "code="+code+"&state="+req.state), http.StatusFound)
+	if snapshot {
+		e.behaviour(ctx, "snapshot_page", "snsapi_userinfo for a snapshot-page virtual user: the code gives is_snapshotuser=1", slog.String("openid", openID))
+	}
+	e.behaviour(ctx, "code_issued", "authorized: 302 to redirect_uri with a code (single use, 5 minutes)", slog.String("openid", openID), slog.String("scope", req.scope))
+	target := withParams(req.redirectURI, "code="+code+"&state="+req.state)
+	if !double {
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	firstURL := withParams(req.redirectURI, "code="+first+"&state="+req.state)
+	e.fault(ctx, "double_redirect", "WeChat calls redirect_uri twice for one authorization, with two different codes", slog.String("openid", openID))
+	w.Header().Set("X-Wxemu-First-Redirect", firstURL)
+	if r.Header.Get("X-Wxemu-User") != "" {
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	e.render(w, http.StatusOK, "double.html", struct{ First, Second string }{firstURL, target})
 }
 
 func hostOf(u string) string {
@@ -315,6 +407,7 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 		e.wxError(w, 40002, "invalid grant_type")
 		return
 	}
+	ctx := r.Context()
 	access, refresh := e.randomString(64), e.randomString(64)
 	e.mu.Lock()
 	now := e.now()
@@ -322,18 +415,29 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 	switch {
 	case c == nil || now.Sub(c.issued) >= codeTTL:
 		e.mu.Unlock()
+		e.behaviour(ctx, "code_invalid", "code exchange: unknown or expired code, 40029")
 		e.wxError(w, 40029, "invalid code")
 		return
 	case c.used:
 		e.mu.Unlock()
+		e.behaviour(ctx, "code_used", "code exchange: the code was used already, 40163", slog.String("openid", c.openID))
 		e.wxError(w, 40163, "code been used")
 		return
 	}
 	c.used = true
-	e.webTokens[access] = &webToken{openID: c.openID, scope: c.scope, expires: now.Add(webTokenTTL)}
-	e.refreshes[refresh] = &refreshGrant{openID: c.openID, scope: c.scope, issued: now}
+	e.webTokens[access] = &webToken{openID: c.openID, scope: c.scope, expires: now.Add(webTokenTTL), snapshot: c.snapshot}
+	e.refreshes[refresh] = &refreshGrant{openID: c.openID, scope: c.scope, issued: now, snapshot: c.snapshot}
+	replaced := false
+	if old := e.refreshes[e.userRefresh[c.openID]]; old != nil {
+		old.replaced, replaced = true, true
+	}
+	e.userRefresh[c.openID] = refresh
 	u := e.users[c.openID]
 	e.mu.Unlock()
+	e.behaviour(ctx, "code_exchanged", "code exchanged for a web access_token (7200 s) and refresh_token (30 days)", slog.String("openid", c.openID), slog.String("scope", c.scope))
+	if replaced {
+		e.behaviour(ctx, "refresh_replaced", "the user's earlier refresh_token is invalid from now on (40030)", slog.String("openid", c.openID))
+	}
 	resp := map[string]any{
 		"access_token":  access,
 		"expires_in":    int(webTokenTTL / time.Second),
@@ -344,8 +448,12 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 	if c.scope == scopeUserInfo && u.UnionID != "" {
 		resp["unionid"] = u.UnionID
 	}
-	if u.Snapshot {
-		resp["is_snapshotuser"] = 1
+	if c.snapshot {
+		if faultOf(r).OmitSnapshot {
+			e.fault(ctx, "omit_snapshot", "a snapshot user's exchange without is_snapshotuser", slog.String("openid", c.openID))
+		} else {
+			resp["is_snapshotuser"] = 1
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -384,21 +492,30 @@ func (e *Emulator) handleSNSRefresh(w http.ResponseWriter, r *http.Request) {
 		e.wxError(w, 41003, "refresh_token missing")
 		return
 	}
+	ctx := r.Context()
 	access := e.randomString(64)
 	e.mu.Lock()
 	now := e.now()
 	g := e.refreshes[rt]
+	var code int
+	var msg, name, why string
 	switch {
 	case g == nil:
-		e.mu.Unlock()
-		e.wxError(w, 40030, "invalid refresh_token")
-		return
+		code, msg, name, why = 40030, "invalid refresh_token", "refresh_invalid", "unknown refresh_token, 40030"
+	case g.voided:
+		code, msg, name, why = 42007, errMsgs[42007], "tokens_voided", "refresh_token voided (password change or AppSecret reset), 42007"
 	case now.Sub(g.issued) >= refreshTTL:
+		code, msg, name, why = 42002, errMsgs[42002], "refresh_expired", "refresh_token older than 30 days, 42002"
+	case g.replaced:
+		code, msg, name, why = 40030, "invalid refresh_token", "refresh_replaced", "refresh_token replaced by a later authorization of the user, 40030"
+	}
+	if code != 0 {
 		e.mu.Unlock()
-		e.wxError(w, 42002, "refresh_token timeout")
+		e.behaviour(ctx, name, "refresh: "+why)
+		e.wxError(w, code, msg)
 		return
 	}
-	e.webTokens[access] = &webToken{openID: g.openID, scope: g.scope, expires: now.Add(webTokenTTL)}
+	e.webTokens[access] = &webToken{openID: g.openID, scope: g.scope, expires: now.Add(webTokenTTL), snapshot: g.snapshot}
 	openID, scope := g.openID, g.scope
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -422,7 +539,9 @@ func (e *Emulator) webTokenLocked(tok string, now time.Time) (*webToken, int, st
 	t := e.webTokens[tok]
 	switch {
 	case t == nil:
-		return nil, 40001, "invalid credential, access_token is invalid or not latest"
+		return nil, 40001, msgInvalidCredential
+	case t.voided:
+		return nil, 42007, errMsgs[42007]
 	case !now.Before(t.expires):
 		return nil, 42001, "access_token expired"
 	}
@@ -443,6 +562,9 @@ func (e *Emulator) handleSNSUserInfo(w http.ResponseWriter, r *http.Request) {
 			code, msg = 41009, "missing openid"
 		case q.Get("openid") != t.openID:
 			code, msg = 40003, "invalid openid"
+		case t.snapshot:
+			code, msg = 48001, "api unauthorized"
+			e.behaviour(r.Context(), "snapshot_userinfo", "sns/userinfo with a snapshot user's token: 48001", slog.String("openid", t.openID))
 		case t.scope != scopeUserInfo:
 			code, msg = 48001, "api unauthorized"
 		}

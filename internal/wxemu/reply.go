@@ -190,7 +190,13 @@ func checkReplyFields(p *push, root *xnode) error {
 	}
 	switch msgType {
 	case "text":
-		return need("Content")
+		if err := need("Content"); err != nil {
+			return err
+		}
+		if c, _ := root.childText("Content"); len(c) > maxTextReply {
+			return fmt.Errorf("text reply Content is %d bytes; WeChat delivers at most %d", len(c), maxTextReply)
+		}
+		return nil
 	case "image":
 		return need("Image", "MediaId")
 	case "voice":

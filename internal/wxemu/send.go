@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -273,6 +274,9 @@ func (e *Emulator) deliver(ctx context.Context, p *push) sendResult {
 	var res sendResult
 	var last string
 	for attempt := 0; attempt < deliveryAttempts && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			e.behaviour(ctx, "redelivery", "no valid answer: WeChat delivers the same push again", slog.Int("delivery", attempt+1), slog.String("after", last))
+		}
 		res.Deliveries++
 		status, body, err := e.post(ctx, p)
 		res.Status = status
@@ -433,7 +437,14 @@ func (e *Emulator) pushFields(w http.ResponseWriter, r *http.Request, from, msgT
 		ctlError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	res := e.run(r.Context(), p, opt)
-	e.log.Info("wxemu push", "msgtype", msgType, "mode", p.cb.mode, "deliveries", res.Deliveries, "valid", res.Valid, "error", res.Error)
+	ctx := r.Context()
+	res := e.run(ctx, p, opt)
+	attrs := []slog.Attr{slog.String("msgtype", msgType), slog.String("from", from), slog.String("mode", p.cb.mode), slog.Int("deliveries", res.Deliveries)}
+	switch {
+	case res.Valid:
+		e.behaviour(ctx, "push", "pushed to the callback; the reply is valid", attrs...)
+	default:
+		e.behaviour(ctx, "reply_refused", "pushed to the callback; WeChat refuses the answer: "+res.Error, attrs...)
+	}
 	writeJSON(w, http.StatusOK, res)
 }
