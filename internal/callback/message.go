@@ -309,7 +309,7 @@ func (*TemplateSendJobFinish) accepts(m *Message) bool {
 // MassSendJobFinish reports a mass send (Event "MASSSENDJOBFINISH").
 // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Batch_Sends_and_Originality_Checks.html
 type MassSendJobFinish struct {
-	MsgID       uint64 `xml:"MsgID"` // the mass send's msg_id (unsigned 64-bit)
+	MsgID       uint64 `xml:"MsgID"`  // the mass send's msg_id (unsigned 64-bit)
 	Status      string `xml:"Status"` // "send success", "send fail", "err(num)"
 	TotalCount  int    `xml:"TotalCount"`
 	FilterCount int    `xml:"FilterCount"`
