@@ -16,7 +16,9 @@ const watchInterval = time.Second
 // Reloader is a [Handler] serving the [Rules] of a file, swapped atomically
 // when the file is reloaded: a message is answered by the old or the new
 // rules, never by a mix. A file that fails to load keeps the previous rules
-// (and is logged, naming the problem). Safe for concurrent use.
+// (and is logged, naming the problem); a reply WeChat cannot deliver
+// ([Rules.Warnings]) is logged at Warn level on every load. Safe for
+// concurrent use.
 type Reloader struct {
 	path   string
 	logger *slog.Logger
@@ -47,6 +49,7 @@ func NewReloader(path string, logger *slog.Logger) (*Reloader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.warn(rules)
 	r.rules.Store(rules)
 	r.seen = st
 	return r, nil
@@ -78,6 +81,7 @@ func (r *Reloader) load() error {
 			slog.String("path", r.path), slog.String("error", err.Error()))
 		return err
 	}
+	r.warn(rules)
 	r.rules.Store(rules)
 	r.logger.LogAttrs(context.Background(), slog.LevelInfo, "callback rules reloaded",
 		slog.String("path", r.path), slog.Int("keywords", len(rules.keywords)), slog.Int("events", len(rules.events)))
@@ -105,6 +109,14 @@ func (r *Reloader) Watch(ctx context.Context) error {
 			_ = r.load() // logged by load
 		}
 		r.mu.Unlock()
+	}
+}
+
+// warn logs the replies of rules that WeChat cannot deliver as written.
+func (r *Reloader) warn(rules *Rules) {
+	for _, w := range rules.Warnings() {
+		r.logger.LogAttrs(context.Background(), slog.LevelWarn, "callback rules: a reply WeChat cannot deliver as written",
+			slog.String("path", r.path), slog.String("problem", w))
 	}
 }
 
