@@ -352,10 +352,12 @@ func checkBody(r request, status int, body []byte) error {
 }
 
 // isAnswer reports whether err is WeChat's own answer (an errcode), which
-// says what WeChat did with the request.
+// says what WeChat did with the request, or an HTTP 4xx, which a gateway
+// answers without passing the request on.
 func isAnswer(err error) bool {
 	var we *Error
-	return errors.As(err, &we)
+	var se *StatusError
+	return errors.As(err, &we) || errors.As(err, &se) && se.StatusCode < 500
 }
 
 // retryable reports whether err may go away on a retry of r while ctx lives.

@@ -77,7 +77,7 @@ const (
 // ErrAnswerLost is wrapped by the error of [Client.Exchange] when the
 // request may have reached WeChat but no answer of WeChat's came back: a
 // timeout or a dropped connection after the request was written, an HTTP
-// status from a gateway, an unreadable body. WeChat has then most likely
+// 5xx from a gateway, an unreadable body. WeChat has then most likely
 // consumed the code, so the exchange is not tried again (a second try could
 // only get 40163); the caller should start a new authorization, as for
 // [IsDeadCode]. The error also wraps the failure itself ([*url.Error],
@@ -165,14 +165,15 @@ func (e *StatusError) Error() string {
 // Temporary reports whether err is a failure that may go away by itself and
 // that the HTTP layer shows as "WeChat is busy, retry": errcode -1
 // ([CodeBusy]) or 45011 ([CodeTooFrequent]), [ErrCircuitOpen], a [*StatusError] with a 5xx
-// status, or a timeout (a net.Error whose Timeout() is true, or
-// context.DeadlineExceeded). The package has already retried such failures
-// with backoff before returning them.
+// status, a timeout (a net.Error whose Timeout() is true, or
+// context.DeadlineExceeded), or [ErrAnswerLost] (a new attempt, with a new
+// code, may well succeed). The package has already retried such failures
+// with backoff before returning them, when it was safe to.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
 	}
-	if IsCode(err, CodeBusy, CodeTooFrequent) || errors.Is(err, ErrCircuitOpen) {
+	if IsCode(err, CodeBusy, CodeTooFrequent) || errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrAnswerLost) {
 		return true
 	}
 	var se *StatusError

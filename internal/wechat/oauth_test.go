@@ -634,6 +634,7 @@ func TestTemporary(t *testing.T) {
 		"Nil":           {nil, false},
 		"Plain":         {errors.New("x"), false},
 		"URLNotTimeout": {&url.Error{Op: "Get", URL: "u", Err: errors.New("refused")}, false},
+		"AnswerLostEOF": {&answerLostError{api: "sns/oauth2/access_token", err: &url.Error{Op: "Get", URL: "u", Err: io.EOF}}, true},
 	} {
 		if got := Temporary(tc.err); got != tc.want {
 			t.Errorf("%s: Temporary = %v, want %v", name, got, tc.want)
