@@ -102,6 +102,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.tokenCount >= tokenDailyQuota {
 		e.mu.Unlock()
+		e.behaviour(r.Context(), "token_quota", "cgi-bin/token over 2000 calls a day, 45009")
 		e.wxError(w, 45009, "reach max api daily quota limit")
 		return
 	}
@@ -112,6 +113,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	e.issueTokenLocked(tok, now)
 	e.current = tok
 	e.mu.Unlock()
+	e.behaviour(r.Context(), "token_issued", "cgi-bin/token: a new token; the previous one stays valid 5 minutes")
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": int(globalTokenTTL / time.Second)})
 }
 

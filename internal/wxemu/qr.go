@@ -3,6 +3,7 @@ package wxemu
 import (
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -250,5 +251,6 @@ func (e *Emulator) handleScan(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, "unknown openid %q", req.OpenID)
 		return
 	}
+	e.behaviour(r.Context(), "qr_scan", "a QR code scanned: "+fields[0].value.(string)+" with its scene and Ticket", slog.String("openid", req.OpenID), slog.String("scene", q.scene()))
 	e.pushEvent(w, r, req.OpenID, fields)
 }
