@@ -216,7 +216,8 @@ type envelope struct {
 
 // do runs r with retries and returns the response body (at most 1 MiB)
 // once it carries errcode 0 or none. Errors: *Error, *StatusError, a
-// redacted *url.Error, ctx.Err() (joined with the last failure).
+// redacted *url.Error, ctx.Err() (joined with the last failure); for a
+// sendOnce request, a failure after sending wrapped in ErrAnswerLost.
 func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
 	if err := c.br.allow(); err != nil {
 		return nil, fmt.Errorf("wechat: %s: %w", r.api, err)

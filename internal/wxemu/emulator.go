@@ -508,6 +508,11 @@ func (e *Emulator) sweepLocked(now time.Time) {
 	trim(e.codes, maxRecords)
 	trim(e.webTokens, maxRecords)
 	trim(e.refreshes, maxRecords)
+	for id, rt := range e.userRefresh {
+		if e.refreshes[rt] == nil {
+			delete(e.userRefresh, id)
+		}
+	}
 	size = len(e.codes) + len(e.webTokens) + len(e.refreshes) + len(e.tokens) + len(e.tickets) + len(e.qrs)
 	e.sweepAt = max(sweepMin, 2*size)
 }
