@@ -128,7 +128,9 @@ func faultErrMsg(code int) string {
 }
 
 // errMsgs are WeChat's errmsg texts (without the rid suffix) of the codes
-// the emulator plays as faults.
+// the emulator plays as faults. 40164 is not among them: its text names the
+// caller's IP, which POST /emu/ip-whitelist plays (a scripted 40164 says
+// "injected fault" and names none).
 // https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html
 var errMsgs = map[int]string{
 	-1:    "system error",
@@ -136,7 +138,6 @@ var errMsgs = map[int]string{
 	40029: "invalid code",
 	40030: "invalid refresh_token",
 	40163: "code been used",
-	40164: "invalid ip 0.0.0.0 ipv6 ::ffff:0.0.0.0, not in whitelist",
 	42001: "access_token expired",
 	42002: "refresh_token expired",
 	42007: "access_token and refresh_token exception",

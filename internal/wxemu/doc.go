@@ -119,9 +119,10 @@
 //   - status: "status" answers that HTTP status with an HTML body (a
 //     gateway in front of WeChat).
 //   - errcode: "errcode" answers {"errcode":N,"errmsg":"<WeChat's text> rid:
-//     ..."} (-1, 40001, 40029, 40030, 40163, 40164, 42001, 42002, 42007,
-//     45009, 45011, 48001, 89501, 89503, 89506, 89507 have WeChat's own
-//     texts).
+//     ..."} (-1, 40001, 40029, 40030, 40163, 42001, 42002, 42007, 45009,
+//     45011, 48001, 89501, 89503, 89506, 89507 have WeChat's own texts;
+//     others, 40164 included, "injected fault": the real 40164 names the
+//     caller's IP, see POST /emu/ip-whitelist).
 //   - authorize_error: "errcode" on /connect/oauth2/authorize shows the
 //     authorize error page with that code: 10006 (必须关注此测试号, a test
 //     account's user who does not follow it), 10009 (操作太频繁了，请稍后重试),
