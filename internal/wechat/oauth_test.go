@@ -238,7 +238,7 @@ func TestClient_Exchange(t *testing.T) {
 			if !IsCode(err, 1, tc.code) || IsCode(err, CodeBusy) {
 				t.Fatal("IsCode")
 			}
-			if !strings.HasSuffix(we.Msg, ", rid: 6650a1b2-1c2d3e4f-5a6b7c8d") {
+			if !strings.HasSuffix(we.Msg, " rid: 6650a1b2-1c2d3e4f-5a6b7c8d") {
 				t.Fatalf("Msg %q lost its rid suffix", we.Msg)
 			}
 			if Temporary(err) {
