@@ -89,11 +89,14 @@ func (r *Reloader) load() error {
 }
 
 // Watch checks the file's modification time and size every second and
-// reloads it when they change, until ctx ends; it then returns ctx.Err().
-// A bad version is logged once and the previous rules kept.
+// reloads it when they have changed and then stayed the same for one more
+// check (so that a file caught while being written, e.g. truncated, is not
+// loaded half-written), until ctx ends; it then returns ctx.Err(). A bad
+// version is logged once and the previous rules kept.
 func (r *Reloader) Watch(ctx context.Context) error {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
+	var pending fileStamp // a changed stamp seen once, loaded if seen again
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,8 +108,13 @@ func (r *Reloader) Watch(ctx context.Context) error {
 			continue // being replaced; try again next tick
 		}
 		r.mu.Lock()
-		if !st.mod.Equal(r.seen.mod) || st.size != r.seen.size {
+		changed := !st.mod.Equal(r.seen.mod) || st.size != r.seen.size
+		settled := st.mod.Equal(pending.mod) && st.size == pending.size
+		switch {
+		case changed && settled:
 			_ = r.load() // logged by load
+		case changed:
+			pending = st
 		}
 		r.mu.Unlock()
 	}
