@@ -456,3 +456,28 @@ func TestEmulator_TextReplyLimit(t *testing.T) {
 	wantLogged(t, logs, "behaviour", "reply_refused")
 	wantLogged(t, logs, "behaviour", "push")
 }
+
+func TestEmulator_QRDefaultExpiry(t *testing.T) {
+	_, srv := newTestEmulator(t, nil)
+	tok := stableToken(t, srv, false)["access_token"].(string)
+	m := createQR(t, srv, tok, `{"action_name":"QR_STR_SCENE","action_info":{"scene":{"scene_str":"login_x"}}}`)
+	if m["expire_seconds"] != 60.0 {
+		t.Fatalf("create: %v", m)
+	}
+	show := func() int {
+		resp, err := http.Get(srv.URL + "/cgi-bin/showqrcode?ticket=" + url.QueryEscape(m["ticket"].(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	advance(t, srv, 59)
+	if s := show(); s != http.StatusOK {
+		t.Errorf("after 59 s: %d", s)
+	}
+	advance(t, srv, 1)
+	if s := show(); s != http.StatusNotFound {
+		t.Errorf("after 60 s: %d, want 404", s)
+	}
+}
