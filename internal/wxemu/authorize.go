@@ -211,8 +211,9 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	e.render(w, http.StatusOK, "picker.html", data)
 }
 
-// handleConfirm serves POST /connect/oauth2/authorize/confirm (form fields q
-// and openid): the picked user either gets a code at once (snsapi_base) or
+// handleConfirm serves POST /connect/oauth2/authorize/confirm (form fields q,
+// openid and scene): the picked user either gets a code at once
+// (snsapi_base, or snsapi_userinfo for a follower from the chat or menu) or
 // the consent page (snsapi_userinfo).
 func (e *Emulator) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	req, user, ok := e.authForm(w, r)
