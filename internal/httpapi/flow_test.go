@@ -142,7 +142,9 @@ func (h *harness) login(c *client, scope, user, consent string) (*http.Response,
 	if resp.StatusCode != http.StatusFound {
 		c.t.Fatalf("/login: %d %s", resp.StatusCode, body)
 	}
-	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
+	// WeChat's authorize page opens inside WeChat only: the emulator, like
+	// WeChat, refuses a User-Agent without MicroMessenger.
+	resp, body = c.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
 	if resp.StatusCode != http.StatusFound {
 		return resp, body
 	}
@@ -329,7 +331,7 @@ func TestLogin_CookieBinding(t *testing.T) {
 	victim, attacker := newClient(t), newClient(t)
 	victim.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
 	resp, _ := attacker.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
-	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
 	resp, body := victim.do("GET", resp.Header.Get("Location"), "")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "登录状态不匹配") {
 		t.Fatalf("foreign state: %d %s", resp.StatusCode, body)
