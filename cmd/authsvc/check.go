@@ -89,7 +89,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, _ 
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 	if cfg.DatabaseURL != "" && (err == nil || problems["WXAUTH_DATABASE_URL"] == "") {
-		checkStores(ctx, c, cfg, logger)
+		checkStores(ctx, c, cfg, getenv("WXAUTH_DATABASE_URL") != "" || *configFile != "" || getenv("WXAUTH_CONFIG") != "", logger)
 	} else {
 		c.skip("stores: fix WXAUTH_DATABASE_URL first")
 	}
@@ -139,11 +139,14 @@ func checkDerived(c *checklist, cfg *config.Config) {
 }
 
 // checkStores opens the stores of cfg (applying migrations) and pings them.
-func checkStores(ctx context.Context, c *checklist, cfg *config.Config, logger *slog.Logger) {
-	if path, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite:"); ok && path != ":memory:" {
-		// check never creates a database: a missing file is reported.
+// explicit tells whether WXAUTH_DATABASE_URL was given (environment or
+// file) rather than defaulted.
+func checkStores(ctx context.Context, c *checklist, cfg *config.Config, explicit bool, logger *slog.Logger) {
+	if path, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite:"); ok && !explicit {
+		// Without WXAUTH_DATABASE_URL, check does not create the default
+		// database in whatever directory it runs in.
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			c.skip("stores: %s does not exist yet (authsvc serve creates it); nothing opened", path)
+			c.skip("stores: WXAUTH_DATABASE_URL is not set and the default %s does not exist here (authsvc serve would create it); nothing opened", cfg.DatabaseURL)
 			return
 		}
 	}
