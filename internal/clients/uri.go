@@ -43,4 +43,3 @@ func originOf(u string) string {
 	}
 	return p.Scheme + "://" + p.Host
 }
-
