@@ -340,7 +340,8 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 // family (same absolute expiry) and a new access JWT whose claims come from
 // the user as stored now (openid and unionid may have changed since login).
 // A token presented again within Config.RefreshGrace of its first use
-// rotates again.
+// gets the same successor (the family never forks into two chains); the
+// rotation's time is read inside the store's transaction.
 //
 // Errors: [ErrInvalidRefreshToken] for a malformed, unknown, expired or
 // revoked token, or a deleted user; [ErrRefreshTokenReused] when the token
@@ -369,10 +370,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: refresh: get user: %w", err)
 	}
-	next, nextHash, err := newRefreshToken()
-	if err != nil {
-		return Tokens{}, err
-	}
+	next, nextHash := m.successor(refreshToken)
 	_, err = m.st.RefreshTokens.RotateRefreshToken(ctx, hash, store.RefreshToken{
 		Hash:      nextHash,
 		FamilyID:  old.FamilyID,
@@ -380,7 +378,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		Scope:     old.Scope,
 		CreatedAt: now,
 		ExpiresAt: old.ExpiresAt,
-	}, now, m.cfg.RefreshGrace)
+	}, m.now(), m.cfg.RefreshGrace)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		if rerr := m.revokeJWTs(ctx, old.FamilyID); rerr != nil {
@@ -388,7 +386,9 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		}
 		m.log.WarnContext(ctx, "refresh token reused; session revoked", "sid", old.FamilyID, "user", old.UserID)
 		return Tokens{}, ErrRefreshTokenReused
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAlreadyExists):
+		// ErrAlreadyExists: rotated within grace into another successor
+		// (under a previous WXAUTH_SECRET_KEY); the chain is not forked.
 		return Tokens{}, ErrInvalidRefreshToken
 	case err != nil:
 		return Tokens{}, fmt.Errorf("session: refresh: rotate: %w", err)
@@ -465,6 +465,18 @@ func newRefreshToken() (token, hash string, err error) {
 	token = base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(token))
 	return token, hex.EncodeToString(sum[:]), nil
+}
+
+// successor returns the refresh token that refreshToken rotates into, and
+// its hex SHA-256: a MAC of the token under the secret key (Box.Sum), so
+// that two refreshes with one token within Config.RefreshGrace, on any
+// instance, hand out the same successor and the family stays one chain,
+// while nobody without the key can compute a successor.
+func (m *Manager) successor(refreshToken string) (token, hash string) {
+	sum := m.cfg.Box.Sum("refresh-successor", []byte(refreshToken))
+	token = base64.RawURLEncoding.EncodeToString(sum[:])
+	h := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(h[:])
 }
 
 // hashRefreshToken checks the shape of an opaque refresh token and returns

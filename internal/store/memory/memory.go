@@ -37,6 +37,7 @@ type Store struct {
 	refreshMu sync.Mutex
 	refresh   map[string]store.RefreshToken // by hash
 	revoked   map[string]time.Time          // family -> revocation time
+	successor map[string]string             // used hash -> hash it was rotated into
 
 	keysMu sync.Mutex
 	keys   []store.SigningKey
@@ -72,6 +73,7 @@ func New(now func() time.Time) *Store {
 		byIdentity: map[identity]string{},
 		refresh:    map[string]store.RefreshToken{},
 		revoked:    map[string]time.Time{},
+		successor:  map[string]string{},
 		locks:      map[string]*lockState{},
 		released:   make(chan struct{}),
 		tokens:     map[string]store.CachedToken{},
