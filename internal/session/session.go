@@ -328,6 +328,9 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: sign with key %s: %w", k.id, err)
 	}
+	if k.alg == "ES256" {
+		raw = normalizeLowS(raw)
+	}
 	return Tokens{
 		AccessToken: raw,
 		ExpiresIn:   int(exp.Sub(now) / time.Second),
