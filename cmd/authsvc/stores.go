@@ -18,16 +18,24 @@ import (
 
 // openStores composes the store.Set of cfg.
 //
-// One instance (SQLite, the default): users, refresh tokens, keys and the
-// credential cache in the SQLite file; login state, de-duplication records,
-// locks and pub/sub in the process, which is fastest and loses nothing that
-// matters beyond a few minutes on a restart.
+// One instance (SQLite, the default): users, refresh tokens, keys, the
+// credential cache and every short-lived record that a restart must not
+// lose (login state, revocations of logged-out and reused sessions, QR
+// login attempts) in the SQLite file; callback de-duplication records
+// (seconds long, on the /wx hot path), locks and pub/sub in the process,
+// the records bounded by WXAUTH_RECORDS_MEMORY_MB.
 //
 // Several instances: PostgreSQL for the durable data; with WXAUTH_REDIS_URL,
 // Redis for records, locks, the credential cache and pub/sub. PostgreSQL
 // without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
 // stays in the process (QR logins then complete only on the instance that
 // received the scan): startup warns.
+// memoryRecordPrefix names the records that stay in process memory on
+// SQLite: callback de-duplication ("dedup:", package callback), which is
+// written twice per message and lives 30 s; a restart loses at most a
+// second handling of a redelivery.
+const memoryRecordPrefix = "dedup:"
+
 func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (set store.Set, err error) {
 	var closers []func() error
 	var pings []func(context.Context) error
@@ -38,7 +46,7 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			}
 		}
 	}()
-	mem := memory.New(now)
+	mem := memory.New(now, memory.WithMaxRecordBytes(int64(cfg.RecordsMemoryMiB)<<20))
 	closers = append(closers, mem.Close)
 	set = store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem}
 
@@ -50,6 +58,7 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		}
 		closers, pings = append(closers, db.Close), append(pings, db.Ping)
 		set.Users, set.RefreshTokens, set.Keys, set.TokenCache = db, db, db, db
+		set.Records = store.RoutedRecords{Default: db, Routes: []store.RecordRoute{{Prefix: memoryRecordPrefix, Records: mem}}}
 	default: // postgres:// or postgresql://, checked by config.Load
 		db, err := postgres.Open(ctx, cfg.DatabaseURL, now)
 		if err != nil {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -108,6 +109,11 @@ type Config struct {
 	// to learn keys rotated by other instances; default 1 min. Keep it
 	// below the publication delay (min(KeyRotation/10, 10 min)).
 	ReloadInterval time.Duration
+	// VerifyCacheSize bounds the verified-token cache of Verify, in tokens
+	// (about 1 KiB each; WXAUTH_VERIFY_CACHE); default 10000. When full,
+	// expired entries go first, then arbitrary ones: an evicted token is
+	// only verified again (its signature checked), never refused.
+	VerifyCacheSize int
 	// Box seals private keys at rest (aad "signing-key:"+kid). Required.
 	Box *secret.Box
 	// Now is the clock; default time.Now.
@@ -225,7 +231,7 @@ func NewManager(ctx context.Context, cfg Config, st Stores) (*Manager, error) {
 		now:   cfg.Now,
 		log:   cfg.Logger,
 		delay: publishDelay(cfg.KeyRotation),
-		cache: newTokenCache(defaultCacheSize),
+		cache: newTokenCache(cmp.Or(max(cfg.VerifyCacheSize, 0), defaultCacheSize)),
 	}
 	if err := m.bootstrap(ctx); err != nil {
 		return nil, err
