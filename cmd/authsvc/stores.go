@@ -36,6 +36,17 @@ import (
 // second handling of a redelivery.
 const memoryRecordPrefix = "dedup:"
 
+// revokedRecordPrefix names the revocation records of ended sessions
+// ("revoked:<sid>", package session), read by every /verify and /me: on
+// SQLite they are kept in the database and mirrored in memory
+// (store.MirroredRecords), so the check costs no database read.
+const revokedRecordPrefix = "revoked:"
+
+// revocationMirrorBytes bounds the in-memory mirror of revocations (about
+// 150 bytes each: some 28,000 sessions ended within one access-token
+// lifetime); past it, the revocation check reads the database.
+const revocationMirrorBytes = 4 << 20
+
 func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (set store.Set, err error) {
 	var closers []func() error
 	var pings []func(context.Context) error
@@ -58,7 +69,17 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		}
 		closers, pings = append(closers, db.Close), append(pings, db.Ping)
 		set.Users, set.RefreshTokens, set.Keys, set.TokenCache = db, db, db, db
-		set.Records = store.RoutedRecords{Default: db, Routes: []store.RecordRoute{{Prefix: memoryRecordPrefix, Records: mem}}}
+		revoked := store.MirroredRecords{Mirror: memory.New(now, memory.WithMaxRecordBytes(revocationMirrorBytes)), Durable: db}
+		closers = append(closers, revoked.Mirror.(*memory.Store).Close)
+		if err := revoked.Load(ctx, func(ctx context.Context, fn func(string, []byte, time.Duration) error) error {
+			return db.EachRecord(ctx, revokedRecordPrefix, fn)
+		}); err != nil {
+			return store.Set{}, fmt.Errorf("WXAUTH_DATABASE_URL: load revocations: %w", err)
+		}
+		set.Records = store.RoutedRecords{Default: db, Routes: []store.RecordRoute{
+			{Prefix: memoryRecordPrefix, Records: mem},
+			{Prefix: revokedRecordPrefix, Records: revoked},
+		}}
 	default: // postgres:// or postgresql://, checked by config.Load
 		db, err := postgres.Open(ctx, cfg.DatabaseURL, now)
 		if err != nil {

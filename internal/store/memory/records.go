@@ -214,6 +214,10 @@ func (s *Store) evicted(n int) {
 	}
 }
 
+// Evictions returns how many live records were evicted to stay under the
+// limit since New ([store.Mirror]).
+func (s *Store) Evictions() uint64 { return s.evictions.Load() }
+
 // RecordStats is the size of a Store's records, for metrics and tests.
 type RecordStats struct {
 	Records   int    // records held, expired ones not yet swept included
