@@ -76,7 +76,12 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		}); err != nil {
 			return store.Set{}, fmt.Errorf("WXAUTH_DATABASE_URL: load revocations: %w", err)
 		}
-		set.Records = store.RoutedRecords{Default: db, Routes: []store.RecordRoute{
+		// Login state, QR attempts and the like: grouped writes (one WAL
+		// commit per 10 ms), written out on SIGTERM; a SIGKILL loses the
+		// last 10 ms of them.
+		batched := db.Batched(0, 0)
+		closers = append(closers, batched.Close)
+		set.Records = store.RoutedRecords{Default: batched, Routes: []store.RecordRoute{
 			{Prefix: memoryRecordPrefix, Records: mem},
 			{Prefix: revokedRecordPrefix, Records: revoked},
 		}}

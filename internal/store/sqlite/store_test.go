@@ -200,3 +200,38 @@ func TestMirroredRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchedRecords runs the Records contract on grouped Puts, and checks
+// that Close writes what is waiting.
+func TestBatchedRecords(t *testing.T) {
+	t.Run("Contract", func(t *testing.T) {
+		storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records {
+			b := open(t, "sqlite:"+filepath.Join(t.TempDir(), "wxauth.db"), now).Batched(time.Hour, 0)
+			t.Cleanup(func() { b.Close() })
+			return b
+		})
+	})
+	t.Run("CloseWrites", func(t *testing.T) {
+		ctx := context.Background()
+		path := "sqlite:" + filepath.Join(t.TempDir(), "wxauth.db")
+		db := open(t, path, nil)
+		b := db.Batched(time.Hour, 0)
+		const n = 300
+		for i := range n {
+			if err := b.Put(ctx, fmt.Sprint("state:", i), []byte("v"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		written := 0
+		db.EachRecord(ctx, "state:", func(string, []byte, time.Duration) error { written++; return nil })
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after := 0
+		db.EachRecord(ctx, "state:", func(string, []byte, time.Duration) error { after++; return nil })
+		t.Logf("%d Puts with an hour's interval: %d in the database before Close, %d after", n, written, after)
+		if after != n {
+			t.Fatalf("%d of %d records written by Close", after, n)
+		}
+	})
+}
