@@ -21,12 +21,12 @@ import (
 // (X-Forwarded-For), on every endpoint that creates state or costs a
 // WeChat call; RSS before, at its peak during, and after.
 type floodResult struct {
-	c, addrs              int
-	requests              int
-	before, peak, after   int64 // VmRSS, bytes
-	hwm                   int64 // VmHWM at the end, bytes
-	statuses              map[string]map[int]int
-	qrCalls               int // cgi-bin/qrcode/create calls the emulator counted
+	c, addrs            int
+	requests            int
+	before, peak, after int64 // VmRSS, bytes
+	hwm                 int64 // VmHWM at the end, bytes
+	statuses            map[string]map[int]int
+	qrCalls             int // cgi-bin/qrcode/create calls the emulator counted
 }
 
 // floodPaths are the requests of the flood, in turn.
