@@ -31,13 +31,13 @@ type floodResult struct {
 
 // floodPaths are the requests of the flood, in turn.
 var floodPaths = []struct {
-	name, method, path string
+	name, method, path, body string
 }{
-	{"/login", http.MethodGet, "/login?redirect=" + url.QueryEscape(benchPage) + "&scope=snsapi_base"},
-	{"/qr/login", http.MethodGet, "/qr/login?redirect=" + url.QueryEscape(benchPage)},
-	{"/qr/sessions", http.MethodPost, "/qr/sessions"},
-	{"/session/refresh", http.MethodPost, "/session/refresh"},
-	{"/oauth/callback", http.MethodGet, "/oauth/callback?code=x&state=0123456789abcdefghijkl"},
+	{"/login", http.MethodGet, "/login?redirect=" + url.QueryEscape(benchPage) + "&scope=snsapi_base", ""},
+	{"/qr/login", http.MethodGet, "/qr/login?redirect=" + url.QueryEscape(benchPage), ""},
+	{"/qr/sessions", http.MethodPost, "/qr/sessions", `{"redirect":"` + benchPage + `"}`},
+	{"/session/refresh", http.MethodPost, "/session/refresh", `{"refresh_token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`},
+	{"/oauth/callback", http.MethodGet, "/oauth/callback?code=x&state=0123456789abcdefghijkl", ""},
 }
 
 // flood runs the flood phase for warmup+d on the service started by
@@ -88,8 +88,8 @@ func flood(ctx context.Context, o options, startSvc func(name, mode, pprof strin
 				fp := floodPaths[i%len(floodPaths)]
 				a := i % res.addrs
 				var body io.Reader
-				if fp.method == http.MethodPost {
-					body = strings.NewReader(`{"redirect":"` + benchPage + `","refresh_token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`)
+				if fp.body != "" {
+					body = strings.NewReader(fp.body)
 				}
 				req, _ := http.NewRequestWithContext(ctx, fp.method, p.url+fp.path, body)
 				req.Header.Set("X-Forwarded-For", "10."+strconv.Itoa(a>>16&255)+"."+strconv.Itoa(a>>8&255)+"."+strconv.Itoa(a&255))
