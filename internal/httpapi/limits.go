@@ -109,7 +109,7 @@ func rateLimit(l Limits, p *pages, now func() time.Time, next http.Handler) http
 		}
 		if l.Rate > 0 && r.Method != http.MethodOptions && isLimited(r.URL.Path) {
 			ip := ClientIP(r, l.TrustedProxies)
-			wait, full := ls.take(ip, now())
+			wait, full := ls.admit(ip, now())
 			if wait > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 				if full {
@@ -156,9 +156,15 @@ type limiterEntry struct {
 }
 
 // take spends one token of ip's bucket at now; it returns 0 when allowed,
-// else how long until a token is available, and full when the wait is for
-// room in a full table rather than for ip's own bucket.
-func (ls *limiters) take(ip netip.Addr, now time.Time) (wait time.Duration, full bool) {
+// else how long until a token is available (see admit).
+func (ls *limiters) take(ip netip.Addr, now time.Time) time.Duration {
+	wait, _ := ls.admit(ip, now)
+	return wait
+}
+
+// admit is take, also reporting full when the wait is for room in a full
+// table rather than for ip's own bucket.
+func (ls *limiters) admit(ip netip.Addr, now time.Time) (wait time.Duration, full bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if now.Sub(ls.lastSweep) >= sweepEvery {

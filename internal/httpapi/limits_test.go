@@ -63,21 +63,21 @@ func TestLimiters_Eviction(t *testing.T) {
 	ls := &limiters{rate: 1, burst: 2, m: map[netip.Addr]*limiterEntry{}}
 	t0 := time.Unix(1700000000, 0)
 	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
-	if takeWait(ls, a, t0) != 0 || takeWait(ls, a, t0) != 0 {
+	if ls.take(a, t0) != 0 || ls.take(a, t0) != 0 {
 		t.Fatal("burst of 2 refused")
 	}
-	if wait := takeWait(ls, a, t0); wait <= 0 || wait > time.Second {
+	if wait := ls.take(a, t0); wait <= 0 || wait > time.Second {
 		t.Fatalf("third request at once: wait %v, want (0, 1s]", wait)
 	}
-	if takeWait(ls, b, t0) != 0 {
+	if ls.take(b, t0) != 0 {
 		t.Fatal("another IP is limited by the first one's bucket")
 	}
-	if takeWait(ls, a, t0.Add(time.Second)) != 0 {
+	if ls.take(a, t0.Add(time.Second)) != 0 {
 		t.Fatal("no token after 1 s at 1/s")
 	}
 	// Long idle: both buckets go at the next sweep; a's is fresh again.
 	later := t0.Add(limiterIdle + sweepEvery)
-	if takeWait(ls, a, later) != 0 {
+	if ls.take(a, later) != 0 {
 		t.Fatal("refused after a long idle period")
 	}
 	if n := ls.size(); n != 1 {
@@ -193,12 +193,6 @@ func BenchmarkRateLimit(b *testing.B) {
 	}
 }
 
-// takeWait is ls.take without the full flag.
-func takeWait(ls *limiters, ip netip.Addr, now time.Time) time.Duration {
-	d, _ := ls.take(ip, now)
-	return d
-}
-
 // TestLimiters_Bounded: a flood of distinct addresses never grows the
 // table past its cap; refilled buckets make room (losing nothing), and
 // while none has refilled, new addresses are refused with full set.
@@ -210,7 +204,7 @@ func TestLimiters_Bounded(t *testing.T) {
 	refused := 0
 	for i := range flood {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		if wait, full := ls.take(ip, t0.Add(time.Duration(i)*time.Microsecond)); wait > 0 {
+		if wait, full := ls.admit(ip, t0.Add(time.Duration(i)*time.Microsecond)); wait > 0 {
 			if !full {
 				t.Fatalf("address %d refused by its own fresh bucket", i)
 			}
@@ -223,7 +217,7 @@ func TestLimiters_Bounded(t *testing.T) {
 	}
 	// After burst/rate (4 s) every bucket has refilled: new addresses fit.
 	later := t0.Add(5 * time.Second)
-	if wait, full := ls.take(netip.MustParseAddr("192.0.2.1"), later); wait != 0 || full {
+	if wait, full := ls.admit(netip.MustParseAddr("192.0.2.1"), later); wait != 0 || full {
 		t.Fatalf("after every bucket refilled: wait %v, full %v", wait, full)
 	}
 	if ls.size() > capacity {
