@@ -102,9 +102,10 @@ func (s *service) close() {
 func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (svc *service, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	svc = &service{cancel: cancel}
+	opened := svc // svc is nil by the time an error return runs the defer
 	defer func() {
 		if err != nil {
-			svc.close()
+			opened.close()
 		}
 	}()
 	stores, err := openStores(ctx, cfg, logger, now)
