@@ -104,9 +104,10 @@ func (s *service) close() {
 func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (svc *service, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	svc = &service{cancel: cancel}
+	opened := svc // svc is nil by the time an error return runs the defer
 	defer func() {
 		if err != nil {
-			svc.close()
+			opened.close()
 		}
 	}()
 	stores, err := openStores(ctx, cfg, logger, now)
@@ -155,7 +156,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	sessions, err := session.NewManager(ctx, session.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg,
 		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation,
-		RefreshGrace: cfg.RefreshGrace, Box: box, Now: now, Logger: logger,
+		RefreshGrace: cfg.RefreshGrace, VerifyCacheSize: cfg.VerifyCacheSize, Box: box, Now: now, Logger: logger,
 	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
@@ -338,10 +339,14 @@ func mainMetrics(cfg *config.Config, h http.Handler) http.Handler {
 	return h
 }
 
-// limits maps the WXAUTH_RATE_* and WXAUTH_TRUSTED_PROXIES settings to
-// httpapi's; WXAUTH_RATE_LIMIT=0 turns the limits off.
+// limits maps the WXAUTH_RATE_*, WXAUTH_TRUSTED_PROXIES,
+// WXAUTH_QR_CREATE_PER_MINUTE and WXAUTH_STREAMS_* settings to httpapi's;
+// WXAUTH_RATE_LIMIT=0 turns the per-IP rate limits off (not the QR budget
+// or the stream caps).
 func limits(cfg *config.Config) httpapi.Limits {
-	l := httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies}
+	l := httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
+		Clients: cfg.RateClients, QRCreatePerMinute: cfg.QRCreatePerMinute,
+		StreamsPerIP: cfg.StreamsPerIP, StreamsMax: cfg.StreamsMax}
 	if cfg.RateLimit == 0 {
 		l.Rate = -1
 	}

@@ -192,3 +192,35 @@ func BenchmarkRateLimit(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// TestLimiters_Bounded: a flood of distinct addresses never grows the
+// table past its cap; refilled buckets make room (losing nothing), and
+// while none has refilled, new addresses are refused with full set.
+func TestLimiters_Bounded(t *testing.T) {
+	const capacity = 100
+	ls := &limiters{rate: 10, burst: 40, max: capacity, m: map[netip.Addr]*limiterEntry{}}
+	t0 := time.Unix(1700000000, 0)
+	const flood = 5000
+	refused := 0
+	for i := range flood {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if wait, full := ls.admit(ip, t0.Add(time.Duration(i)*time.Microsecond)); wait > 0 {
+			if !full {
+				t.Fatalf("address %d refused by its own fresh bucket", i)
+			}
+			refused++
+		}
+	}
+	t.Logf("%d requests from %d addresses within 5 ms, table capped at %d -> %d buckets, %d refused (503)", flood, flood, capacity, ls.size(), refused)
+	if ls.size() > capacity || refused != flood-capacity {
+		t.Fatalf("%d buckets (cap %d), %d refused (want %d)", ls.size(), capacity, refused, flood-capacity)
+	}
+	// After burst/rate (4 s) every bucket has refilled: new addresses fit.
+	later := t0.Add(5 * time.Second)
+	if wait, full := ls.admit(netip.MustParseAddr("192.0.2.1"), later); wait != 0 || full {
+		t.Fatalf("after every bucket refilled: wait %v, full %v", wait, full)
+	}
+	if ls.size() > capacity {
+		t.Fatalf("%d buckets after the refill, cap %d", ls.size(), capacity)
+	}
+}

@@ -9,14 +9,15 @@ import (
 // addRoutes is the whole HTTP surface, one line per endpoint.
 func addRoutes(r *mux.Router, o Options, p *pages) {
 	cors := corsFor(o.Allow)
+	sameOrigin := sameOriginOnly(p, o.Allow, o.PublicURL)
 
 	// Web authorization (网页授权) login flow.
 	r.Handle("/login", handleLogin(p, o)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/oauth/callback", handleOAuthCallback(p, o)).Methods(http.MethodGet)
 
 	// Sessions.
-	r.Handle("/session/refresh", cors(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle("/session/logout", cors(handleSessionLogout(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/refresh", cors(sameOrigin(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/logout", cors(sameOrigin(handleSessionLogout(p, o.Sessions, o.Cookies)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/me", cors(requireBearer(p, o.Sessions)(handleMe(p, o.Stores.Users)))).Methods(http.MethodGet, http.MethodOptions)
 	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)

@@ -72,7 +72,9 @@ type Options struct {
 	// value applies the defaults of [Limits].
 	Limits Limits
 
-	qrAttempts *qrTracker // set by NewServer: the active-attempts gauge
+	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
+	qrBudget   *qrBudget      // set by NewServer: WeChat QR codes per minute
+	streams    *streamLimiter // set by NewServer: open QR event streams
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -100,6 +102,8 @@ func NewServer(opts Options) (http.Handler, error) {
 	if opts.Metrics != nil && opts.QR != nil {
 		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
 	}
+	opts.qrBudget = newQRBudget(opts.Limits.QRCreatePerMinute)
+	opts.streams = newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)
 	r := mux.NewRouter()
 	r.Use(routeLabel)
 	addRoutes(r, opts, pages)

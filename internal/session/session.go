@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -108,6 +109,11 @@ type Config struct {
 	// to learn keys rotated by other instances; default 1 min. Keep it
 	// below the publication delay (min(KeyRotation/10, 10 min)).
 	ReloadInterval time.Duration
+	// VerifyCacheSize bounds the verified-token cache of Verify, in tokens
+	// (about 1 KiB each; WXAUTH_VERIFY_CACHE); default 10000. When full,
+	// expired entries go first, then arbitrary ones: an evicted token is
+	// only verified again (its signature checked), never refused.
+	VerifyCacheSize int
 	// Box seals private keys at rest (aad "signing-key:"+kid). Required.
 	Box *secret.Box
 	// Now is the clock; default time.Now.
@@ -228,7 +234,7 @@ func NewManager(ctx context.Context, cfg Config, st Stores) (*Manager, error) {
 		now:   cfg.Now,
 		log:   cfg.Logger,
 		delay: publishDelay(cfg.KeyRotation),
-		cache: newTokenCache(defaultCacheSize),
+		cache: newTokenCache(cmp.Or(max(cfg.VerifyCacheSize, 0), defaultCacheSize)),
 	}
 	if err := m.bootstrap(ctx); err != nil {
 		return nil, err
@@ -331,6 +337,9 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: sign with key %s: %w", k.id, err)
 	}
+	if k.alg == "ES256" {
+		raw = normalizeLowS(raw)
+	}
 	return Tokens{
 		AccessToken: raw,
 		ExpiresIn:   int(exp.Sub(now) / time.Second),
@@ -343,7 +352,8 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 // family (same absolute expiry) and a new access JWT whose claims come from
 // the user as stored now (openid and unionid may have changed since login).
 // A token presented again within Config.RefreshGrace of its first use
-// rotates again.
+// gets the same successor (the family never forks into two chains); the
+// rotation's time is read inside the store's transaction.
 //
 // Errors: [ErrInvalidRefreshToken] for a malformed, unknown, expired or
 // revoked token, or a deleted user; [ErrRefreshTokenReused] when the token
@@ -372,10 +382,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: refresh: get user: %w", err)
 	}
-	next, nextHash, err := newRefreshToken()
-	if err != nil {
-		return Tokens{}, err
-	}
+	next, nextHash := m.successor(refreshToken)
 	_, err = m.st.RefreshTokens.RotateRefreshToken(ctx, hash, store.RefreshToken{
 		Hash:      nextHash,
 		FamilyID:  old.FamilyID,
@@ -383,7 +390,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		Scope:     old.Scope,
 		CreatedAt: now,
 		ExpiresAt: old.ExpiresAt,
-	}, now, m.cfg.RefreshGrace)
+	}, m.now(), m.cfg.RefreshGrace)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		if rerr := m.revokeJWTs(ctx, old.FamilyID); rerr != nil {
@@ -391,7 +398,9 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		}
 		m.log.WarnContext(ctx, "refresh token reused; session revoked", "sid", old.FamilyID, "user", old.UserID)
 		return Tokens{}, ErrRefreshTokenReused
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAlreadyExists):
+		// ErrAlreadyExists: rotated within grace into another successor
+		// (under a previous WXAUTH_SECRET_KEY); the chain is not forked.
 		return Tokens{}, ErrInvalidRefreshToken
 	case err != nil:
 		return Tokens{}, fmt.Errorf("session: refresh: rotate: %w", err)
@@ -468,6 +477,18 @@ func newRefreshToken() (token, hash string, err error) {
 	token = base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(token))
 	return token, hex.EncodeToString(sum[:]), nil
+}
+
+// successor returns the refresh token that refreshToken rotates into, and
+// its hex SHA-256: a MAC of the token under the secret key (Box.Sum), so
+// that two refreshes with one token within Config.RefreshGrace, on any
+// instance, hand out the same successor and the family stays one chain,
+// while nobody without the key can compute a successor.
+func (m *Manager) successor(refreshToken string) (token, hash string) {
+	sum := m.cfg.Box.Sum("refresh-successor", []byte(refreshToken))
+	token = base64.RawURLEncoding.EncodeToString(sum[:])
+	h := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(h[:])
 }
 
 // hashRefreshToken checks the shape of an opaque refresh token and returns
