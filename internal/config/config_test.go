@@ -58,6 +58,12 @@ func TestLoad_Problems(t *testing.T) {
 		"RateLimitNaN":          {map[string]string{"WXAUTH_RATE_LIMIT": "NaN"}, "WXAUTH_RATE_LIMIT", ">= 0"},
 		"RateBurstZero":         {map[string]string{"WXAUTH_RATE_BURST": "0"}, "WXAUTH_RATE_BURST", ">= 1"},
 		"TrustedProxiesBad":     {map[string]string{"WXAUTH_TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "WXAUTH_TRUSTED_PROXIES", `bad entry "proxy"`},
+		"RateClients":           {map[string]string{"WXAUTH_RATE_CLIENTS": "0"}, "WXAUTH_RATE_CLIENTS", ">= 1"},
+		"QRCreatePerMinute":     {map[string]string{"WXAUTH_QR_CREATE_PER_MINUTE": "many"}, "WXAUTH_QR_CREATE_PER_MINUTE", ">= 1"},
+		"StreamsPerIP":          {map[string]string{"WXAUTH_STREAMS_PER_IP": "-2"}, "WXAUTH_STREAMS_PER_IP", ">= 1"},
+		"StreamsMax":            {map[string]string{"WXAUTH_STREAMS_MAX": "0"}, "WXAUTH_STREAMS_MAX", ">= 1"},
+		"RecordsMemory":         {map[string]string{"WXAUTH_RECORDS_MEMORY_MB": "1.5"}, "WXAUTH_RECORDS_MEMORY_MB", ">= 1"},
+		"VerifyCache":           {map[string]string{"WXAUTH_VERIFY_CACHE": "0"}, "WXAUTH_VERIFY_CACHE", ">= 1"},
 		"TrustedProxiesBadCIDR": {map[string]string{"WXAUTH_TRUSTED_PROXIES": "10.0.0.0/33"}, "WXAUTH_TRUSTED_PROXIES", "CIDRs"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -131,6 +137,13 @@ func TestLoad_Defaults(t *testing.T) {
 		"LogFormat":       {c.LogFormat, "json"},
 		"LogLevel":        {c.LogLevel, "info"},
 		"SecretKeyLen":    {len(c.SecretKey), 32},
+		"RateClients":     {c.RateClients, 16384},
+		"QRCreatePerMin":  {c.QRCreatePerMinute, 60},
+		"StreamsPerIP":    {c.StreamsPerIP, 4},
+		"StreamsMax":      {c.StreamsMax, 256},
+		"RecordsMemory":   {c.RecordsMemoryMiB, 16},
+		"VerifyCache":     {c.VerifyCacheSize, 10000},
+		"Clients":         {c.Clients, ""},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)
