@@ -74,11 +74,11 @@ func loginOrigin(u string) string {
 
 // redirectRefused is the error for a redirect (or page URL) that the
 // allowlist refuses, raw being what the client sent. The user reads, in
-// plain words, that the page cannot be returned to; the reason (which names
-// WXAUTH_ALLOWED_REDIRECTS and the refused origin) goes to the log at Warn
+// plain words, that the page cannot be returned to; the reason (the refused
+// origin) and the setting that lists the allowed ones go to the log at Warn
 // with the request id, for the operator.
 func (p *pages) redirectRefused(ctx context.Context, raw string, err error) apiError {
-	p.logger.WarnContext(ctx, "redirect refused", "err", err, "request_id", RequestID(ctx))
+	p.logger.WarnContext(ctx, "redirect refused", "err", err, "setting", "WXAUTH_ALLOWED_REDIRECTS", "request_id", RequestID(ctx))
 	if raw == "" {
 		return errBadRequest.withMessage(
 			"This login link does not say which page to return to. Please open the login from the web page again.",

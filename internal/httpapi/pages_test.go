@@ -55,13 +55,13 @@ func TestPages_RedirectRefused(t *testing.T) {
 	var logs bytes.Buffer
 	p := &pages{tmpl: tmpl, logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	for _, raw := range []string{"", "https://evil.example/"} {
-		reason := &testErr{"redirect not allowed: https://evil.example is not in WXAUTH_ALLOWED_REDIRECTS"}
+		reason := &testErr{"redirect not allowed: https://evil.example is not an allowed origin"}
 		r := httptest.NewRequest("GET", "/login?redirect="+raw, nil)
 		r = r.WithContext(withTestRequestID(r.Context(), "req-123"))
 		w := httptest.NewRecorder()
 		p.error(w, r, p.redirectRefused(r.Context(), raw, reason))
 		body := w.Body.String()
-		for _, bad := range []string{"WXAUTH_", "redirect not allowed", "empty"} {
+		for _, bad := range []string{"WXAUTH_", "redirect not allowed", "evil.example", "empty"} {
 			if strings.Contains(body, bad) {
 				t.Errorf("redirect %q: page shows %q", raw, bad)
 			}
@@ -72,7 +72,7 @@ func TestPages_RedirectRefused(t *testing.T) {
 			}
 		}
 	}
-	if l := logs.String(); !strings.Contains(l, "WXAUTH_ALLOWED_REDIRECTS") || !strings.Contains(l, "request_id=req-123") {
+	if l := logs.String(); !strings.Contains(l, "WXAUTH_ALLOWED_REDIRECTS") || !strings.Contains(l, "evil.example") || !strings.Contains(l, "request_id=req-123") {
 		t.Errorf("log line lacks the reason or the request id: %s", l)
 	}
 }
