@@ -178,6 +178,20 @@ func TestBrowser_Pages(t *testing.T) {
 		pageCheck(t, ctx, dir, "10-test-users", []string{"测试用户", "oWXEMU_alice", "uWXEMU_alice", "Alice 爱丽丝", "oWXEMU_bob", "未关注", "format=json"}, never)
 	})
 
+	t.Run("EmulatorHomeAndAuthorizeError", func(t *testing.T) {
+		if err := chromedp.Do(ctx, chromedp.Navigate(emu+"/emu/"), chromedp.WaitVisible(chromedp.ID("wx-index"))); err != nil {
+			t.Fatal(err)
+		}
+		pageCheck(t, ctx, dir, "12-emulator-home", []string{"本地微信", "a local WeChat", "以关注者身份聊天", "/connect/oauth2/authorize"}, never)
+		// An authorize link for another appid: WeChat's error page, no redirect.
+		bad := emu + "/connect/oauth2/authorize?appid=wxnotthisone&redirect_uri=" + url.QueryEscape(svc+"/oauth/callback") +
+			"&response_type=code&scope=snsapi_base&state=abc#wechat_redirect"
+		if err := chromedp.Do(ctx, chromedp.Navigate(bad), chromedp.WaitVisible(chromedp.ID("errcode"))); err != nil {
+			t.Fatal(err)
+		}
+		pageCheck(t, ctx, dir, "13-emulator-authorize-error", []string{"40013", "invalid appid", "does not redirect"}, never)
+	})
+
 	t.Run("ScanResult", func(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(svc+"/qr/login?redirect="+url.QueryEscape(h5+"/")), chromedp.WaitVisible(chromedp.ID("qr-dev"))); err != nil {
 			t.Fatal(err)
