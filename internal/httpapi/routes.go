@@ -47,6 +47,8 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 		}
 	}
 
+	r.Handle("/wxauth.js", handleScript()).Methods(http.MethodGet, http.MethodHead) // the script H5 pages include (code + PKCE)
+
 	// Health.
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(o.Stores.Ping, o.WeChat.Healthy)).Methods(http.MethodGet, http.MethodHead)
