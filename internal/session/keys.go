@@ -84,9 +84,9 @@ type keySet struct {
 	// signers holds the newest key of each algorithm that signs now: the
 	// ID-token algorithms of Config.ExtraAlgs besides Config.Alg.
 	signers map[string]*key
-	jwks   []byte          // {"keys":[...]}
-	parser *jwt.Parser     // pinned to the algs of byID
-	until  time.Time       // rebuild at or after this time; zero = never
+	jwks    []byte      // {"keys":[...]}
+	parser  *jwt.Parser // pinned to the algs of byID
+	until   time.Time   // rebuild at or after this time; zero = never
 }
 
 // build computes the view of keys at now.

@@ -161,11 +161,11 @@ type Tokens struct {
 // nbf, exp, jti, and the WeChat identity.
 type Claims struct {
 	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
-	OpenID               string `json:"openid,omitempty"`  // openid under AppID; absent in client_credentials tokens
-	UnionID              string `json:"unionid,omitempty"` // unionid, absent when unknown
-	AppID                string `json:"appid"`             // Official Account appid
-	Scope                string `json:"scope"`             // snsapi_base or snsapi_userinfo, granted at login
-	SessionID            string `json:"sid"`               // login family id, the unit of revocation
+	OpenID               string `json:"openid,omitempty"`    // openid under AppID; absent in client_credentials tokens
+	UnionID              string `json:"unionid,omitempty"`   // unionid, absent when unknown
+	AppID                string `json:"appid"`               // Official Account appid
+	Scope                string `json:"scope"`               // snsapi_base or snsapi_userinfo, granted at login
+	SessionID            string `json:"sid"`                 // login family id, the unit of revocation
 	ClientID             string `json:"client_id,omitempty"` // OAuth client the token was issued to; absent for first-party logins
 }
 
@@ -427,9 +427,9 @@ func (m *Manager) RefreshWith(ctx context.Context, refreshToken string, check fu
 		return Tokens{}, fmt.Errorf("session: refresh: rotate: %w", err)
 	}
 	t, err := m.sign(now, old.ExpiresAt, old.FamilyID, Subject{
-		UserID:  u.ID,
-		OpenID:  u.OpenID,
-		UnionID: u.UnionID,
+		UserID:   u.ID,
+		OpenID:   u.OpenID,
+		UnionID:  u.UnionID,
 		AppID:    u.AppID,
 		Scope:    old.Scope,
 		ClientID: clientID,
