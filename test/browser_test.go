@@ -2,7 +2,7 @@ package test
 
 import (
 	"context"
-	"net/url"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -55,39 +55,52 @@ func newChromium(t *testing.T, userAgent string) context.Context {
 	return ctx
 }
 
-// TestBrowser_Login drives the example H5 page in Chromium with WeChat's user
-// agent through the emulator's pages, for both scopes.
+// TestBrowser_Login drives the example H5 page (which includes wxauth.js)
+// in Chromium with WeChat's user agent through the emulator's pages: the
+// silent snsapi_base login when the page opens (the emulator asks which
+// user; WeChat would not), the page's API call with the access token, a
+// refresh, the JS-SDK signature, logout, then an snsapi_userinfo login with
+// consent. After each login no token, code or state is left in the address
+// bar, localStorage or sessionStorage.
 func TestBrowser_Login(t *testing.T) {
 	p := startDev(t)
 	svc, h5 := p.URL("service"), p.URL("h5")
 	e2e.WaitReady(t, svc)
 
-	t.Run("snsapi_userinfo", func(t *testing.T) {
+	t.Run("BothScopes", func(t *testing.T) {
 		ctx := newChromium(t, wechatUA)
-		// No session: the page goes to /login, then to WeChat's (the emulator's) user picker.
 		err := chromedp.Do(ctx,
 			chromedp.Navigate(h5+"/"),
 			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice")),
 			chromedp.Click(chromedp.ID("user-oWXEMU_alice")),
-			chromedp.WaitVisible(chromedp.ID("allow")),
-			chromedp.Click(chromedp.ID("allow")),
 			chromedp.WaitVisible(chromedp.ID("signed-in")),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		nickname := text(t, ctx, "nickname")
-		scope := text(t, ctx, "scope")
-		if nickname != "Alice 爱丽丝" || scope != "snsapi_userinfo" {
-			t.Errorf("page shows nickname %q scope %q", nickname, scope)
+		if openid, nickname := text(t, ctx, "openid"), text(t, ctx, "nickname"); openid != "oWXEMU_alice" || !strings.Contains(nickname, "no profile") {
+			t.Errorf("silent login: page shows openid %q nickname %q", openid, nickname)
 		}
-		location, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
+		apiOK(t, ctx)
+		if scope := text(t, ctx, "scope"); strings.Contains(scope, "profile") || strings.Contains(scope, "userinfo") {
+			t.Errorf("silent login: scope %q", scope)
+		}
+		first := noTokensLeft(t, ctx)
+
+		// Refresh: a new access token from the rotating refresh token, and
+		// the API accepts it.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("refresh"))); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(location, "access_token") {
-			t.Errorf("the token stayed in the address bar: %s", location)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("refresh").dataset.count === "1"`,
+			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			t.Fatalf("refresh: %v (page says %q %q)", err, text(t, ctx, "status"), text(t, ctx, "error"))
 		}
+		second := accessToken(t, ctx)
+		if second == "" || second == first {
+			t.Errorf("refresh kept the access token")
+		}
+		apiOK(t, ctx)
 
 		// JS-SDK: the page gets a wx.config signature the emulator accepts.
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("jssdk")), chromedp.WaitVisible(chromedp.ID("jssdk-result"))); err != nil {
@@ -102,27 +115,117 @@ func TestBrowser_Login(t *testing.T) {
 			t.Errorf("wx.config signature valid = %q: %s", valid, text(t, ctx, "jssdk-result"))
 		}
 
-		// Logout shows the signed-out view.
+		// Logout: the signed-out view, and the login is over at wxauth too.
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("signed-out"))); err != nil {
 			t.Fatal(err)
 		}
-	})
+		if status := userinfoStatus(t, ctx, svc, second); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with the access token after logout: %d, want 401", status)
+		}
 
-	t.Run("snsapi_base", func(t *testing.T) {
-		ctx := newChromium(t, wechatUA)
-		err := chromedp.Do(ctx,
-			chromedp.Navigate(svc+"/login?scope=snsapi_base&redirect="+url.QueryEscape(h5+"/")),
-			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_bob")),
+		// The profile: snsapi_userinfo, with WeChat's consent page.
+		err = chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("login-userinfo")),
+			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice")),
+			chromedp.Click(chromedp.ID("user-oWXEMU_alice")),
+			chromedp.WaitVisible(chromedp.ID("allow")),
+			chromedp.Click(chromedp.ID("allow")),
 			chromedp.WaitVisible(chromedp.ID("signed-in")),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if scope, openid := text(t, ctx, "scope"), text(t, ctx, "openid"); scope != "snsapi_base" || openid != "oWXEMU_bob" {
-			t.Errorf("page shows scope %q openid %q", scope, openid)
+		if nickname := text(t, ctx, "nickname"); nickname != "Alice 爱丽丝" {
+			t.Errorf("snsapi_userinfo: page shows nickname %q", nickname)
 		}
+		apiOK(t, ctx)
+		if scope := text(t, ctx, "scope"); !strings.Contains(scope, "profile") && !strings.Contains(scope, "snsapi_userinfo") {
+			t.Errorf("snsapi_userinfo: scope %q", scope)
+		}
+		noTokensLeft(t, ctx)
 	})
+
+	t.Run("SnapshotUser", func(t *testing.T) {
+		ctx := newChromium(t, wechatUA)
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(h5+"/"),
+			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_snap")),
+			chromedp.Click(chromedp.ID("user-oWXEMU_snap")),
+			chromedp.WaitVisible(chromedp.ID("error")),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg := text(t, ctx, "error"); !strings.Contains(msg, "使用完整服务") {
+			t.Errorf("snapshot user: page says %q", msg)
+		}
+		noTokensLeft(t, ctx)
+	})
+}
+
+// apiOK waits for the page's call of its API (/api/hello, the access token
+// verified against wxauth's JWKS) to succeed.
+func apiOK(t *testing.T, ctx context.Context) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("api-result").dataset.status === "200"`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Fatalf("the page's API call: %v: %s", err, text(t, ctx, "api-result"))
+	}
+}
+
+// accessToken is the access token wxauth.js holds in memory.
+func accessToken(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	tok, err := chromedp.Run(ctx, chromedp.Evaluate[string](`wxauth.accessToken() || ""`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// noTokensLeft checks that the page's address bar, localStorage and
+// sessionStorage hold no code, state, verifier or token, and returns the
+// access token wxauth.js holds in memory.
+func noTokensLeft(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	tok := accessToken(t, ctx)
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({local: Object.assign({}, localStorage), session: Object.assign({}, sessionStorage)})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"code=", "state=", "access_token", "id_token", "eyJ"} {
+		if strings.Contains(location, bad) {
+			t.Errorf("address bar holds %q: %s", bad, location)
+		}
+	}
+	for _, bad := range []string{"eyJ", "verifier", "pending", "refresh"} {
+		if strings.Contains(stored, bad) {
+			t.Errorf("storage holds %q: %s", bad, stored)
+		}
+	}
+	if tok != "" && strings.Contains(stored, tok) {
+		t.Errorf("storage holds the access token: %s", stored)
+	}
+	return tok
+}
+
+// userinfoStatus is the status of wxauth's /userinfo for token, asked from
+// outside the browser.
+func userinfoStatus(t *testing.T, ctx context.Context, svc, token string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // text returns the visible text of the element with id.
