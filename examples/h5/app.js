@@ -33,7 +33,10 @@
         out.classList.remove("hidden");
         out.textContent = "GET /api/hello -> " + r.status + "\n" + JSON.stringify(j, null, 2);
         out.dataset.status = String(r.status);
-        if (r.ok) $("scope").textContent = j.scope;
+        if (r.ok) {
+          $("scope").textContent = j.scope;
+          $("openid").textContent = j.hello; // the API read it from the access token
+        }
         return j;
       });
     });
