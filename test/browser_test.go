@@ -78,10 +78,10 @@ func TestBrowser_Login(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		apiOK(t, ctx)
 		if openid, nickname := text(t, ctx, "openid"), text(t, ctx, "nickname"); openid != "oWXEMU_alice" || !strings.Contains(nickname, "no profile") {
 			t.Errorf("silent login: page shows openid %q nickname %q", openid, nickname)
 		}
-		apiOK(t, ctx)
 		if scope := text(t, ctx, "scope"); strings.Contains(scope, "profile") || strings.Contains(scope, "userinfo") {
 			t.Errorf("silent login: scope %q", scope)
 		}
