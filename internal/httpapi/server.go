@@ -71,7 +71,7 @@ type Options struct {
 	// value applies the defaults of [Limits].
 	Limits Limits
 
-	qrAttempts *qrTracker      // set by NewServer: the active-attempts gauge
+	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
 	login      *login.Service // set by NewServer: the OpenID Provider
 }
 

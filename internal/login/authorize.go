@@ -109,7 +109,7 @@ func (s *Service) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRe
 			return nil, oidc.ErrLoginRequired().WithDescription("a WeChat login with a page is needed")
 		}
 		// Inside WeChat snsapi_base is silent: no page is shown.
-	} else if s.cfg.QR != nil && !inWeChat(r.Header) {
+	} else if s.cfg.QR && !inWeChat(r.Header) {
 		handle, err := s.saveFlow(ctx, f)
 		if err != nil {
 			return nil, oidc.ErrServerError().WithDescription("could not save the login")

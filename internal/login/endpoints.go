@@ -386,7 +386,7 @@ func (s *Service) cookieLogin() http.Handler {
 			s.cfg.Pages.Problem(w, r, p)
 			return
 		}
-		if s.cfg.QR != nil && !inWeChat(r.Header) {
+		if s.cfg.QR && !inWeChat(r.Header) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Redirect(w, r, "/qr/login?redirect="+url.QueryEscape(target.String()), http.StatusFound)
 			return

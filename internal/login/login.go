@@ -106,11 +106,6 @@ type Pages interface {
 	FromError(ctx context.Context, step string, err error) Problem
 }
 
-// QR starts the desktop way in: a QR login attempt whose completion calls
-// [Service.CompleteQR] with handle. It answers the browser (the QR page).
-// Nil: desktop browsers go through web authorization like WeChat's.
-type QR func(w http.ResponseWriter, r *http.Request, handle string)
-
 // Config are the dependencies and settings of [New]. Fields without a
 // default are required unless their comment says otherwise.
 type Config struct {
@@ -131,9 +126,11 @@ type Config struct {
 	Records  store.Records       // flows, codes, families
 	Allow    *redirect.Allowlist // cookie mode: where /login?redirect=R may return
 	Pages    Pages
-	// QR is the desktop way in; nil sends desktop browsers to web
-	// authorization.
-	QR QR
+	// QR turns on the desktop way in: a browser without MicroMessenger in
+	// its User-Agent is sent to GET /login/qr?flow=HANDLE (the QR login
+	// page, served by httpapi), whose completion calls
+	// [Service.CompleteQR]; false sends it to web authorization.
+	QR bool
 	// Metrics counts logins by scope and outcome; nil counts nothing.
 	Metrics *metrics.Metrics
 
