@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -151,7 +152,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	go tokens.Run(ctx)
 
 	sessions, err := session.NewManager(ctx, session.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg, ExtraAlgs: idTokenAlgs(cfg),
 		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation,
 		RefreshGrace: cfg.RefreshGrace, Box: box, Now: now, Logger: logger,
 	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
@@ -161,7 +162,8 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	go sessions.Run(ctx)
 	cookieKeys := [][]byte{cfg.SecretKey}
 	cookieKeys = append(cookieKeys, previous...)
-	cookies, err := session.NewCookies(session.CookieConfig{Keys: cookieKeys, Secure: strings.HasPrefix(cfg.PublicURL, "https://")})
+	cookies, err := session.NewCookies(session.CookieConfig{Keys: cookieKeys, Secure: strings.HasPrefix(cfg.PublicURL, "https://"),
+		Domain: cfg.CookieDomain})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +188,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	h, err := httpapi.NewServer(httpapi.Options{
 		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
-		Stores: stores, Callback: cb, QR: qr, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
+		Stores: stores, Callback: cb, QR: qr, Clients: cfg.Clients, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
 	})
 	if err != nil {
@@ -194,6 +196,19 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	}
 	svc.handler = h
 	return svc, nil
+}
+
+// idTokenAlgs are the algorithms the key manager keeps a key of besides
+// WXAUTH_JWT_ALG: RS256, which OpenID Connect requires every provider to
+// offer for ID tokens, and each client's id_token_signed_response_alg.
+func idTokenAlgs(cfg *config.Config) []string {
+	algs := []string{"RS256"}
+	for _, c := range cfg.Clients.All() {
+		if c.IDTokenAlg != "" && !slices.Contains(algs, c.IDTokenAlg) {
+			algs = append(algs, c.IDTokenAlg)
+		}
+	}
+	return algs
 }
 
 // newCallback builds the /wx handler: QR login's scan events (when qr is

@@ -21,6 +21,8 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wxauth/wxauth/internal/clients"
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
@@ -51,6 +53,9 @@ type Options struct {
 	// QR logs desktop browsers in by scanning the Official Account's QR
 	// code (/qr/*; /login sends non-WeChat browsers there); nil disables it.
 	QR *qrlogin.Service
+	// Clients are the registered OAuth/OIDC clients (WXAUTH_CLIENTS); nil
+	// or empty leaves only the first-party cookie login.
+	Clients *clients.Registry
 
 	AdminToken    string        // bearer token of /internal/*; empty removes those routes
 	StateTTL      time.Duration // life of a login state record; default 10 min
@@ -66,7 +71,8 @@ type Options struct {
 	// value applies the defaults of [Limits].
 	Limits Limits
 
-	qrAttempts *qrTracker // set by NewServer: the active-attempts gauge
+	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
+	login      *login.Service // set by NewServer: the OpenID Provider
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -91,6 +97,15 @@ func NewServer(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
+	opts.login, err = login.New(login.Config{
+		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
+		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
+		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil,
+		Metrics: opts.Metrics, StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if opts.Metrics != nil && opts.QR != nil {
 		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
 	}
