@@ -75,6 +75,7 @@ func TestOAuth2Proxy(t *testing.T) {
 		"--insecure-oidc-skip-nonce=false",
 		"--pass-access-token",
 		"--set-xauthrequest",
+		"--cookie-refresh=1s",
 	)
 
 	// The JWKS, to check what reaches the upstream the way an API would.
@@ -136,6 +137,24 @@ func TestOAuth2Proxy(t *testing.T) {
 				t.Errorf("access token claims %v", claims)
 			}
 
+			// oauth2-proxy refreshes a session older than --cookie-refresh with
+			// the refresh token (refresh_token grant, client_secret): the
+			// upstream then gets a new access token of the same user.
+			if user == "oWXEMU_alice" {
+				time.Sleep(2 * time.Second) // oauth2-proxy counts whole seconds of age
+				resp, body := c.do(http.MethodGet, proxyURL+"/private", nil)
+				var again struct{ Headers http.Header }
+				if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &again) != nil {
+					t.Fatalf("after the refresh: %d %.300s", resp.StatusCode, body)
+				}
+				fresh := again.Headers.Get("X-Forwarded-Access-Token")
+				tok, err := jwt.Parse(fresh, kf.Keyfunc, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(svc),
+					jwt.WithAudience("wxauth"), jwt.WithExpirationRequired())
+				if fresh == raw || err != nil || tok.Claims.(jwt.MapClaims)["sub"] != sub {
+					t.Errorf("oauth2-proxy's refreshed access token: same %v, err %v", fresh == raw, err)
+				}
+			}
+
 			// auth_request mode: the session cookie alone is enough, and the
 			// X-Auth-Request headers name the user.
 			resp, body = c.do(http.MethodGet, proxyURL+"/oauth2/auth", nil)
@@ -144,11 +163,13 @@ func TestOAuth2Proxy(t *testing.T) {
 				t.Errorf("/oauth2/auth: %d X-Auth-Request-User %q: %s", resp.StatusCode, resp.Header.Get("X-Auth-Request-User"), body)
 			}
 
-			// Signed out of oauth2-proxy, the next request starts a new login.
-			c.do(http.MethodGet, proxyURL+"/oauth2/sign_out", nil)
+			// Signed out of oauth2-proxy, the next request starts a new login
+			// at wxauth (which its own browser-login cookie may answer at once).
 			c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-			if resp, _ := c.do(http.MethodGet, proxyURL+"/private", nil); resp.StatusCode != http.StatusFound {
-				t.Errorf("after sign_out: %d, want 302 to a new login", resp.StatusCode)
+			c.do(http.MethodGet, proxyURL+"/oauth2/sign_out", nil)
+			if resp, _ := c.do(http.MethodGet, proxyURL+"/private", nil); resp.StatusCode != http.StatusFound ||
+				!strings.HasPrefix(resp.Header.Get("Location"), svc+"/login?") {
+				t.Errorf("after sign_out: %d to %q, want 302 to a new login", resp.StatusCode, resp.Header.Get("Location"))
 			}
 		})
 	}
