@@ -59,9 +59,10 @@ func newChromium(t *testing.T, userAgent string) context.Context {
 // in Chromium with WeChat's user agent through the emulator's pages: the
 // silent snsapi_base login when the page opens (the emulator asks which
 // user; WeChat would not), the page's API call with the access token, a
-// refresh, the JS-SDK signature, logout, then an snsapi_userinfo login with
-// consent. After each login no token, code or state is left in the address
-// bar, localStorage or sessionStorage.
+// refresh, the JS-SDK signature, logout, an snsapi_userinfo login with
+// consent, a reload answered silently (prompt=none), and a silent attempt
+// after logout that finds no login. After each login no token, code or
+// state is left in the address bar, localStorage or sessionStorage.
 func TestBrowser_Login(t *testing.T) {
 	p := startDev(t)
 	svc, h5 := p.URL("service"), p.URL("h5")
@@ -143,6 +144,36 @@ func TestBrowser_Login(t *testing.T) {
 			t.Errorf("snsapi_userinfo: scope %q", scope)
 		}
 		noTokensLeft(t, ctx)
+
+		// A reload loses the tokens with the page; wxauth.js asks again with
+		// prompt=none, which wxauth answers from its browser-login cookie
+		// without any WeChat page.
+		marked := `window.__before = true`
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](marked)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+			t.Fatal(err)
+		}
+		if status := settled(t, ctx); status != "Signed in. 已登录。" || text(t, ctx, "nickname") != "Alice 爱丽丝" {
+			t.Fatalf("after a reload the page says %q, nickname %q", status, text(t, ctx, "nickname"))
+		}
+		apiOK(t, ctx)
+		noTokensLeft(t, ctx)
+
+		// After logout the same silent request finds no login at wxauth:
+		// the logout cleared its browser-login cookie too.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("signed-out"))); err != nil {
+			t.Fatal(err)
+		}
+		silent := marked + `, wxauth.login({scope: "snsapi_userinfo", prompt: "none"}), true`
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](silent)); err != nil {
+			t.Fatal(err)
+		}
+		if status := settled(t, ctx); status != "Not signed in. 未登录。" {
+			t.Errorf("a silent login after logout: the page says %q (%s)", status, text(t, ctx, "error"))
+		}
+		noTokensLeft(t, ctx)
 	})
 
 	t.Run("SnapshotUser", func(t *testing.T) {
@@ -161,6 +192,27 @@ func TestBrowser_Login(t *testing.T) {
 		}
 		noTokensLeft(t, ctx)
 	})
+}
+
+// settled waits until a page loaded after window.__before was set has
+// finished wxauth.ready() (its status line says signed in or not) and
+// returns the status line.
+func settled(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	const done = `!window.__before && /已登录|未登录/.test(document.getElementById("status").textContent)`
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Evaluating fails while the page navigates (it leaves for /login
+		// and comes back): try again until the new page has settled.
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](done))
+		if err == nil && ok {
+			return text(t, ctx, "status")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not settle (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // apiOK waits for the page's call of its API (/api/hello, the access token
