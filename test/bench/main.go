@@ -124,6 +124,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "clients.yaml"), []byte(clientsYAML), 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(rulesYAML), 0o644); err != nil {
 		return err
 	}
@@ -316,6 +319,7 @@ func serviceEnv(dir, name, addr, emu, mode, pprof string) []string {
 		"WXAUTH_CALLBACK_MODE=" + mode,
 		"WXAUTH_ORIGINAL_ID=" + benchOriginalID,
 		"WXAUTH_CALLBACK_RULES=" + filepath.Join(dir, "rules.yaml"),
+		"WXAUTH_CLIENTS=" + filepath.Join(dir, "clients.yaml"),
 		"WXAUTH_ADMIN_TOKEN=" + benchAdminToken,
 		"WXAUTH_LOG_LEVEL=warn",
 		// Every request comes from 127.0.0.1: per-IP limits would measure

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,6 +30,20 @@ const (
 	benchUser       = "oWXEMU_alice" // an emulator built-in user with a unionid and a profile
 	weChatUA        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 	keywordReply    = "Hello from the benchmark"
+)
+
+// clientsYAML registers the benchmark's page as a public OpenID Connect
+// client (WXAUTH_CLIENTS).
+const clientsYAML = `- client_id: bench
+  public: true
+  redirect_uris: ["` + benchPage + `"]
+`
+
+// benchVerifier is the PKCE code_verifier of every benchmark login; its
+// S256 challenge is benchChallenge.
+const (
+	benchVerifier  = "bench-code-verifier-0123456789-abcdefghijklmnop"
+	benchChallenge = "Juhxw2JhDeUPCzENdvxTLAJChjUg96j0oz3rrcHVz9s"
 )
 
 // rulesYAML is the callback rules file of the benchmark: the text "hi" meets
@@ -165,15 +180,18 @@ func (s *wxSender) checkEnvelope(reply []byte, nonce string) error {
 	return nil
 }
 
-// login is one whole web-authorization login of benchUser with the
-// snsapi_userinfo scope: /login (302 to the emulator's authorize URL), the
-// emulator's authorize with scripted consent (302 to /oauth/callback with a
-// code), and the callback, which exchanges the code, fetches sns/userinfo,
-// upserts the user and issues the session (302 to the page with the JWT in
-// the fragment). It returns the JWT.
+// login is one whole OpenID Connect login of benchUser with the profile
+// scope through WeChat web authorization: the authorization request
+// (/login with client_id, PKCE S256: 302 to the emulator's authorize URL),
+// the emulator's authorize with scripted consent (302 to /oauth/callback
+// with a code), the callback, which exchanges the WeChat code, fetches
+// sns/userinfo, upserts the user and issues an authorization code (302 to
+// the page), and the token endpoint, which redeems it for the access JWT
+// and the ID token. It returns the access JWT.
 func login(ctx context.Context, w *worker, svc string) (string, error) {
-	resp, err := w.get(ctx, svc+"/login?redirect="+url.QueryEscape(benchPage)+"&scope=snsapi_userinfo", http.StatusFound,
-		"User-Agent", weChatUA)
+	q := url.Values{"client_id": {"bench"}, "redirect_uri": {benchPage}, "response_type": {"code"}, "scope": {"openid profile"},
+		"state": {"bench"}, "code_challenge": {benchChallenge}, "code_challenge_method": {"S256"}}
+	resp, err := w.get(ctx, svc+"/login?"+q.Encode(), http.StatusFound, "User-Agent", weChatUA)
 	if err != nil {
 		return "", err
 	}
@@ -202,15 +220,29 @@ func login(ctx context.Context, w *worker, svc string) (string, error) {
 		return "", err
 	}
 	loc := resp.Header.Get("Location")
-	page, frag, _ := strings.Cut(loc, "#")
-	if page != benchPage {
-		return "", fmt.Errorf("callback redirected to %.120q, not to the page", page)
+	page, query, _ := strings.Cut(loc, "?")
+	v, _ := url.ParseQuery(query)
+	if page != benchPage || v.Get("code") == "" {
+		return "", fmt.Errorf("callback redirected to %.120q, not to the page with a code", loc)
 	}
-	v, err := url.ParseQuery(frag)
-	if err != nil || v.Get("access_token") == "" || v.Get("token_type") != "Bearer" {
-		return "", errors.New("callback fragment carries no access_token")
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {v.Get("code")}, "redirect_uri": {benchPage},
+		"client_id": {"bench"}, "code_verifier": {benchVerifier}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc+"/oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
 	}
-	return v.Get("access_token"), nil
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if _, err := w.do(req, http.StatusOK); err != nil {
+		return "", err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := json.Unmarshal(w.buf.Bytes(), &tok); err != nil || tok.AccessToken == "" || tok.IDToken == "" {
+		return "", errors.New("token endpoint: no access_token or id_token")
+	}
+	return tok.AccessToken, nil
 }
 
 func opHello(base string) op {
