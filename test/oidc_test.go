@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,7 +23,9 @@ import (
 // demo-backend (secret from the dev directory's secrets.json).
 type oidcEnv struct {
 	t        *testing.T
+	proc     *e2e.Proc
 	svc, h5  string
+	emu      string
 	provider *oidc.Provider
 	secret   string // demo-backend's client_secret
 }
@@ -32,7 +35,7 @@ func startOIDC(t *testing.T) *oidcEnv {
 	dir := t.TempDir()
 	p := start(t, nil, 3, "dev", "--listen", "127.0.0.1:0", "--emulator-listen", "127.0.0.1:0",
 		"--h5-listen", "127.0.0.1:0", "--dir", dir, "--log-level", "warn")
-	e := &oidcEnv{t: t, svc: p.URL("service"), h5: p.URL("h5")}
+	e := &oidcEnv{t: t, proc: p, svc: p.URL("service"), h5: p.URL("h5"), emu: p.URL("emulator")}
 	e2e.WaitReady(t, e.svc)
 	b, err := os.ReadFile(filepath.Join(dir, "secrets.json"))
 	if err != nil {
@@ -253,6 +256,69 @@ func TestOIDC_CodeFlow(t *testing.T) {
 	resp, _ = b.get(e.svc + "/logout?" + url.Values{"client_id": {"h5-demo"}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("logout to an unregistered uri: %d", resp.StatusCode)
+	}
+
+	// No code, verifier or token reached a log line.
+	for name, secret := range map[string]string{"code": q.Get("code"), "verifier": verifier, "access token": tok4.AccessToken,
+		"refresh token": tok4.RefreshToken, "id token": tok4.Extra("id_token").(string)} {
+		if strings.Contains(e.proc.Output(), secret) {
+			t.Errorf("the %s is in the log", name)
+		}
+	}
+}
+
+// TestOIDC_DesktopQR: a desktop browser's authorization request gets the
+// QR login page; a scan logs it in with a code on the client's
+// redirect_uri; the ID token says amr wechat_qr, and sub is the same as the
+// person's web authorization.
+func TestOIDC_DesktopQR(t *testing.T) {
+	t.Parallel()
+	e := startOIDC(t)
+	ctx := context.Background()
+	cfg := e.public(oidc.ScopeOpenID)
+	verifier := oauth2.GenerateVerifier()
+	d := newDesktop(t)
+	resp, body := d.do("GET", cfg.AuthCodeURL("qr", oidc.Nonce("nq"), oauth2.S256ChallengeOption(verifier)), "", "")
+	for i := 0; resp.StatusCode == http.StatusFound && i < 3; i++ {
+		next, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		resp, body = d.do("GET", next.String(), "", "")
+	}
+	m, tk := qrPageIDRE.FindStringSubmatch(body), qrPageTicketRE.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil || tk == nil {
+		t.Fatalf("desktop authorization request: %d %s", resp.StatusCode, body)
+	}
+	id, ticket := m[1], html.UnescapeString(tk[1])
+	if code, reply := qrEmuPost(t, e.emu, "/emu/scan", `{"openid":"oWXEMU_alice","ticket":"`+ticket+`"}`); code != http.StatusOK || reply != qrConfirmText {
+		t.Fatalf("/emu/scan: %d %q", code, reply)
+	}
+	resp, body = d.do("GET", e.svc+"/qr/sessions/"+id+"/complete", "", "")
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), e.h5+"/?") || loc.Query().Get("state") != "qr" {
+		t.Fatalf("complete: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	idt, err := e.provider.Verifier(&oidc.Config{ClientID: "h5-demo"}).Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AMR []string `json:"amr"`
+	}
+	idt.Claims(&c)
+	if len(c.AMR) != 1 || c.AMR[0] != "wechat_qr" || idt.Nonce != "nq" {
+		t.Errorf("amr %v nonce %q", c.AMR, idt.Nonce)
+	}
+	// The same person inside WeChat: the same sub.
+	_, q, v2, _ := e.login(cfg, "oWXEMU_alice")
+	tok2, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub := jwtClaims(t, tok2.AccessToken)["sub"]; sub != idt.Subject {
+		t.Errorf("web authorization sub %v, QR sub %v", sub, idt.Subject)
 	}
 }
 
