@@ -149,7 +149,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	c.env = map[string]string{
-		"WXAUTH_CLIENTS": clientsFile,
+		"WXAUTH_CLIENTS":    clientsFile,
 		"WXAUTH_PUBLIC_URL": c.urls[0], "WXAUTH_APPID": appID, "WXAUTH_APPSECRET": appSecret,
 		"WXAUTH_SECRET_KEY": secretKey, "WXAUTH_ALLOWED_REDIRECTS": "https://h5.example.com",
 		"WXAUTH_DATABASE_URL": u.String(), "WXAUTH_REDIS_URL": redisURL, "WXAUTH_REDIS_PREFIX": prefix,
