@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -142,6 +143,9 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	fail := func(p Problem) outcome {
 		if f.oidcMode() {
 			return outcome{Location: errorURL(f, p.Code, p.Message)}
+		}
+		if p.Status != http.StatusInternalServerError && p.RetryURL == "" {
+			p.RetryURL = PathAuthorize + "?redirect=" + url.QueryEscape(f.Redirect) + "&scope=" + f.WeChatScope
 		}
 		return outcome{Problem: &p}
 	}

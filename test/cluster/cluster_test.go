@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wxauth/wxauth/internal/session"
 	"github.com/wxauth/wxauth/test/e2e"
 )
 
@@ -58,6 +61,17 @@ const (
 	page      = "https://h5.example.com/"
 	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 )
+
+// clientsYAML registers a page as a public client and a back end as a
+// confidential one.
+const clientsYAML = `- client_id: page
+  public: true
+  redirect_uris: ["` + page + `"]
+  scopes: [openid, profile, offline_access]
+- client_id: backend
+  client_secret: cluster-backend-secret-0123456789
+  redirect_uris: ["https://backend.example.com/cb"]
+`
 
 // cluster is three instances (A, B, C) and the emulator.
 type cluster struct {
@@ -130,7 +144,12 @@ func newCluster(t *testing.T) *cluster {
 	// WeChat pushes the account's events to B, so QR logins started on A are confirmed on B.
 	e2e.Start(t, binary, nil, 1, "emulate", "--listen", emuAddr, "--appid", appID, "--appsecret", appSecret,
 		"--oauth-domain", addrs[0], "--callback-url", c.urls[1]+"/wx", "--callback-token", cbToken, "--mode", "plain")
+	clientsFile := filepath.Join(t.TempDir(), "clients.yaml")
+	if err := os.WriteFile(clientsFile, []byte(clientsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c.env = map[string]string{
+		"WXAUTH_CLIENTS":    clientsFile,
 		"WXAUTH_PUBLIC_URL": c.urls[0], "WXAUTH_APPID": appID, "WXAUTH_APPSECRET": appSecret,
 		"WXAUTH_SECRET_KEY": secretKey, "WXAUTH_ALLOWED_REDIRECTS": "https://h5.example.com",
 		"WXAUTH_DATABASE_URL": u.String(), "WXAUTH_REDIS_URL": redisURL, "WXAUTH_REDIS_PREFIX": prefix,
@@ -209,15 +228,28 @@ func (cl *cluster) startLogin(c *client, i int, user string) string {
 	return resp.Header.Get("Location")
 }
 
+// tokenOf returns the access JWT a cookie login delivered: back to the
+// page with nothing in the URL, the JWT in the HttpOnly wxauth_session
+// cookie (opened here with the cluster's secret key).
 func tokenOf(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	loc := resp.Header.Get("Location")
-	_, frag, _ := strings.Cut(loc, "#")
-	v, _ := url.ParseQuery(frag)
-	if v.Get("access_token") == "" {
-		t.Fatalf("no token in %d %q", resp.StatusCode, loc)
+	if loc := resp.Header.Get("Location"); loc != page {
+		t.Fatalf("login: %d %q, want %s", resp.StatusCode, loc, page)
 	}
-	return v.Get("access_token")
+	key, _ := base64.StdEncoding.DecodeString(secretKey)
+	codec, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == session.SessionCookie {
+			if jwt, ok := codec.Session(&http.Request{Header: http.Header{"Cookie": {ck.Name + "=" + ck.Value}}}); ok {
+				return jwt
+			}
+		}
+	}
+	t.Fatalf("no session cookie in %d %v", resp.StatusCode, resp.Header)
+	return ""
 }
 
 func (cl *cluster) calls(t *testing.T) map[string]float64 {
