@@ -6,9 +6,11 @@
  *
  * Optional attributes: data-redirect-uri (default: this page's origin and
  * path, which must be one of the client's registered redirect_uris),
- * data-scope (default "openid offline_access"; "snsapi_base" and
- * "snsapi_userinfo" are understood), data-silent="off" (no prompt=none
- * attempt when the page loads), data-post-logout-redirect-uri.
+ * data-scope (default "openid"; "snsapi_base" and "snsapi_userinfo" are
+ * understood), data-offline="false" (no offline_access, so no refresh
+ * token), data-silent="off" (no prompt=none attempt when the page loads),
+ * data-post-logout-redirect-uri, data-issuer (default: where this script
+ * was loaded from).
  *
  * API (window.wxauth):
  *   ready()              Promise of the user (the /userinfo claims) or null
