@@ -186,3 +186,51 @@ func TestMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestIntrospect: RFC 7662 for a confidential client: live access and
+// refresh tokens are active, revoked and unknown ones are not; a public
+// client may not introspect.
+func TestIntrospect(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), testUA, "oWXEMU_alice")
+	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
+	if st != http.StatusOK {
+		t.Fatalf("token: %d %v", st, tok)
+	}
+	introspect := func(token, user, pass string) (int, map[string]any) {
+		headers := []string{"Content-Type", "application/x-www-form-urlencoded"}
+		if user != "" {
+			headers = append(headers, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+		}
+		resp, body := c.do("POST", h.svc.URL+"/oauth/introspect", url.Values{"token": {token}}.Encode(), headers...)
+		var out map[string]any
+		json.Unmarshal([]byte(body), &out)
+		return resp.StatusCode, out
+	}
+	if st, out := introspect(tok["access_token"].(string), "rsa", testClientSecret); st != http.StatusOK || out["active"] != true ||
+		out["client_id"] != "page" || out["token_type"] != "Bearer" || out["sub"] == nil {
+		t.Errorf("access token: %d %v", st, out)
+	}
+	if st, out := introspect(tok["refresh_token"].(string), "rsa", testClientSecret); st != http.StatusOK || out["active"] != true || out["client_id"] != "page" {
+		t.Errorf("refresh token: %d %v", st, out)
+	}
+	if _, out := introspect("nonsense", "rsa", testClientSecret); out["active"] != false {
+		t.Errorf("unknown token: %v", out)
+	}
+	if st, _ := introspect(tok["access_token"].(string), "page", ""); st != http.StatusUnauthorized && st != http.StatusBadRequest {
+		t.Errorf("public client introspecting: %d", st)
+	}
+	// Revoked (by its own client): inactive.
+	resp, _ := c.do("POST", h.svc.URL+"/oauth/revoke", url.Values{"token": {tok["access_token"].(string)}, "client_id": {"page"}}.Encode(),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if _, out := introspect(tok["access_token"].(string), "rsa", testClientSecret); out["active"] != false {
+		t.Errorf("revoked access token: %v", out)
+	}
+	if _, out := introspect(tok["refresh_token"].(string), "rsa", testClientSecret); out["active"] != false {
+		t.Errorf("refresh token of a revoked login: %v", out)
+	}
+}
