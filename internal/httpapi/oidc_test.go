@@ -234,3 +234,31 @@ func TestIntrospect(t *testing.T) {
 		t.Errorf("refresh token of a revoked login: %v", out)
 	}
 }
+
+// TestToken_CORS: a registered client's page may call the token endpoint
+// from its origin; another origin gets no CORS headers.
+func TestToken_CORS(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	for origin, ok := range map[string]bool{"https://h5.example.com": true, "https://evil.example": false} {
+		resp, _ := c.do("OPTIONS", h.svc.URL+"/oauth/token", "", "Origin", origin, "Access-Control-Request-Method", "POST",
+			"Access-Control-Request-Headers", "content-type")
+		if got := resp.Header.Get("Access-Control-Allow-Origin") == origin; got != ok {
+			t.Errorf("preflight from %s: %d allow-origin %q", origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+}
+
+// TestCallback_Stale: a bound callback whose first run ended long ago
+// (its outcome gone) gets the expired page, not "in progress".
+func TestCallback_Stale(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
+	c.do("GET", cb, "")
+	h.clock.Advance(2 * time.Minute)
+	resp, body := c.do("GET", cb, "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "登录链接已失效") {
+		t.Fatalf("stale callback: %d %.200s", resp.StatusCode, body)
+	}
+}
