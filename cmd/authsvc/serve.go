@@ -108,6 +108,10 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			svc.close()
 		}
 	}()
+	// zitadel/oidc's op package logs through slog's default logger (its
+	// routes at start, every OAuth error answered): route it to ours, in
+	// our format, warnings and above only.
+	slog.SetDefault(slog.New(warnFloor{logger.With("component", "oidc").Handler()}))
 	stores, err := openStores(ctx, cfg, logger, now)
 	if err != nil {
 		return nil, err
@@ -197,6 +201,20 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	svc.handler = h
 	return svc, nil
 }
+
+// warnFloor is a slog.Handler that passes warnings and errors only.
+type warnFloor struct{ slog.Handler }
+
+// Enabled reports whether lv is at least warn and the handler takes it.
+func (w warnFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= slog.LevelWarn && w.Handler.Enabled(ctx, lv)
+}
+
+// WithAttrs keeps the floor.
+func (w warnFloor) WithAttrs(as []slog.Attr) slog.Handler { return warnFloor{w.Handler.WithAttrs(as)} }
+
+// WithGroup keeps the floor.
+func (w warnFloor) WithGroup(name string) slog.Handler { return warnFloor{w.Handler.WithGroup(name)} }
 
 // idTokenAlgs are the algorithms the key manager keeps a key of besides
 // WXAUTH_JWT_ALG: RS256, which OpenID Connect requires every provider to

@@ -94,7 +94,7 @@ func (p *pages) fromError(ctx context.Context, step string, err error) apiError 
 // pages) rather than an API client.
 func wantsPage(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/login", "/oauth/callback", "/qr/login", "/":
+	case "/login", "/login/qr", "/oauth/callback", "/logout", "/qr/login", "/":
 		return true
 	}
 	accept := r.Header.Get("Accept")

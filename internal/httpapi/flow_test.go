@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -30,6 +31,10 @@ const (
 	testAppID     = "wx0123456789abcdef"
 	testAppSecret = "test-appsecret-0123456789abcdef"
 	testPage      = "https://h5.example.com/app/"
+	// testClientRedirect is the redirect_uri of the registered clients
+	// "page" (public) and "rsa" (confidential, RS256 ID tokens).
+	testClientRedirect = "https://h5.example.com/app/cb"
+	testClientSecret   = "rsa-client-secret-0123456789"
 )
 
 // harness is the service (httptest) wired to the emulator (httptest) with
@@ -81,7 +86,8 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now},
+	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now,
+		ExtraAlgs: []string{"RS256"}},
 		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
 	if err != nil {
 		t.Fatal(err)
@@ -91,9 +97,17 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 		t.Fatal(err)
 	}
 	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
+	reg, err := clients.New(
+		&clients.Client{ID: "page", Public: true, RedirectURIs: []string{testClientRedirect}, PostLogoutRedirectURIs: []string{testPage}},
+		&clients.Client{ID: "rsa", Secret: testClientSecret, RedirectURIs: []string{testClientRedirect}, IDTokenAlg: "RS256",
+			GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
 	handler, err := httpapi.NewServer(httpapi.Options{
 		PublicURL: h.svc.URL, AppID: testAppID, Issuer: h.svc.URL, JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
-		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
+		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, Clients: reg, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
 		Limits: httpapi.Limits{Rate: -1}, // the corpus tests send hundreds of requests from one IP
 	})
 	if err != nil {

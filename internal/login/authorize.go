@@ -98,12 +98,13 @@ func (s *Service) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRe
 		if id, ok := s.browser(hr); ok && s.suffices(id, wscope, a.MaxAge) {
 			u, err := s.issueCode(ctx, f, id)
 			if err != nil {
+				s.log.WarnContext(ctx, "issue code", "err", err)
 				return nil, oidc.ErrServerError().WithDescription("could not issue the code")
 			}
-			return op.NewRedirect(u), nil
+			return &op.Redirect{URL: u, Header: noStoreHeader()}, nil
 		}
 	}
-	hw := headerWriter{}
+	hw := headerWriter(noStoreHeader())
 	if slices.Contains(a.Prompt, oidc.PromptNone) {
 		if !inWeChat(r.Header) || wscope != wechat.ScopeBase {
 			return nil, oidc.ErrLoginRequired().WithDescription("a WeChat login with a page is needed")
@@ -112,9 +113,10 @@ func (s *Service) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRe
 	} else if s.cfg.QR && !inWeChat(r.Header) {
 		handle, err := s.saveFlow(ctx, f)
 		if err != nil {
+			s.log.WarnContext(ctx, "save flow", "err", err)
 			return nil, oidc.ErrServerError().WithDescription("could not save the login")
 		}
-		return op.NewRedirect(s.cfg.PublicURL + PathAuthorize + "/qr?flow=" + handle), nil
+		return &op.Redirect{URL: s.cfg.PublicURL + PathAuthorize + "/qr?flow=" + handle, Header: noStoreHeader()}, nil
 	}
 	u, _, err := s.startWeChat(ctx, hw, f)
 	if err != nil {
@@ -256,6 +258,12 @@ func withQuery(u string, v url.Values) string {
 		sep = "&"
 	}
 	return u + sep + v.Encode()
+}
+
+// noStoreHeader is the header of every redirect of the authorization
+// endpoint: not cached, and no Referer to the next site.
+func noStoreHeader() http.Header {
+	return http.Header{"Cache-Control": {"no-store"}, "Referrer-Policy": {"no-referrer"}}
 }
 
 // headerWriter collects the headers (cookies) of a response that op

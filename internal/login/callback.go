@@ -95,12 +95,21 @@ func (s *Service) Callback() http.Handler {
 			s.write(w, r, o)
 			return
 		}
-		first, err := s.cfg.Records.PutIfAbsent(ctx, keyClaim+state, []byte{1}, s.cfg.StateTTL)
+		started := s.now()
+		first, err := s.cfg.Records.PutIfAbsent(ctx, keyClaim+state, []byte(started.Format(time.RFC3339Nano)), s.cfg.StateTTL)
 		if err != nil {
 			s.cfg.Pages.Problem(w, r, s.cfg.Pages.FromError(ctx, "claim callback", err))
 			return
 		}
 		if !first {
+			if b, err := s.cfg.Records.Get(ctx, keyClaim+state); err == nil {
+				if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil && started.Sub(t) > callbackBudget+resultTTL {
+					// The first callback finished long ago and its
+					// outcome is gone (the back button, a bookmark).
+					s.cfg.Pages.Problem(w, r, problemExpired)
+					return
+				}
+			}
 			o, ok := s.waitOutcome(ctx, state)
 			if !ok {
 				s.cfg.Pages.Problem(w, r, problemInProgress)

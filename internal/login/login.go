@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -158,7 +159,9 @@ var _ op.Server = (*Service)(nil)
 
 // New checks cfg and builds the provider.
 //
-// Errors: a missing dependency, or a CodeTTL above 60 s.
+// Errors: a missing dependency, a CodeTTL above 60 s, or an ID-token
+// algorithm (Config.IDTokenAlg, a client's id_token_signed_response_alg)
+// the key manager keeps no key of.
 func New(cfg Config) (*Service, error) {
 	switch {
 	case cfg.PublicURL == "" || cfg.Issuer == "" || cfg.AppID == "":
@@ -194,6 +197,15 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.IDTokenAlg == "" {
 		cfg.IDTokenAlg = cfg.Sessions.Alg()
+	}
+	algs := cfg.Sessions.Algs()
+	if !slices.Contains(algs, cfg.IDTokenAlg) {
+		return nil, fmt.Errorf("login: the key manager keeps no %s key for ID tokens (session.Config.ExtraAlgs)", cfg.IDTokenAlg)
+	}
+	for _, c := range cfg.Clients.All() {
+		if c.IDTokenAlg != "" && !slices.Contains(algs, c.IDTokenAlg) {
+			return nil, fmt.Errorf("login: client %q: id_token_signed_response_alg %s: the key manager keeps no such key (session.Config.ExtraAlgs)", c.ID, c.IDTokenAlg)
+		}
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	s.disco = s.discovery()
