@@ -176,6 +176,23 @@ func TestBrowser_Login(t *testing.T) {
 		noTokensLeft(t, ctx)
 	})
 
+	// A code and state this tab did not ask for (a login CSRF attempt, or a
+	// stale link) are never exchanged: the page reports invalid_state and
+	// cleans the address bar.
+	t.Run("ForeignCallback", func(t *testing.T) {
+		ctx := newChromium(t, wechatUA)
+		err := chromedp.Do(ctx, chromedp.Navigate(h5+"/?code=stolen-code&state=forged-state"), chromedp.WaitVisible(chromedp.ID("error")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg := text(t, ctx, "error"); !strings.Contains(msg, "invalid_state") {
+			t.Errorf("foreign callback: page says %q", msg)
+		}
+		if tok := noTokensLeft(t, ctx); tok != "" {
+			t.Errorf("foreign callback: the page holds an access token")
+		}
+	})
+
 	t.Run("SnapshotUser", func(t *testing.T) {
 		ctx := newChromium(t, wechatUA)
 		err := chromedp.Do(ctx,
