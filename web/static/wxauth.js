@@ -97,6 +97,7 @@
   // stays in sessionStorage; only its S256 challenge goes out.
   async function login(o) {
     o = o || {};
+    if (!clientId) throw oauthError("invalid_request", "the <script> tag of wxauth.js has no data-client-id");
     var p = { state: random(16), nonce: random(16), verifier: random(32), scope: scopeOf(o.scope),
       silent: o.prompt === "none", back: location.href.split("#")[0] };
     var digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(p.verifier));
