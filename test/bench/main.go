@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
-	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login")
+	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login,token")
 	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return errors.New("want KEY=VALUE")
@@ -232,6 +232,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{slug: "login", name: "/login (302 + state record)", goal: 0.5, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "jssdk", name: "/jssdk/config, warm", goal: 0.6, fn: opJSSDK(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "full-login", name: "full login via emulator", fn: opFullLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "token", name: "/oauth/token client_credentials, ES256", fn: opToken(svc.url), server: svc, pprof: pprofOf("pprof")},
 	}
 	if o.only != "" {
 		keep := strings.Split(o.only, ",")

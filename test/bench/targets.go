@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +38,14 @@ const (
 const clientsYAML = `- client_id: bench
   public: true
   redirect_uris: ["` + benchPage + `"]
+- client_id: bench-backend
+  client_secret: ` + benchBackendSecret + `
+  grant_types: [client_credentials]
 `
+
+// benchBackendSecret is the client_secret of bench-backend, the
+// confidential client of the token-endpoint target.
+const benchBackendSecret = "bench-backend-secret-0123456789"
 
 // benchVerifier is the PKCE code_verifier of every benchmark login; its
 // S256 challenge is benchChallenge.
@@ -283,6 +291,29 @@ func opJSSDK(base string) op {
 		}
 		if !bytes.Contains(w.buf.Bytes(), []byte(`"signature":"`)) {
 			return fmt.Errorf("/jssdk/config: %.200s", w.buf.Bytes())
+		}
+		return nil
+	}
+}
+
+// opToken is one client_credentials token request of bench-backend
+// (client_secret_basic): the token endpoint's parsing, client
+// authentication and an ES256 access JWT.
+func opToken(base string) op {
+	u, body := base+"/oauth/token", "grant_type=client_credentials"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench-backend:"+benchBackendSecret))
+	return func(ctx context.Context, w *worker) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", auth)
+		if _, err := w.do(req, http.StatusOK); err != nil {
+			return err
+		}
+		if !bytes.Contains(w.buf.Bytes(), []byte(`"access_token":"`)) {
+			return fmt.Errorf("/oauth/token: %.200s", w.buf.Bytes())
 		}
 		return nil
 	}
