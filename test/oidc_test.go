@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -46,6 +47,10 @@ func startOIDC(t *testing.T) *oidcEnv {
 	}
 	json.Unmarshal(b, &s)
 	e.secret = s.DemoBackendSecret
+	// The banner's client lines follow the listening lines Start waited for.
+	for i := 0; i < 200 && !strings.Contains(p.Output(), "demo-backend"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if e.secret == "" || !strings.Contains(p.Output(), e.secret) || !strings.Contains(p.Output(), "h5-demo") {
 		t.Fatalf("dev banner does not print the clients:\n%s", p.Output())
 	}

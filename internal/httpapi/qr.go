@@ -14,7 +14,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/wxauth/wxauth/internal/qrlogin"
-	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 // Desktop login by scanning the Official Account's QR code (扫码登录): the
@@ -33,9 +32,6 @@ const (
 	qrCookie = "wxauth_qr"
 	// qrImageSize is the side of the rendered QR code, in pixels.
 	qrImageSize = 320
-	// qrScope is the JWT scope of a QR login: WeChat tells us the openid
-	// and unionid, as with snsapi_base, and no profile.
-	qrScope = wechat.ScopeBase
 )
 
 var (

@@ -8,8 +8,9 @@
 // http.Client), and prints one table: requests/s (median of the rounds),
 // p50 and p99 latency, the ratio to the hello ceiling of the same round, the
 // goal and PASS or MISS. The targets: /wx (safe and plaintext), /verify,
-// /login (cookie mode), /jssdk/config, the token endpoint's refresh grant
-// (rotating refresh tokens of a public client), and the full login through
+// /login (cookie mode), /jssdk/config, the token endpoint's
+// client_credentials grant and its refresh grant (rotating refresh tokens
+// of a public client), and the full login through
 // the OIDC code flow with PKCE via the emulator. It then measures the peak RSS (VmHWM) of a fresh
 // service loaded at -rss-c concurrency and the cold storm (-storm concurrent
 // /jssdk/config on a fresh service, counting the emulator's upstream token
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
-	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,token,full-login")
+	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,token,token-refresh,full-login")
 	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return errors.New("want KEY=VALUE")
@@ -236,7 +237,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{slug: "verify", name: "/verify, ES256 JWT", goal: 0.5, fn: opVerify(svc.url, jwt), server: svc, pprof: pprofOf("pprof")},
 		{slug: "login", name: "/login (302 + state record)", goal: 0.5, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "jssdk", name: "/jssdk/config, warm", goal: 0.6, fn: opJSSDK(svc.url), server: svc, pprof: pprofOf("pprof")},
-		{slug: "token", name: "/oauth/token, refresh grant (rotation)", goal: 0.5, server: svc, pprof: pprofOf("pprof")},
+		{slug: "token", name: "/oauth/token client_credentials, ES256", fn: opToken(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "token-refresh", name: "/oauth/token, refresh grant (rotation)", goal: 0.5, server: svc, pprof: pprofOf("pprof")},
 		{slug: "full-login", name: "full login, OIDC code flow + PKCE via emulator", fn: opFullLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 	}
 	if o.only != "" {
@@ -244,7 +246,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		targets = slices.DeleteFunc(targets, func(t *target) bool { return t.slug != "hello" && !slices.Contains(keep, t.slug) })
 	}
 	for _, t := range targets {
-		if t.slug == "token" {
+		if t.slug == "token-refresh" {
 			fmt.Fprintf(stderr, "%d logins for the refresh-token pool...\n", o.c)
 			if t.fn, err = opRefresh(ctx, svc.url, o.c); err != nil {
 				return err

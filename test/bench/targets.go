@@ -34,6 +34,10 @@ const (
 	keywordReply    = "Hello from the benchmark"
 )
 
+// benchBackendSecret is the client_secret of bench-backend, the
+// confidential client of the client_credentials target.
+const benchBackendSecret = "bench-backend-secret-0123456789"
+
 // rulesYAML is the callback rules file of the benchmark: the text "hi" meets
 // a keyword rule with a text reply.
 const rulesYAML = `keywords:
@@ -177,6 +181,9 @@ const clientsYAML = `clients:
   - client_id: ` + benchClient + `
     public: true
     redirect_uris: ["` + benchPage + `"]
+  - client_id: bench-backend
+    client_secret: ` + benchBackendSecret + `
+    grant_types: [client_credentials]
 `
 
 // tokens is the token endpoint's answer.
@@ -359,6 +366,29 @@ func opJSSDK(base string) op {
 		}
 		if !bytes.Contains(w.buf.Bytes(), []byte(`"signature":"`)) {
 			return fmt.Errorf("/jssdk/config: %.200s", w.buf.Bytes())
+		}
+		return nil
+	}
+}
+
+// opToken is one client_credentials token request of bench-backend
+// (client_secret_basic): the token endpoint's parsing, client
+// authentication and an ES256 access JWT.
+func opToken(base string) op {
+	u, body := base+"/oauth/token", "grant_type=client_credentials"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench-backend:"+benchBackendSecret))
+	return func(ctx context.Context, w *worker) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", auth)
+		if _, err := w.do(req, http.StatusOK); err != nil {
+			return err
+		}
+		if !bytes.Contains(w.buf.Bytes(), []byte(`"access_token":"`)) {
+			return fmt.Errorf("/oauth/token: %.200s", w.buf.Bytes())
 		}
 		return nil
 	}
