@@ -117,7 +117,7 @@ type Config struct {
 	// may equal it, or that client's ID tokens would pass as access tokens.
 	// Empty skips the check.
 	Audience string
-	AppID     string       // the Official Account's appid
+	AppID    string // the Official Account's appid
 	// IDTokenAlg is the default ID-token algorithm (WXAUTH_JWT_ALG); a
 	// client's id_token_signed_response_alg overrides it.
 	IDTokenAlg string
