@@ -262,3 +262,61 @@ func TestCallback_Stale(t *testing.T) {
 		t.Fatalf("stale callback: %d %.200s", resp.StatusCode, body)
 	}
 }
+
+// TestProvider_BadInput: junk at every provider endpoint gets a 4xx with
+// JSON {"error","error_description"} (an H5 page on the browser
+// endpoints), never a 5xx or a panic.
+func TestProvider_BadInput(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	form := "application/x-www-form-urlencoded"
+	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
+	for _, tc := range []struct {
+		name, method, path, body string
+		headers                  []string
+		page                     bool
+	}{
+		{"TokenNoGrant", "POST", "/oauth/token", "code=x", []string{"Content-Type", form}, false},
+		{"TokenUnknownGrant", "POST", "/oauth/token", "grant_type=password&username=a&password=b&client_id=page", []string{"Content-Type", form}, false},
+		{"TokenNoClient", "POST", "/oauth/token", "grant_type=authorization_code&code=x&redirect_uri=" + url.QueryEscape(testClientRedirect), []string{"Content-Type", form}, false},
+		{"TokenUnknownClient", "POST", "/oauth/token", "grant_type=authorization_code&code=x&client_id=nobody&redirect_uri=x", []string{"Content-Type", form}, false},
+		{"TokenBadBasic", "POST", "/oauth/token", "grant_type=client_credentials", []string{"Content-Type", form, "Authorization", "Basic !!!"}, false},
+		{"TokenPublicWithSecret", "POST", "/oauth/token", "grant_type=authorization_code&code=x&redirect_uri=x", []string{"Content-Type", form, "Authorization", basic("page", "guess")}, false},
+		{"TokenJunkCode", "POST", "/oauth/token", "grant_type=authorization_code&client_id=page&code=%00%ff&redirect_uri=" + url.QueryEscape(testClientRedirect) + "&code_verifier=x", []string{"Content-Type", form}, false},
+		{"TokenJunkRefresh", "POST", "/oauth/token", "grant_type=refresh_token&client_id=page&refresh_token=" + strings.Repeat("A", 5000), []string{"Content-Type", form}, false},
+		{"TokenJSON", "POST", "/oauth/token", `{"grant_type":"client_credentials"}`, []string{"Content-Type", "application/json"}, false},
+		{"TokenCCPublic", "POST", "/oauth/token", "grant_type=client_credentials&client_id=page", []string{"Content-Type", form}, false},
+		{"TokenCCBadScope", "POST", "/oauth/token", "grant_type=client_credentials&scope=admin", []string{"Content-Type", form, "Authorization", basic("rsa", testClientSecret)}, false},
+		{"UserinfoNoToken", "GET", "/userinfo", "", nil, false},
+		{"UserinfoJunk", "GET", "/userinfo", "", []string{"Authorization", "Bearer a.b.c"}, false},
+		{"MeJunk", "GET", "/me", "", []string{"Authorization", "Bearer junk"}, false},
+		{"RevokeNoClient", "POST", "/oauth/revoke", "token=x", []string{"Content-Type", form}, false},
+		{"IntrospectNoAuth", "POST", "/oauth/introspect", "token=x", []string{"Content-Type", form}, false},
+		{"IntrospectWrongSecret", "POST", "/oauth/introspect", "token=x", []string{"Content-Type", form, "Authorization", basic("rsa", "wrong-secret-0123456789")}, false},
+		{"AuthorizeUnknownClient", "GET", "/login?client_id=nobody&response_type=code&scope=openid&redirect_uri=" + url.QueryEscape(testClientRedirect), "", nil, true},
+		{"AuthorizeNoRedirect", "GET", "/login?client_id=page&response_type=code&scope=openid", "", nil, true},
+		{"AuthorizeRequestObject", "GET", "/login?client_id=page&request=eyJ.eyJ.x", "", nil, true},
+		{"LogoutJunkHint", "GET", "/logout?id_token_hint=a.b.c", "", nil, true},
+		{"LogoutUnregistered", "GET", "/logout?client_id=page&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F", "", nil, true},
+		{"LoginQRUnknownFlow", "GET", "/login/qr?flow=nope", "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.do(tc.method, h.svc.URL+tc.path, tc.body, tc.headers...)
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			if tc.page {
+				if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+					t.Errorf("not a page: %s %.200s", resp.Header.Get("Content-Type"), body)
+				}
+				return
+			}
+			var e struct {
+				Error string `json:"error"`
+			}
+			if json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+				t.Errorf("not a JSON error: %d %.200s", resp.StatusCode, body)
+			}
+		})
+	}
+}

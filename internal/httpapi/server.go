@@ -40,6 +40,7 @@ type Options struct {
 	PublicURL string // this service's base URL, no trailing slash; /oauth/callback hangs below it
 	AppID     string
 	Issuer    string // JWT iss, published in the discovery document
+	Audience  string // JWT aud of access tokens (WXAUTH_AUDIENCE); no client_id may equal it
 	JWTAlg    string // published in the discovery document
 
 	Allow    *redirect.Allowlist
@@ -98,7 +99,7 @@ func NewServer(opts Options) (http.Handler, error) {
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
 	opts.login, err = login.New(login.Config{
-		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
+		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, Audience: opts.Audience, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
 		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
 		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil,
 		Metrics: opts.Metrics, StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,

@@ -107,6 +107,7 @@ func handleSessionLogout(p *pages, sessions *session.Manager, cookies *session.C
 		}
 		cookies.ClearRefresh(w)
 		cookies.ClearSession(w)
+		cookies.ClearBrowser(w) // no more silent logins to clients from this browser
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})

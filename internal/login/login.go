@@ -113,7 +113,11 @@ type Config struct {
 	Logger    *slog.Logger // default discards
 	PublicURL string       // this service's base URL, no trailing slash
 	Issuer    string       // "iss" of ID tokens: WXAUTH_ISSUER
-	AppID     string       // the Official Account's appid
+	// Audience is the access tokens' "aud" (WXAUTH_AUDIENCE): no client_id
+	// may equal it, or that client's ID tokens would pass as access tokens.
+	// Empty skips the check.
+	Audience string
+	AppID    string // the Official Account's appid
 	// IDTokenAlg is the default ID-token algorithm (WXAUTH_JWT_ALG); a
 	// client's id_token_signed_response_alg overrides it.
 	IDTokenAlg string
@@ -159,8 +163,8 @@ var _ op.Server = (*Service)(nil)
 
 // New checks cfg and builds the provider.
 //
-// Errors: a missing dependency, a CodeTTL above 60 s, or an ID-token
-// algorithm (Config.IDTokenAlg, a client's id_token_signed_response_alg)
+// Errors: a missing dependency, a CodeTTL above 60 s, a client_id equal to
+// Config.Audience, or an ID-token algorithm (Config.IDTokenAlg, a client's id_token_signed_response_alg)
 // the key manager keeps no key of.
 func New(cfg Config) (*Service, error) {
 	switch {
@@ -203,6 +207,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("login: the key manager keeps no %s key for ID tokens (session.Config.ExtraAlgs)", cfg.IDTokenAlg)
 	}
 	for _, c := range cfg.Clients.All() {
+		if cfg.Audience != "" && c.ID == cfg.Audience {
+			return nil, fmt.Errorf("login: client %q: client_id must differ from the access tokens' audience (WXAUTH_AUDIENCE)", c.ID)
+		}
 		if c.IDTokenAlg != "" && !slices.Contains(algs, c.IDTokenAlg) {
 			return nil, fmt.Errorf("login: client %q: id_token_signed_response_alg %s: the key manager keeps no such key (session.Config.ExtraAlgs)", c.ID, c.IDTokenAlg)
 		}

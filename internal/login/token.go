@@ -94,7 +94,15 @@ func (s *Service) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acc
 		return nil, err
 	}
 	if _, err := s.cfg.Records.Take(ctx, keyCode+h); errors.Is(err, store.ErrNotFound) {
-		return nil, s.codeReused(ctx, h) // another redemption won the race
+		// Another redemption won the race: give it a moment to record what
+		// it issued, so that this one revokes it.
+		for i := 0; i < 20; i++ {
+			if _, err := s.cfg.Records.Get(ctx, keyCodeUsed+h); err == nil {
+				break
+			}
+			time.Sleep(duplicatePoll)
+		}
+		return nil, s.codeReused(ctx, h)
 	} else if err != nil {
 		return nil, s.serverError(ctx, "take code", err)
 	}
