@@ -3,14 +3,18 @@ package test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wxauth/wxauth/examples/h5"
 	"github.com/wxauth/wxauth/test/e2e"
 )
 
@@ -209,6 +213,61 @@ func TestBrowser_Login(t *testing.T) {
 		}
 		noTokensLeft(t, ctx)
 	})
+}
+
+// TestBrowser_RefreshOn401 runs the example page against `authsvc serve`
+// (its own client registry) behind an API that refuses the first access
+// token it sees: wxauth.fetch meets the 401, rotates the refresh token at
+// the token endpoint, retries with the new access token, and the page
+// shows the API's answer.
+func TestBrowser_RefreshOn401(t *testing.T) {
+	var (
+		page http.Handler
+		mu   sync.Mutex
+		seen []string // Authorization headers of /api/hello, in order
+	)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		next, first := page, false
+		if r.URL.Path == "/api/hello" {
+			seen = append(seen, r.Header.Get("Authorization"))
+			first = len(seen) == 1
+		}
+		mu.Unlock()
+		if first {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(site.Close)
+	clientsFile := filepath.Join(t.TempDir(), "clients.yaml")
+	writeFile(t, clientsFile, "clients:\n  - client_id: h5-demo\n    public: true\n    redirect_uris: [\""+site.URL+"/\"]\n")
+	svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_CLIENTS": clientsFile})
+	mu.Lock()
+	page = h5.Handler(svc, emu)
+	mu.Unlock()
+
+	ctx := newChromium(t, wechatUA)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(site.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob")),
+		chromedp.Click(chromedp.ID("user-oWXEMU_bob")),
+		chromedp.WaitVisible(chromedp.ID("signed-in")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiOK(t, ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] == seen[1] || !strings.HasPrefix(seen[1], "Bearer ") || seen[1] != "Bearer "+accessToken(t, ctx) {
+		t.Errorf("the API saw %d requests; the retry did not carry the page's new access token", len(seen))
+	}
+	if openid := text(t, ctx, "openid"); openid != "oWXEMU_bob" {
+		t.Errorf("page shows openid %q", openid)
+	}
 }
 
 // settled waits until a page loaded after window.__before was set has
