@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,7 +245,9 @@ func TestBrowser_RefreshOn401(t *testing.T) {
 	t.Cleanup(site.Close)
 	clientsFile := filepath.Join(t.TempDir(), "clients.yaml")
 	writeFile(t, clientsFile, "clients:\n  - client_id: h5-demo\n    public: true\n    redirect_uris: [\""+site.URL+"/\"]\n")
-	svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_CLIENTS": clientsFile})
+	// Access tokens of one minute: always within the minute before expiry
+	// in which wxauth.js renews them.
+	svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_CLIENTS": clientsFile, "WXAUTH_ACCESS_TOKEN_TTL": "1m"})
 	mu.Lock()
 	page = h5.Handler(svc, emu)
 	mu.Unlock()
@@ -261,12 +264,25 @@ func TestBrowser_RefreshOn401(t *testing.T) {
 	}
 	apiOK(t, ctx)
 	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != 2 || seen[0] == seen[1] || !strings.HasPrefix(seen[1], "Bearer ") || seen[1] != "Bearer "+accessToken(t, ctx) {
-		t.Errorf("the API saw %d requests; the retry did not carry the page's new access token", len(seen))
+	auths := append([]string(nil), seen...)
+	mu.Unlock()
+	if len(auths) != 2 || auths[0] == auths[1] || auths[1] != "Bearer "+accessToken(t, ctx) {
+		t.Fatalf("the API saw %d requests; the retry did not carry the page's new access token", len(auths))
 	}
 	if openid := text(t, ctx, "openid"); openid != "oWXEMU_bob" {
 		t.Errorf("page shows openid %q", openid)
+	}
+
+	// A tab coming back to the foreground renews a token that expires
+	// within the minute, before any request fails.
+	before := auths[1]
+	renewed := `document.dispatchEvent(new Event("visibilitychange")), true`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](renewed)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`"Bearer " + wxauth.accessToken() !== `+strconv.Quote(before),
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("the access token was not renewed ahead of its expiry: %v", err)
 	}
 }
 
