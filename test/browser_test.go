@@ -216,12 +216,13 @@ func TestBrowser_Login(t *testing.T) {
 	})
 }
 
-// TestBrowser_RefreshOn401 runs the example page against `authsvc serve`
-// (its own client registry) behind an API that refuses the first access
-// token it sees: wxauth.fetch meets the 401, rotates the refresh token at
-// the token endpoint, retries with the new access token, and the page
-// shows the API's answer.
-func TestBrowser_RefreshOn401(t *testing.T) {
+// TestBrowser_Renewal runs the example page against `authsvc serve` (its
+// own client registry, one-minute access tokens) behind an API that refuses
+// the first access token it sees: wxauth.fetch meets the 401, rotates the
+// refresh token at the token endpoint, retries with the new access token,
+// and the page shows the API's answer. Then the tab comes back to the
+// foreground and wxauth.js renews the token ahead of its expiry.
+func TestBrowser_Renewal(t *testing.T) {
 	var (
 		page http.Handler
 		mu   sync.Mutex
