@@ -1,12 +1,15 @@
-// Package httpapi is wxauth's HTTP surface: the login flow (/login,
-// /oauth/callback), sessions (/session/*, /me, /verify, JWKS and discovery),
-// the message callback mount (/wx), the JS-SDK signature (/jssdk/config),
-// the internal access_token API and health endpoints. routes.go lists every
-// endpoint; one file per area holds its handler makers.
+// Package httpapi is wxauth's HTTP surface: it mounts the OpenID Provider
+// of package login (/login, /oauth/callback, /oauth/token, /userinfo and
+// /me, /oauth/revoke, /oauth/introspect, /logout, discovery and RFC 8414
+// metadata), cookie sessions (/session/*, /verify, JWKS), desktop QR login
+// (/qr/*), the message callback mount (/wx), the JS-SDK signature
+// (/jssdk/config), the internal access_token API and health endpoints.
+// routes.go lists every endpoint; one file per area holds its handler
+// makers.
 //
-// It imports session, callback, wechat, redirect, secret and store, and is
-// imported only by cmd/authsvc, which builds every dependency and hands it to
-// [NewServer].
+// It imports login, session, callback, wechat, redirect, secret and store,
+// and is imported only by cmd/authsvc, which builds every dependency and
+// hands it to [NewServer].
 package httpapi
 
 import (

@@ -134,6 +134,9 @@ func (s *Service) Callback() http.Handler {
 func (s *Service) restart(ctx context.Context, f flow) outcome {
 	if f.Restarts >= maxRestarts {
 		p := problemUnbound
+		if !f.oidcMode() {
+			p.RetryURL = PathAuthorize + "?redirect=" + url.QueryEscape(f.Redirect) + "&scope=" + f.WeChatScope
+		}
 		return outcome{Problem: &p}
 	}
 	f.Restarts++

@@ -10,7 +10,10 @@
 // rotation and reuse detection, revocation by "sid"), and ID tokens are
 // signed by the same key manager with the client's algorithm. The op
 // package's Provider/Storage pair was not used because it mints tokens
-// itself, with one signer for every client.
+// itself, with one signer for every client. ory/fosite was not chosen: its
+// handlers own token generation and storage (its own session, code, PKCE
+// and refresh stores) and would sit beside, not on, wxauth's store
+// interfaces and session manager; op.Server leaves both to us.
 //
 // WeChat is this package's own work: an authorization request becomes a
 // short-lived record ("state:<state>", store.Records) bound to the browser

@@ -106,15 +106,22 @@ func (s *Service) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acc
 	} else if err != nil {
 		return nil, s.serverError(ctx, "take code", err)
 	}
-	t, err := s.cfg.Sessions.Issue(ctx, session.Subject{UserID: g.UserID, OpenID: g.OpenID, UnionID: g.UnionID, AppID: s.cfg.AppID,
-		Scope: strings.Join(g.Scopes, " "), ClientID: c.ID})
-	if err != nil {
-		return nil, s.serverError(ctx, "issue tokens", err)
-	}
+	subject := session.Subject{UserID: g.UserID, OpenID: g.OpenID, UnionID: g.UnionID, AppID: s.cfg.AppID,
+		Scope: strings.Join(g.Scopes, " "), ClientID: c.ID}
 	fam := clientFamily{ClientID: c.ID, Scopes: g.Scopes, AuthTime: g.AuthTime, AMR: g.AMR}
-	b, _ := json.Marshal(fam)
-	if err := s.cfg.Records.Put(ctx, keyFamily+t.SessionID, b, max(time.Until(t.RefreshExpires), time.Minute)); err != nil {
-		return nil, s.serverError(ctx, "save family", err)
+	var t session.Tokens
+	if slices.Contains(g.Scopes, oidc.ScopeOfflineAccess) {
+		if t, err = s.cfg.Sessions.Issue(ctx, subject); err != nil {
+			return nil, s.serverError(ctx, "issue tokens", err)
+		}
+		// The refresh grant and introspection read who the family is for.
+		b, _ := json.Marshal(fam)
+		if err := s.cfg.Records.Put(ctx, keyFamily+t.SessionID, b, max(t.RefreshExpires.Sub(s.now()), time.Minute)); err != nil {
+			return nil, s.serverError(ctx, "save family", err)
+		}
+	} else if t, err = s.cfg.Sessions.IssueAccess(ctx, subject); err != nil {
+		// No refresh token: nothing to store beyond the code's record.
+		return nil, s.serverError(ctx, "issue tokens", err)
 	}
 	if err := s.cfg.Records.Put(ctx, keyCodeUsed+h, []byte(t.SessionID), codeUsedTTL); err != nil {
 		s.log.WarnContext(ctx, "remember redeemed code", "err", err)

@@ -85,3 +85,26 @@ func TestManager_IssueClient(t *testing.T) {
 		t.Error("empty client id accepted")
 	}
 }
+
+// TestManager_IssueAccess: an access JWT without a stored refresh token,
+// revocable by its sid.
+func TestManager_IssueAccess(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "ES256")
+	tk, err := e.m.IssueAccess(ctx, Subject{UserID: testUser.ID, OpenID: testUser.OpenID, AppID: testUser.AppID, ClientID: "c1"})
+	if err != nil || tk.RefreshToken != "" {
+		t.Fatalf("%+v %v", tk, err)
+	}
+	if c, err := e.m.Verify(ctx, tk.AccessToken); err != nil || c.ClientID != "c1" || c.SessionID != tk.SessionID {
+		t.Fatalf("verify: %+v %v", c, err)
+	}
+	if err := e.m.RevokeSession(ctx, tk.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Verify(ctx, tk.AccessToken); err == nil {
+		t.Error("revoked token verifies")
+	}
+	if _, err := e.m.IssueAccess(ctx, Subject{UserID: "u"}); err == nil {
+		t.Error("incomplete subject accepted")
+	}
+}

@@ -465,6 +465,24 @@ func (m *Manager) LookupRefresh(ctx context.Context, refreshToken string) (store
 	return rt, nil
 }
 
+// IssueAccess starts a login family for s with an access JWT only: no
+// refresh token is stored (an OAuth client that was not granted
+// offline_access). The family is revocable like any other ([Manager.RevokeSession]
+// with Tokens.SessionID).
+//
+// Errors: [ErrInvalidSubject]; a signing failure.
+func (m *Manager) IssueAccess(ctx context.Context, s Subject) (Tokens, error) {
+	if s.UserID == "" || s.AppID == "" || s.OpenID == "" {
+		return Tokens{}, ErrInvalidSubject
+	}
+	sid, err := randomBase62(22)
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := m.now()
+	return m.sign(now, now.Add(m.cfg.RefreshTTL), sid, s)
+}
+
 // IssueClient issues an access JWT to an OAuth client for itself (the
 // client_credentials grant, RFC 6749 section 4.4): "sub" and "client_id"
 // are clientID, no openid, "scope" is scope, and a fresh "sid" makes it
