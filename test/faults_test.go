@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +46,11 @@ func TestFaults_CodeExchange(t *testing.T) {
 	}
 	succeeded := func(t *testing.T, resp *http.Response, body string) {
 		t.Helper()
-		loc, _ := url.Parse(resp.Header.Get("Location"))
-		frag, _ := url.ParseQuery(loc.Fragment)
-		if resp.StatusCode != http.StatusFound || frag.Get("access_token") == "" {
+		session := false
+		for _, c := range resp.Cookies() {
+			session = session || c.Name == "wxauth_session" && c.Value != ""
+		}
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != h5+"/" || !session {
 			t.Fatalf("login did not complete: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/wxauth/wxauth/test/e2e"
 )
 
+// jwksKids returns the kids of the JWKS's ES256 keys (WXAUTH_JWT_ALG's).
 func jwksKids(t *testing.T, svc string) []string {
 	t.Helper()
 	resp, err := http.Get(svc + "/.well-known/jwks.json")
@@ -22,11 +23,15 @@ func jwksKids(t *testing.T, svc string) []string {
 	var set struct {
 		Keys []struct {
 			Kid string `json:"kid"`
+			Alg string `json:"alg"`
 		} `json:"keys"`
 	}
 	json.NewDecoder(resp.Body).Decode(&set)
 	var kids []string
 	for _, k := range set.Keys {
+		if k.Alg != "ES256" {
+			continue // the RS256 key of ID tokens rotates beside it
+		}
 		kids = append(kids, k.Kid)
 	}
 	return kids
@@ -54,13 +59,10 @@ func TestKeys_Rotate(t *testing.T) {
 	}
 	b := newBrowser(t)
 	cb, _ := b.authorize(svc, "http://127.0.0.1:8082", "snsapi_base", "oWXEMU_bob", "allow")
-	resp, _ := b.get(cb)
-	loc := resp.Header.Get("Location")
-	_, token, ok := strings.Cut(loc, "#access_token=")
-	if !ok {
-		t.Fatalf("login: %d %q", resp.StatusCode, loc)
+	if resp, body := b.get(cb); resp.StatusCode != http.StatusFound {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
 	}
-	token, _, _ = strings.Cut(token, "&")
+	token := b.sessionJWT(svc)
 
 	first.Stop()
 	cmd := exec.Command(binary, "keys", "rotate")
@@ -70,7 +72,7 @@ func TestKeys_Rotate(t *testing.T) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "new signing key") || strings.Count(string(out), "ES256") != 2 {
+	if err != nil || !strings.Contains(string(out), "new signing key") || strings.Count(string(out), "ES256") != 2 || strings.Count(string(out), "RS256") != 2 {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
 

@@ -60,13 +60,6 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("callback: %d %s", resp.StatusCode, body)
 	}
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	frag, _ := url.ParseQuery(loc.Fragment)
-	jwt := frag.Get("access_token")
-	secrets["JWT"] = jwt
-	if parts := strings.Split(jwt, "."); len(parts) == 3 {
-		secrets["JWT signature"] = parts[2]
-	}
 	addCookies := func(prefix string, cs []*http.Cookie) {
 		for _, c := range cs {
 			if len(c.Value) >= 8 {
@@ -75,6 +68,11 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 		}
 	}
 	addCookies("login", resp.Cookies())
+	jwt := b.sessionJWT(svc)
+	secrets["JWT"] = jwt
+	if parts := strings.Split(jwt, "."); len(parts) == 3 {
+		secrets["JWT signature"] = parts[2]
+	}
 
 	// /me with the JWT, then a refresh through the cookie.
 	if resp, body := b.get(svc+"/me", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK {

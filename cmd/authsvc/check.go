@@ -126,6 +126,17 @@ func checkDerived(c *checklist, cfg *config.Config) {
 	} else {
 		c.ok("redirect allowlist: %d entries", len(cfg.AllowedRedirects))
 	}
+	if cfg.Clients != nil {
+		var ids []string
+		for _, cl := range cfg.Clients.All() {
+			ids = append(ids, cl.ID)
+		}
+		if len(ids) == 0 {
+			c.ok("OpenID Connect clients: none registered (WXAUTH_CLIENTS); only the cookie login works")
+		} else {
+			c.ok("OpenID Connect clients: %s (issuer %s)", strings.Join(ids, ", "), cfg.Issuer)
+		}
+	}
 	if strings.HasPrefix(cfg.PublicURL, "https://") {
 		c.ok("public URL %s is https", cfg.PublicURL)
 	} else {

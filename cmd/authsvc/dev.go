@@ -33,6 +33,9 @@ type devSecrets struct {
 	CallbackToken string `json:"callback_token"` // [A-Za-z0-9]{32}
 	AESKey        string `json:"aes_key"`        // EncodingAESKey, 43 characters
 	AdminToken    string `json:"admin_token"`    // [A-Za-z0-9]{32}
+	// DemoBackendSecret is the client_secret of the confidential dev
+	// client demo-backend: [A-Za-z0-9]{32}.
+	DemoBackendSecret string `json:"demo_backend_secret"`
 }
 
 const devAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -51,7 +54,13 @@ func loadDevSecrets(dir string) (devSecrets, error) {
 	path := filepath.Join(dir, "secrets.json")
 	b, err := os.ReadFile(path)
 	if err == nil && json.Unmarshal(b, &s) == nil && s.SecretKey != "" && len(s.AESKey) == 43 {
-		return s, nil
+		if s.DemoBackendSecret != "" {
+			return s, nil
+		}
+		// Written before the dev clients existed: add their secret.
+		s.DemoBackendSecret = devRandom(32)
+		b, _ = json.MarshalIndent(s, "", "  ")
+		return s, os.WriteFile(path, b, 0o600)
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s, err
@@ -63,6 +72,8 @@ func loadDevSecrets(dir string) (devSecrets, error) {
 		CallbackToken: devRandom(32),
 		AESKey:        devRandom(43),
 		AdminToken:    devRandom(32),
+
+		DemoBackendSecret: devRandom(32),
 	}
 	b, _ = json.MarshalIndent(s, "", "  ")
 	return s, os.WriteFile(path, b, 0o600)
@@ -132,6 +143,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 		"WXAUTH_ADMIN_TOKEN":       secrets.AdminToken,
 		"WXAUTH_LOG_LEVEL":         *logLevel,
 	}
+	clientsFile := filepath.Join(*dir, "clients.yaml")
+	if err := os.WriteFile(clientsFile, devClients(h5URL, secrets.DemoBackendSecret), 0o600); err != nil {
+		return err
+	}
+	env["WXAUTH_CLIENTS"] = clientsFile
 	cfg, err := config.Load(func(k string) string { return env[k] }, "")
 	if err != nil {
 		return fmt.Errorf("dev configuration:\n%w", err)
@@ -164,6 +180,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	fmt.Fprintf(stdout, "\nOpen %s/ in a browser to log in as an emulated WeChat user.\n", h5URL)
 	fmt.Fprintf(stdout, "Desktop login (QR code): %s/qr/login?redirect=%s (scan it on the emulator's QR page: \"scan as ...\")\n",
 		svcURL, url.QueryEscape(h5URL+"/"))
+	fmt.Fprintf(stdout, "\nOpenID Provider: issuer %s (discovery: %s/.well-known/openid-configuration); clients in %s:\n", svcURL, svcURL, clientsFile)
+	fmt.Fprintf(stdout, "  h5-demo       public (PKCE S256), redirect_uris %s/ and %s/index.html\n", h5URL, h5URL)
+	fmt.Fprintf(stdout, "  demo-backend  confidential, client_secret %s, redirect_uri %s\n", secrets.DemoBackendSecret, devBackendRedirect)
 	fmt.Fprintf(stdout, "Data and generated secrets: %s (admin token for /internal/*: see secrets.json)\n", *dir)
 	fmt.Fprintf(stdout, "Other commands against this setup (while it runs): authsvc keys list --config %s (also check, qrcode, menu)\n", cliConfig)
 
@@ -190,6 +209,35 @@ func writeDevConfig(path string, env map[string]string) error {
 	header := "# Written by `authsvc dev` at every start: the configuration of this development setup.\n" +
 		"# Use it with any command: authsvc keys list --config " + path + "\n"
 	return os.WriteFile(path, append([]byte(header), b...), 0o600)
+}
+
+// devBackendRedirect is demo-backend's redirect_uri: oauth2-proxy's default
+// callback on its default port.
+const devBackendRedirect = "http://127.0.0.1:4180/oauth2/callback"
+
+// devClients is the clients file `authsvc dev` writes (WXAUTH_CLIENTS):
+// the example H5 page as a public client and a confidential back end.
+func devClients(h5URL, backendSecret string) []byte {
+	return []byte(`# Written by authsvc dev at every start: the format of WXAUTH_CLIENTS.
+- client_id: h5-demo
+  client_name: wxauth example H5 page
+  public: true                      # a page: PKCE S256, no secret
+  redirect_uris:
+    - ` + h5URL + `/
+    - ` + h5URL + `/index.html
+  post_logout_redirect_uris:
+    - ` + h5URL + `/
+  grant_types: [authorization_code, refresh_token]
+  scopes: [openid, profile, offline_access, snsapi_base, snsapi_userinfo]
+- client_id: demo-backend
+  client_name: example back end (oauth2-proxy)
+  client_secret: ` + backendSecret + `   # or client_secret_hash: sha256:<hex> / a bcrypt hash
+  redirect_uris:
+    - ` + devBackendRedirect + `
+  post_logout_redirect_uris:
+    - http://127.0.0.1:4180/
+  grant_types: [authorization_code, refresh_token, client_credentials]
+`)
 }
 
 func portOf(ln net.Listener) string {

@@ -55,7 +55,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, _ i
 		return err
 	}
 	m, err := session.NewManager(ctx, session.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg, AccessTTL: cfg.AccessTokenTTL,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg, ExtraAlgs: idTokenAlgs(cfg), AccessTTL: cfg.AccessTokenTTL,
 		RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation, Box: box, Logger: logger,
 	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
 	if err != nil {

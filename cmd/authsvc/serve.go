@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxauth/wxauth/internal/callback"
-	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/config"
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/logx"
@@ -110,6 +110,10 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			opened.close()
 		}
 	}()
+	// zitadel/oidc's op package logs through slog's default logger (its
+	// routes at start, every OAuth error answered): route it to ours, in
+	// our format, warnings and above only.
+	slog.SetDefault(slog.New(warnFloor{logger.With("component", "oidc").Handler()}))
 	stores, err := openStores(ctx, cfg, logger, now)
 	if err != nil {
 		return nil, err
@@ -154,7 +158,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	go tokens.Run(ctx)
 
 	sessions, err := session.NewManager(ctx, session.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg, ExtraAlgs: idTokenAlgs(cfg),
 		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation,
 		RefreshGrace: cfg.RefreshGrace, VerifyCacheSize: cfg.VerifyCacheSize, Box: box, Now: now, Logger: logger,
 	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
@@ -164,7 +168,8 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	go sessions.Run(ctx)
 	cookieKeys := [][]byte{cfg.SecretKey}
 	cookieKeys = append(cookieKeys, previous...)
-	cookies, err := session.NewCookies(session.CookieConfig{Keys: cookieKeys, Secure: strings.HasPrefix(cfg.PublicURL, "https://")})
+	cookies, err := session.NewCookies(session.CookieConfig{Keys: cookieKeys, Secure: strings.HasPrefix(cfg.PublicURL, "https://"),
+		Domain: cfg.CookieDomain})
 	if err != nil {
 		return nil, err
 	}
@@ -189,13 +194,9 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	// The WeChat API proxy (/cgi-bin/): registered clients (WXAUTH_CLIENTS)
 	// call WeChat through wxauth and never hold the access_token.
 	var wxProxy *proxy.Proxy
-	if cfg.Clients != "" {
-		registry, err := clients.Load(cfg.Clients)
-		if err != nil {
-			return nil, fmt.Errorf("WXAUTH_CLIENTS: %w", err)
-		}
+	if len(cfg.Clients.All()) > 0 {
 		wxProxy, err = proxy.New(proxy.Config{
-			APIBase: cfg.WeChatAPIBase, Tokens: tokens, Clients: registry, Records: stores.Records,
+			APIBase: cfg.WeChatAPIBase, Tokens: tokens, Clients: cfg.Clients, Records: stores.Records,
 			Verifier: proxy.SessionVerifier(sessions), Timeout: cfg.WeChatTimeout,
 			Observer: metrics.NewProxyCalls(reg), Logger: logger,
 		})
@@ -205,9 +206,9 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	}
 
 	h, err := httpapi.NewServer(httpapi.Options{
-		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, JWTAlg: cfg.JWTAlg,
+		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, Audience: cfg.Audience, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
-		Stores: stores, Callback: cb, QR: qr, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
+		Stores: stores, Callback: cb, QR: qr, Clients: cfg.Clients, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
 		Proxy: wxProxy,
 	})
@@ -216,6 +217,33 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	}
 	svc.handler = h
 	return svc, nil
+}
+
+// warnFloor is a slog.Handler that passes warnings and errors only.
+type warnFloor struct{ slog.Handler }
+
+// Enabled reports whether lv is at least warn and the handler takes it.
+func (w warnFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= slog.LevelWarn && w.Handler.Enabled(ctx, lv)
+}
+
+// WithAttrs keeps the floor.
+func (w warnFloor) WithAttrs(as []slog.Attr) slog.Handler { return warnFloor{w.Handler.WithAttrs(as)} }
+
+// WithGroup keeps the floor.
+func (w warnFloor) WithGroup(name string) slog.Handler { return warnFloor{w.Handler.WithGroup(name)} }
+
+// idTokenAlgs are the algorithms the key manager keeps a key of besides
+// WXAUTH_JWT_ALG: RS256, which OpenID Connect requires every provider to
+// offer for ID tokens, and each client's id_token_signed_response_alg.
+func idTokenAlgs(cfg *config.Config) []string {
+	algs := []string{"RS256"}
+	for _, c := range cfg.Clients.All() {
+		if c.IDTokenAlg != "" && !slices.Contains(algs, c.IDTokenAlg) {
+			algs = append(algs, c.IDTokenAlg)
+		}
+	}
+	return algs
 }
 
 // newCallback builds the /wx handler: QR login's scan events (when qr is

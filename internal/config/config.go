@@ -22,6 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/redirect"
 )
 
@@ -42,6 +43,20 @@ type Config struct {
 	SecretKeyPrevious []byte
 
 	AllowedRedirects []string // WXAUTH_ALLOWED_REDIRECTS, comma-separated scheme://host[:port] or https://*.domain
+
+	// ClientsFile is WXAUTH_CLIENTS: the path of the YAML registry of
+	// OAuth/OpenID Connect clients; empty registers none (only the
+	// first-party cookie login works).
+	ClientsFile string
+	// Clients is the registry read from ClientsFile (an empty registry
+	// without one). A bad file is a problem of WXAUTH_CLIENTS naming each
+	// client and field.
+	Clients *clients.Registry
+	// CookieDomain is WXAUTH_COOKIE_DOMAIN: the Domain of the
+	// wxauth_session and refresh cookies (e.g. "example.com" for pages on
+	// its subdomains, behind nginx auth_request); empty keeps them
+	// host-only. It must be the public URL's host or a parent of it.
+	CookieDomain string
 
 	DatabaseURL string // WXAUTH_DATABASE_URL: sqlite:PATH (default sqlite:wxauth.db) or postgres://...
 	RedisURL    string // WXAUTH_REDIS_URL: redis://host:port/db, empty for none
@@ -92,10 +107,6 @@ type Config struct {
 	// bare IPs): peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
 
-	// Clients is WXAUTH_CLIENTS: path of the YAML client registry (see
-	// internal/clients), loaded at startup; a bad file stops startup. Empty
-	// registers no client (and disables the WeChat API proxy).
-	Clients string
 	// RateClients is WXAUTH_RATE_CLIENTS: how many client IPs the rate
 	// limits track at once; default 16384. A bucket that has refilled is
 	// dropped (it is what a new one would be); when the table is still full,
@@ -221,11 +232,12 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 		PprofListen:            l.str("WXAUTH_PPROF_LISTEN", ""),
 	}
 	c.Issuer = l.str("WXAUTH_ISSUER", c.PublicURL)
+	c.ClientsFile = l.str("WXAUTH_CLIENTS", "")
+	c.CookieDomain = strings.TrimPrefix(strings.ToLower(l.str("WXAUTH_COOKIE_DOMAIN", "")), ".")
 	c.MetricsListen = l.str("WXAUTH_METRICS_LISTEN", "")
 	c.RateLimit = l.float("WXAUTH_RATE_LIMIT", 10)
 	c.RateBurst = l.positiveInt("WXAUTH_RATE_BURST", 40)
 	c.TrustedProxies = l.prefixes("WXAUTH_TRUSTED_PROXIES")
-	c.Clients = l.str("WXAUTH_CLIENTS", "")
 	c.RateClients = l.positiveInt("WXAUTH_RATE_CLIENTS", 16384)
 	c.QRCreatePerMinute = l.positiveInt("WXAUTH_QR_CREATE_PER_MINUTE", 60)
 	c.StreamsPerIP = l.positiveInt("WXAUTH_STREAMS_PER_IP", 4)
@@ -294,10 +306,42 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 	if c.RefreshTokenTTL < c.AccessTokenTTL && p["WXAUTH_REFRESH_TOKEN_TTL"] == "" {
 		p["WXAUTH_REFRESH_TOKEN_TTL"] = "must not be shorter than WXAUTH_ACCESS_TOKEN_TTL"
 	}
+	if c.ClientsFile != "" {
+		reg, err := clients.Load(c.ClientsFile)
+		if err != nil {
+			p["WXAUTH_CLIENTS"] = c.ClientsFile + ":\n  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
+		}
+		c.Clients = reg
+	}
+	if c.Clients == nil {
+		c.Clients, _ = clients.New()
+	}
+	if c.CookieDomain != "" {
+		if msg := checkCookieDomain(c.CookieDomain, c.PublicURL); msg != "" {
+			p["WXAUTH_COOKIE_DOMAIN"] = msg
+		}
+	}
 	if len(p) > 0 {
 		return c, p
 	}
 	return c, nil
+}
+
+// checkCookieDomain returns why d cannot be the cookie domain of a service
+// at publicURL, or "".
+func checkCookieDomain(d, publicURL string) string {
+	if strings.ContainsAny(d, ":/ ") || !strings.Contains(d, ".") && d != "localhost" {
+		return "must be a domain name such as example.com (no scheme, port or path)"
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(u.Hostname())
+	if host != d && !strings.HasSuffix(host, "."+d) {
+		return "must be the host of WXAUTH_PUBLIC_URL (" + host + ") or a parent domain of it, or browsers drop the cookie"
+	}
+	return ""
 }
 
 type loader struct {

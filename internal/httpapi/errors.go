@@ -48,8 +48,6 @@ var (
 	errLoginExpired = apiError{Status: http.StatusBadRequest, Code: "invalid_grant",
 		Title: "This login link has expired", TitleZh: "登录链接已失效",
 		Message: "The login link was already used or has expired. Please start the login again.", MessageZh: "该登录链接已使用或已过期，请重新登录。"}
-	errUnauthorized = apiError{Status: http.StatusUnauthorized, Code: "invalid_token",
-		Title: "Not signed in", TitleZh: "未登录", Message: "A valid access token is required.", MessageZh: "需要有效的登录凭证。"}
 	errNotFound = apiError{Status: http.StatusNotFound, Code: "not_found",
 		Title: "Not found", TitleZh: "页面不存在", Message: "There is nothing at this address.", MessageZh: "该地址不存在。"}
 	errMethod = apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
@@ -94,7 +92,7 @@ func (p *pages) fromError(ctx context.Context, step string, err error) apiError 
 // pages) rather than an API client.
 func wantsPage(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/login", "/oauth/callback", "/qr/login", "/":
+	case "/login", "/login/qr", "/oauth/callback", "/logout", "/qr/login", "/":
 		return true
 	}
 	accept := r.Header.Get("Accept")

@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -29,6 +31,10 @@ const (
 	testAppID     = "wx0123456789abcdef"
 	testAppSecret = "test-appsecret-0123456789abcdef"
 	testPage      = "https://h5.example.com/app/"
+	// testClientRedirect is the redirect_uri of the registered clients
+	// "page" (public) and "rsa" (confidential, RS256 ID tokens).
+	testClientRedirect = "https://h5.example.com/app/cb"
+	testClientSecret   = "rsa-client-secret-0123456789"
 )
 
 // harness is the service (httptest) wired to the emulator (httptest) with
@@ -80,7 +86,8 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now},
+	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now,
+		ExtraAlgs: []string{"RS256"}},
 		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
 	if err != nil {
 		t.Fatal(err)
@@ -90,9 +97,17 @@ func newHarness(t testing.TB, denyRedirect bool) *harness {
 		t.Fatal(err)
 	}
 	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
+	reg, err := clients.New(
+		&clients.Client{ID: "page", Public: true, RedirectURIs: []string{testClientRedirect}, PostLogoutRedirectURIs: []string{testPage}},
+		&clients.Client{ID: "rsa", Secret: testClientSecret, RedirectURIs: []string{testClientRedirect}, IDTokenAlg: "RS256",
+			GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
 	handler, err := httpapi.NewServer(httpapi.Options{
 		PublicURL: h.svc.URL, AppID: testAppID, Issuer: h.svc.URL, JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
-		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
+		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, Clients: reg, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
 		Limits: httpapi.Limits{Rate: -1}, // the corpus tests send hundreds of requests from one IP
 	})
 	if err != nil {
@@ -151,11 +166,45 @@ func (h *harness) login(c *client, scope, user, consent string) (*http.Response,
 	return c.do("GET", resp.Header.Get("Location"), "")
 }
 
+// fragment returns what a cookie login delivered: the page's URL must be
+// exactly testPage (no token in it, no fragment), and the access JWT is
+// read from the HttpOnly wxauth_session cookie (opened with the test
+// keys), with token_type and expires_in (the cookie's Max-Age, to 10 s)
+// beside it.
 func fragment(t testing.TB, resp *http.Response) url.Values {
+	t.Helper()
+	if loc := resp.Header.Get("Location"); loc != testPage {
+		t.Fatalf("redirected to %q, want %s", loc, testPage)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name != session.SessionCookie || ck.Value == "" {
+			continue
+		}
+		if !ck.HttpOnly || ck.Path != "/" {
+			t.Errorf("session cookie attributes: %+v", ck)
+		}
+		for _, k := range []byte{1, 7} {
+			key := make([]byte, 32)
+			key[0] = k
+			c, _ := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
+			r := &http.Request{Header: http.Header{"Cookie": {ck.Name + "=" + ck.Value}}}
+			if jwt, ok := c.Session(r); ok {
+				// Max-Age counts whole seconds left: 899 or 900 for a 15-minute JWT.
+				return url.Values{"access_token": {jwt}, "token_type": {"Bearer"}, "expires_in": {strconv.Itoa((ck.MaxAge + 5) / 10 * 10)}}
+			}
+		}
+	}
+	t.Fatalf("no wxauth_session cookie in %v", resp.Header)
+	return nil
+}
+
+// fragmentError returns the error a cookie login put in the page's
+// fragment (#error=access_denied, #error=snapshot_user).
+func fragmentError(t testing.TB, resp *http.Response) url.Values {
 	t.Helper()
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || !strings.HasPrefix(loc.String(), testPage+"#") {
-		t.Fatalf("redirected to %q, want %s#...", resp.Header.Get("Location"), testPage)
+		t.Fatalf("redirected to %q, want %s#error=...", resp.Header.Get("Location"), testPage)
 	}
 	v, _ := url.ParseQuery(loc.Fragment)
 	return v
@@ -281,7 +330,7 @@ func TestLogin_RefreshBodyAndReuse(t *testing.T) {
 func TestLogin_Deny(t *testing.T) {
 	h := newHarness(t, true)
 	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_alice", "deny")
-	if got := fragment(t, resp); got.Get("error") != "access_denied" {
+	if got := fragmentError(t, resp); got.Get("error") != "access_denied" {
 		t.Errorf("deny: %v", got)
 	}
 }
@@ -289,7 +338,7 @@ func TestLogin_Deny(t *testing.T) {
 func TestLogin_Snapshot(t *testing.T) {
 	h := newHarness(t, false)
 	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_snap", "allow")
-	if got := fragment(t, resp); got.Get("error") != "snapshot_user" || got.Get("access_token") != "" {
+	if got := fragmentError(t, resp); got.Get("error") != "snapshot_user" || got.Get("access_token") != "" {
 		t.Errorf("snapshot: %v", got)
 	}
 }
@@ -307,14 +356,14 @@ func TestLogin_StateErrors(t *testing.T) {
 		"BadScope":      {"/login?redirect=" + url.QueryEscape(testPage) + "&scope=snsapi_login", http.StatusBadRequest},
 		"NoRedirect":    {"/login", http.StatusBadRequest},
 		"NotFound":      {"/nothing-here", http.StatusNotFound},
-		"LoginByPOST":   {"/login", http.StatusMethodNotAllowed},
+		"LoginByPUT":    {"/login", http.StatusMethodNotAllowed},
 		"MeNoToken":     {"/me", http.StatusUnauthorized},
 		"VerifyNoToken": {"/verify", http.StatusUnauthorized},
 	} {
 		t.Run(name, func(t *testing.T) {
 			method := "GET"
-			if name == "LoginByPOST" {
-				method = "POST"
+			if name == "LoginByPUT" {
+				method = "PUT"
 			}
 			resp, body := c.do(method, h.svc.URL+tc.path, "")
 			if resp.StatusCode != tc.status {
@@ -325,7 +374,9 @@ func TestLogin_StateErrors(t *testing.T) {
 }
 
 // TestLogin_CookieBinding: a callback whose state cookie names another
-// login is refused (login CSRF).
+// login (login CSRF) never logs the browser in as the attacker: it is sent
+// through a fresh authorization bound to it, which brings back its own
+// identity; a second unbound callback of that chain gets the page.
 func TestLogin_CookieBinding(t *testing.T) {
 	h := newHarness(t, false)
 	victim, attacker := newClient(t), newClient(t)
@@ -333,8 +384,21 @@ func TestLogin_CookieBinding(t *testing.T) {
 	resp, _ := attacker.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
 	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
 	resp, body := victim.do("GET", resp.Header.Get("Location"), "")
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "登录状态不匹配") {
-		t.Fatalf("foreign state: %d %s", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), h.emu.URL) {
+		t.Fatalf("foreign state: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == session.SessionCookie || ck.Name == session.RefreshCookie {
+			t.Fatalf("foreign state set %s", ck.Name)
+		}
+	}
+	// The restart logs the victim in as herself.
+	resp, _ = victim.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
+	resp, _ = victim.do("GET", resp.Header.Get("Location"), "")
+	jwt := fragment(t, resp).Get("access_token")
+	c, err := h.sessions.Verify(context.Background(), jwt)
+	if err != nil || c.OpenID != "oWXEMU_alice" {
+		t.Fatalf("after the restart: %v %+v", err, c)
 	}
 }
 

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wxauth/wxauth/internal/metrics"
-	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 // routeInfo is filled while a request is served: the gorilla/mux route
@@ -106,20 +104,3 @@ func method(m string) string {
 }
 
 // countLogin counts one login outcome (metrics.LoginSuccess, ...) for the
-// requested scope.
-func countLogin(o Options, rec stateRecord, outcome string) {
-	o.Metrics.Login(rec.Scope, outcome)
-}
-
-// countLoginErr counts a failed login by the kind of err: an expired or
-// used code, WeChat busy (after retries), or any other error.
-func countLoginErr(o Options, rec stateRecord, err error) {
-	outcome := metrics.LoginError
-	switch {
-	case wechat.IsCode(err, wechat.CodeInvalidCode, wechat.CodeCodeUsed, wechat.CodeCodeExpired):
-		outcome = metrics.LoginExpiredCode
-	case wechat.Temporary(err), errors.Is(err, context.DeadlineExceeded):
-		outcome = metrics.LoginWeChatBusy
-	}
-	o.Metrics.Login(rec.Scope, outcome)
-}

@@ -27,7 +27,7 @@ func TestPages_ErrorPage(t *testing.T) {
 		{"BusyRetriesTheGET", "GET", "/qr/login?redirect=x", errUnavailable, "/qr/login?redirect=x", "/"},
 		{"BusyPOSTNoRetry", "POST", "/session/refresh", errUnavailable, "", "/"},
 		{"RateLimited", "GET", "/login?redirect=x", errTooManyRequests, "/login?redirect=x", "/"},
-		{"QRMismatchBackToQR", "GET", "/qr/sessions/a/complete", errLoginMismatch.withRetry("/qr/login?redirect=" + "https%3A%2F%2Fh5.example.com%2Fapp%2F"), "", "/qr/login?redirect=https%3A%2F%2Fh5.example.com%2Fapp%2F"},
+		{"QRMismatchBackToQR", "GET", "/qr/sessions/a/complete", errQRMismatch.withRetry("/qr/login?redirect=" + "https%3A%2F%2Fh5.example.com%2Fapp%2F"), "", "/qr/login?redirect=https%3A%2F%2Fh5.example.com%2Fapp%2F"},
 		{"UnlistedRedirectHome", "GET", "/login?redirect=https://evil.example", errBadRequest, "", "/"},
 		{"RetryURLElsewhereIgnoredAsOrigin", "GET", "/x", errWeChatBusy.withRetry("https://evil.example/"), "https://evil.example/", "/"},
 	}

@@ -14,8 +14,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/wxauth/wxauth/internal/qrlogin"
-	"github.com/wxauth/wxauth/internal/session"
-	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 // Desktop login by scanning the Official Account's QR code (扫码登录): the
@@ -41,9 +39,6 @@ const (
 	qrReuseMin = time.Minute
 	// qrImageSize is the side of the rendered QR code, in pixels.
 	qrImageSize = 320
-	// qrScope is the JWT scope of a QR login: WeChat tells us the openid
-	// and unionid, as with snsapi_base, and no profile.
-	qrScope = wechat.ScopeBase
 )
 
 var (
@@ -67,7 +62,7 @@ func qrError(ctx context.Context, p *pages, step string, a qrlogin.Attempt, err 
 	case errors.Is(err, qrlogin.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, qrlogin.ErrBinding):
-		return errLoginMismatch.withRetry(retry)
+		return errQRMismatch.withRetry(retry)
 	case errors.Is(err, qrlogin.ErrPending):
 		return errQRPending
 	case errors.Is(err, qrlogin.ErrExpired), errors.Is(err, qrlogin.ErrUsed):
@@ -88,17 +83,20 @@ type qrAttempt struct {
 // createQRAttempt checks redirect, creates the attempt and sets its
 // browser-binding cookie.
 func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options, redirect string) (qrlogin.Attempt, *apiError) {
-	target, err := o.Allow.Check(redirect, true)
-	if err != nil {
-		e := errBadRequest.withMessage("The redirect address is not allowed ("+err.Error()+").", "跳转地址不在允许列表中，无法登录。")
-		return qrlogin.Attempt{}, &e
+	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); !ok || !o.login.QRFlow(r.Context(), h) {
+		target, err := o.Allow.Check(redirect, true)
+		if err != nil {
+			e := errBadRequest.withMessage("The redirect address is not allowed ("+err.Error()+").", "跳转地址不在允许列表中，无法登录。")
+			return qrlogin.Attempt{}, &e
+		}
+		redirect = target.String()
 	}
 	if wait := o.qrBudget.take(o.Now()); wait > 0 {
 		retryAfter(w, wait)
 		e := errQRBudget
 		return qrlogin.Attempt{}, &e
 	}
-	a, err := o.QR.Create(r.Context(), target.String())
+	a, err := o.QR.Create(r.Context(), redirect)
 	if err != nil {
 		e := p.fromError(r.Context(), "create qr attempt", err)
 		return qrlogin.Attempt{}, &e
@@ -111,6 +109,11 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options
 	o.qrAttempts.start(a.ID)
 	return a, nil
 }
+
+var errQRMismatch = apiError{Status: http.StatusBadRequest, Code: "invalid_request",
+	Title: "Login started elsewhere", TitleZh: "登录状态不匹配",
+	Message:   "This login was started in another browser or tab. Please start again here.",
+	MessageZh: "该登录请求来自其他浏览器或页面，请在此处重新登录。"}
 
 // handleQRLogin serves GET /qr/login?redirect=R: the desktop login page
 // (zh/en) with a new attempt's QR code, a countdown and the instructions;
@@ -354,9 +357,9 @@ func handleQREvents(p *pages, o Options) http.Handler {
 
 // handleQRComplete serves GET /qr/sessions/{id}/complete: once the attempt
 // is confirmed, and from the browser that created it (the wxauth_qr
-// cookie), it issues the session exactly as /oauth/callback does (refresh
-// and session cookies, 302 to the redirect with
-// #access_token=...&token_type=Bearer&expires_in=N). A second call, an
+// cookie), it ends the login: for a client's authorization request a code
+// on its redirect_uri, for a cookie login the session and refresh cookies
+// and a 302 to the page (no token in the URL). A second call, an
 // expired or pending attempt, or another browser get an error page.
 func handleQRComplete(p *pages, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -371,20 +374,13 @@ func handleQRComplete(p *pages, o Options) http.Handler {
 			p.error(w, r, qrError(ctx, p, "complete qr login", a, err))
 			return
 		}
-		tokens, err := o.Sessions.Issue(ctx, session.Subject{UserID: a.UserID, OpenID: a.OpenID, UnionID: a.UnionID, AppID: o.AppID, Scope: qrScope})
-		if err != nil {
-			p.error(w, r, p.fromError(ctx, "issue session", err))
-			return
-		}
 		o.qrAttempts.end(id)
 		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
 			Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
-		writeResult(w, r, p, o.Cookies, callbackResult{
-			Location:   withFragment(a.Redirect, tokenFragment(tokens)),
-			Refresh:    tokens.RefreshToken,
-			RefreshExp: tokens.RefreshExpires,
-			Session:    tokens.AccessToken,
-			SessionExp: o.Now().Add(time.Duration(tokens.ExpiresIn) * time.Second),
-		})
+		if h, ok := strings.CutPrefix(a.Redirect, qrFlowPrefix); ok {
+			o.login.CompleteQR(w, r, h, a.UserID, a.OpenID, a.UnionID)
+			return
+		}
+		o.login.IssueCookieSession(w, r, a.Redirect, a.UserID, a.OpenID, a.UnionID)
 	})
 }

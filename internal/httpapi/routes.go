@@ -11,17 +11,26 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	cors := corsFor(o.Allow)
 	sameOrigin := sameOriginOnly(p, o.Allow, o.PublicURL)
 
-	// Web authorization (网页授权) login flow.
-	r.Handle("/login", handleLogin(p, o)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/oauth/callback", handleOAuthCallback(p, o)).Methods(http.MethodGet)
+	// The OpenID Provider (package login) and its WeChat ways in.
+	lg := o.login
+	op := lg.Handler() // routed by zitadel/oidc's op, with CORS for the registered clients' origins
+	r.Handle("/login", lg.Login()).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
+	r.Handle("/login/qr", handleLoginQR(p, lg)).Methods(http.MethodGet)
+	r.Handle("/oauth/callback", lg.Callback()).Methods(http.MethodGet)
+	r.Handle("/oauth/token", limitBody(64<<10, op)).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/oauth/revoke", limitBody(64<<10, op)).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/oauth/introspect", limitBody(64<<10, op)).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/userinfo", limitBody(64<<10, op)).Methods(http.MethodGet, http.MethodPost, http.MethodOptions)
+	r.Handle("/me", cors(lg.Me())).Methods(http.MethodGet, http.MethodOptions)
+	r.Handle("/logout", limitBody(64<<10, lg.Logout())).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/.well-known/openid-configuration", lg.Metadata()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", lg.Metadata()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)
 
-	// Sessions.
+	// First-party cookie sessions (/login?redirect=R) and nginx auth_request.
 	r.Handle("/session/refresh", cors(sameOrigin(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/session/logout", cors(sameOrigin(handleSessionLogout(p, o.Sessions, o.Cookies)))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle("/me", cors(requireBearer(p, o.Sessions)(handleMe(p, o.Stores.Users)))).Methods(http.MethodGet, http.MethodOptions)
 	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/openid-configuration", handleDiscovery(o)).Methods(http.MethodGet, http.MethodHead)
 
 	// The Official Account's message callback (服务器配置 URL).
 	if o.Callback != nil {
@@ -53,6 +62,8 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	if o.Proxy != nil {
 		r.PathPrefix("/cgi-bin/").Handler(o.Proxy)
 	}
+
+	r.Handle("/wxauth.js", handleScript()).Methods(http.MethodGet, http.MethodHead) // the script H5 pages include (code + PKCE)
 
 	// Health.
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)

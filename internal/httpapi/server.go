@@ -1,12 +1,15 @@
-// Package httpapi is wxauth's HTTP surface: the login flow (/login,
-// /oauth/callback), sessions (/session/*, /me, /verify, JWKS and discovery),
-// the message callback mount (/wx), the JS-SDK signature (/jssdk/config),
-// the internal access_token API and health endpoints. routes.go lists every
-// endpoint; one file per area holds its handler makers.
+// Package httpapi is wxauth's HTTP surface: it mounts the OpenID Provider
+// of package login (/login, /oauth/callback, /oauth/token, /userinfo and
+// /me, /oauth/revoke, /oauth/introspect, /logout, discovery and RFC 8414
+// metadata), cookie sessions (/session/*, /verify, JWKS), desktop QR login
+// (/qr/*), the message callback mount (/wx), the JS-SDK signature
+// (/jssdk/config), the internal access_token API and health endpoints.
+// routes.go lists every endpoint; one file per area holds its handler
+// makers.
 //
-// It imports session, callback, wechat, redirect, secret and store, and is
-// imported only by cmd/authsvc, which builds every dependency and hands it to
-// [NewServer].
+// It imports login, session, callback, wechat, redirect, secret and store,
+// and is imported only by cmd/authsvc, which builds every dependency and
+// hands it to [NewServer].
 package httpapi
 
 import (
@@ -21,6 +24,8 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wxauth/wxauth/internal/clients"
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/qrlogin"
@@ -39,6 +44,7 @@ type Options struct {
 	PublicURL string // this service's base URL, no trailing slash; /oauth/callback hangs below it
 	AppID     string
 	Issuer    string // JWT iss, published in the discovery document
+	Audience  string // JWT aud of access tokens (WXAUTH_AUDIENCE); no client_id may equal it
 	JWTAlg    string // published in the discovery document
 
 	Allow    *redirect.Allowlist
@@ -52,6 +58,9 @@ type Options struct {
 	// QR logs desktop browsers in by scanning the Official Account's QR
 	// code (/qr/*; /login sends non-WeChat browsers there); nil disables it.
 	QR *qrlogin.Service
+	// Clients are the registered OAuth/OIDC clients (WXAUTH_CLIENTS); nil
+	// or empty leaves only the first-party cookie login.
+	Clients *clients.Registry
 
 	// Proxy serves the WeChat API proxy at /cgi-bin/ and authenticates the
 	// clients allowed GET /internal/access-token (raw_access_token); nil
@@ -75,6 +84,7 @@ type Options struct {
 	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
 	qrBudget   *qrBudget      // set by NewServer: WeChat QR codes per minute
 	streams    *streamLimiter // set by NewServer: open QR event streams
+	login      *login.Service // set by NewServer: the OpenID Provider
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -99,6 +109,15 @@ func NewServer(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
+	opts.login, err = login.New(login.Config{
+		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, Audience: opts.Audience, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
+		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
+		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil,
+		Metrics: opts.Metrics, StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if opts.Metrics != nil && opts.QR != nil {
 		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
 	}

@@ -107,6 +107,7 @@ func handleSessionLogout(p *pages, sessions *session.Manager, cookies *session.C
 		}
 		cookies.ClearRefresh(w)
 		cookies.ClearSession(w)
+		cookies.ClearBrowser(w) // no more silent logins to clients from this browser
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -121,73 +122,6 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	t := h[7:]
 	return t, t != ""
-}
-
-type claimsKey struct{}
-
-// requireBearer admits requests with a valid Bearer JWT (401 otherwise) and
-// puts its claims in the context for the next handler.
-func requireBearer(p *pages, sessions *session.Manager) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw, ok := bearer(r)
-			if !ok {
-				p.error(w, r, errUnauthorized)
-				return
-			}
-			c, err := sessions.Verify(r.Context(), raw)
-			if err != nil {
-				if errors.Is(err, store.ErrUnavailable) {
-					p.error(w, r, errUnavailable)
-					return
-				}
-				p.error(w, r, errUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
-		})
-	}
-}
-
-// profile is the JSON of GET /me.
-type profile struct {
-	Sub        string   `json:"sub"`
-	OpenID     string   `json:"openid"`
-	UnionID    string   `json:"unionid,omitempty"`
-	Nickname   string   `json:"nickname"`
-	HeadImgURL string   `json:"headimgurl"`
-	Sex        int      `json:"sex"`
-	Province   string   `json:"province"`
-	City       string   `json:"city"`
-	Country    string   `json:"country"`
-	Privilege  []string `json:"privilege"`
-	Scope      string   `json:"scope"`
-	UpdatedAt  int64    `json:"updated_at"` // unix seconds of the last profile change
-}
-
-// handleMe answers GET /me with the signed-in user's profile.
-func handleMe(p *pages, users store.Users) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := r.Context().Value(claimsKey{}).(*session.Claims)
-		u, err := users.GetUser(r.Context(), c.Subject)
-		if errors.Is(err, store.ErrNotFound) {
-			p.error(w, r, errUnauthorized)
-			return
-		} else if err != nil {
-			p.error(w, r, p.fromError(r.Context(), "load user", err))
-			return
-		}
-		priv := u.Privilege
-		if priv == nil {
-			priv = []string{}
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, profile{
-			Sub: u.ID, OpenID: c.OpenID, UnionID: u.UnionID, Nickname: u.Nickname, HeadImgURL: u.HeadImgURL,
-			Sex: u.Sex, Province: u.Province, City: u.City, Country: u.Country, Privilege: priv,
-			Scope: c.Scope, UpdatedAt: u.UpdatedAt.Unix(),
-		})
-	})
 }
 
 // handleVerify is nginx's auth_request target: GET /verify answers 200 with
@@ -235,29 +169,6 @@ func handleJWKS(sessions *session.Manager) http.Handler {
 		h.Set("Cache-Control", "public, max-age=600")
 		h.Set("Access-Control-Allow-Origin", "*")
 		w.Write(b)
-	})
-}
-
-// handleDiscovery serves /.well-known/openid-configuration: where the JWKS,
-// the login and the session endpoints are, and what the JWTs carry.
-func handleDiscovery(o Options) http.Handler {
-	doc := map[string]any{
-		"issuer":                                o.Issuer,
-		"jwks_uri":                              o.PublicURL + "/.well-known/jwks.json",
-		"authorization_endpoint":                o.PublicURL + "/login",
-		"token_endpoint":                        o.PublicURL + "/session/refresh",
-		"userinfo_endpoint":                     o.PublicURL + "/me",
-		"end_session_endpoint":                  o.PublicURL + "/session/logout",
-		"scopes_supported":                      []string{"snsapi_base", "snsapi_userinfo"},
-		"response_types_supported":              []string{"token"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{o.JWTAlg},
-		"claims_supported":                      []string{"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "openid", "unionid", "appid", "scope"},
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		writeJSON(w, http.StatusOK, doc)
 	})
 }
 

@@ -17,9 +17,14 @@ const (
 	RefreshCookie = "wxauth_refresh" // refresh token, Path /session
 	StateCookie   = "wxauth_state"   // login state binding, Path /oauth/callback
 	SessionCookie = "wxauth_session" // access JWT, Path /
+	// BrowserCookie remembers who logged in through the authorization
+	// endpoint in this browser (Path /login), so that prompt=none and a
+	// second client's login need no WeChat round trip.
+	BrowserCookie = "wxauth_browser"
 
 	refreshPath = "/session"
 	statePath   = "/oauth/callback"
+	browserPath = "/login"
 	sessionPath = "/"
 )
 
@@ -42,6 +47,11 @@ type CookieConfig struct {
 	Keys [][]byte
 	// Secure sets the Secure attribute (true behind HTTPS).
 	Secure bool
+	// Domain is the Domain attribute of the session and refresh cookies
+	// (WXAUTH_COOKIE_DOMAIN, e.g. "example.com" for pages on its
+	// subdomains); empty keeps them host-only. The state and browser
+	// cookies are always host-only.
+	Domain string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -56,6 +66,7 @@ type CookieConfig struct {
 type Cookies struct {
 	codecs []securecookie.Codec // [0] writes
 	secure bool
+	domain string
 	now    func() time.Time
 }
 
@@ -67,7 +78,7 @@ func NewCookies(cfg CookieConfig) (*Cookies, error) {
 	if len(cfg.Keys) == 0 {
 		return nil, errors.New("session: cookies: no key")
 	}
-	c := &Cookies{secure: cfg.Secure, now: cfg.Now}
+	c := &Cookies{secure: cfg.Secure, domain: cfg.Domain, now: cfg.Now}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -94,6 +105,11 @@ func NewCookies(cfg CookieConfig) (*Cookies, error) {
 // set writes cookie name carrying value until expires (at least 1 s from
 // now). An unencodable (too long) value writes nothing.
 func (c *Cookies) set(w http.ResponseWriter, name, path, value string, expires time.Time) {
+	c.setDomain(w, name, path, "", value, expires)
+}
+
+// setDomain is set with a Domain attribute (empty: host-only).
+func (c *Cookies) setDomain(w http.ResponseWriter, name, path, domain, value string, expires time.Time) {
 	now := c.now()
 	if !expires.After(now) {
 		expires = now.Add(time.Second)
@@ -113,6 +129,7 @@ func (c *Cookies) set(w http.ResponseWriter, name, path, value string, expires t
 		Name:     name,
 		Value:    enc,
 		Path:     path,
+		Domain:   domain,
 		Expires:  expires,
 		MaxAge:   maxAge,
 		HttpOnly: true,
@@ -141,10 +158,16 @@ func (c *Cookies) get(r *http.Request, name string) (string, bool) {
 
 // clear deletes cookie name at path.
 func (c *Cookies) clear(w http.ResponseWriter, name, path string) {
+	c.clearDomain(w, name, path, "")
+}
+
+// clearDomain is clear for a cookie written with a Domain attribute.
+func (c *Cookies) clearDomain(w http.ResponseWriter, name, path, domain string) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
 		Value:    "",
 		Path:     path,
+		Domain:   domain,
 		Expires:  time.Unix(1, 0),
 		MaxAge:   -1,
 		HttpOnly: true,
@@ -157,7 +180,7 @@ func (c *Cookies) clear(w http.ResponseWriter, name, path string) {
 // /session, HttpOnly, SameSite=Lax, Secure per config) until expires
 // (Tokens.RefreshExpires), with matching Expires and Max-Age (seconds).
 func (c *Cookies) SetRefresh(w http.ResponseWriter, token string, expires time.Time) {
-	c.set(w, RefreshCookie, refreshPath, token, expires)
+	c.setDomain(w, RefreshCookie, refreshPath, c.domain, token, expires)
 }
 
 // Refresh returns the refresh token of cookie "wxauth_refresh"; false when
@@ -168,7 +191,7 @@ func (c *Cookies) Refresh(r *http.Request) (string, bool) {
 
 // ClearRefresh deletes cookie "wxauth_refresh" (Max-Age -1).
 func (c *Cookies) ClearRefresh(w http.ResponseWriter) {
-	c.clear(w, RefreshCookie, refreshPath)
+	c.clearDomain(w, RefreshCookie, refreshPath, c.domain)
 }
 
 // SetState binds a login state to the browser: cookie "wxauth_state" (Path
@@ -193,7 +216,7 @@ func (c *Cookies) ClearState(w http.ResponseWriter) {
 // HttpOnly, SameSite=Lax) until expires (the JWT's exp), so that /verify
 // (nginx auth_request) accepts browsers that send no Authorization header.
 func (c *Cookies) SetSession(w http.ResponseWriter, jwt string, expires time.Time) {
-	c.set(w, SessionCookie, sessionPath, jwt, expires)
+	c.setDomain(w, SessionCookie, sessionPath, c.domain, jwt, expires)
 }
 
 // Session returns the access JWT of cookie "wxauth_session"; false when
@@ -205,5 +228,23 @@ func (c *Cookies) Session(r *http.Request) (string, bool) {
 
 // ClearSession deletes cookie "wxauth_session".
 func (c *Cookies) ClearSession(w http.ResponseWriter) {
-	c.clear(w, SessionCookie, sessionPath)
+	c.clearDomain(w, SessionCookie, sessionPath, c.domain)
+}
+
+// SetBrowser writes cookie "wxauth_browser" (Path /login, host-only,
+// HttpOnly, SameSite=Lax) carrying value (the login package's encoding of
+// who logged in) until expires.
+func (c *Cookies) SetBrowser(w http.ResponseWriter, value string, expires time.Time) {
+	c.set(w, BrowserCookie, browserPath, value, expires)
+}
+
+// Browser returns the value of cookie "wxauth_browser"; false when absent,
+// expired or not authentic.
+func (c *Cookies) Browser(r *http.Request) (string, bool) {
+	return c.get(r, BrowserCookie)
+}
+
+// ClearBrowser deletes cookie "wxauth_browser".
+func (c *Cookies) ClearBrowser(w http.ResponseWriter) {
+	c.clear(w, BrowserCookie, browserPath)
 }

@@ -192,3 +192,31 @@ func TestCookies_TooLong(t *testing.T) {
 		t.Fatal("oversized cookie written")
 	}
 }
+
+// TestCookies_Domain: the session and refresh cookies carry
+// CookieConfig.Domain (WXAUTH_COOKIE_DOMAIN); the state and browser
+// cookies stay host-only.
+func TestCookies_Domain(t *testing.T) {
+	c := newClock()
+	ck, err := NewCookies(CookieConfig{Keys: [][]byte{make([]byte, 32)}, Domain: "example.com", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	exp := c.Now().Add(time.Hour)
+	ck.SetSession(w, "jwt", exp)
+	ck.SetRefresh(w, "refresh", exp)
+	ck.SetState(w, "state", time.Minute)
+	ck.SetBrowser(w, "{}", exp)
+	ck.ClearSession(w)
+	want := map[string]string{SessionCookie: "example.com", RefreshCookie: "example.com", StateCookie: "", BrowserCookie: ""}
+	for _, got := range w.Result().Cookies() {
+		if d, ok := want[got.Name]; !ok || got.Domain != d {
+			t.Errorf("%s: domain %q, want %q", got.Name, got.Domain, d)
+		}
+	}
+	r := &http.Request{Header: http.Header{"Cookie": {w.Result().Cookies()[3].Name + "=" + w.Result().Cookies()[3].Value}}}
+	if v, ok := ck.Browser(r); !ok || v != "{}" {
+		t.Errorf("browser cookie: %q %v", v, ok)
+	}
+}

@@ -80,15 +80,18 @@ func (a keyTimes) equal(b keyTimes) bool {
 type keySet struct {
 	all    []*key          // every stored key, oldest first
 	byID   map[string]*key // keys in the JWKS: verify tokens
-	signer *key            // signs now; nil when none can
-	jwks   []byte          // {"keys":[...]}
-	parser *jwt.Parser     // pinned to the algs of byID
-	until  time.Time       // rebuild at or after this time; zero = never
+	signer *key            // signs access tokens now (Config.Alg); nil when none can
+	// signers holds the newest key of each algorithm that signs now: the
+	// ID-token algorithms of Config.ExtraAlgs besides Config.Alg.
+	signers map[string]*key
+	jwks    []byte      // {"keys":[...]}
+	parser  *jwt.Parser // pinned to the algs of byID
+	until   time.Time   // rebuild at or after this time; zero = never
 }
 
 // build computes the view of keys at now.
 func (m *Manager) build(keys []*key, now time.Time) *keySet {
-	s := &keySet{all: keys, byID: make(map[string]*key, len(keys))}
+	s := &keySet{all: keys, byID: make(map[string]*key, len(keys)), signers: map[string]*key{}}
 	bound := func(t time.Time) {
 		if t.After(now) && (s.until.IsZero() || t.Before(s.until)) {
 			s.until = t
@@ -112,11 +115,12 @@ func (m *Manager) build(keys []*key, now time.Time) *keySet {
 		if !slices.Contains(methods, k.alg) {
 			methods = append(methods, k.alg)
 		}
-		if k.priv != nil && k.signs(now) && (s.signer == nil || !k.meta.SignFrom.Before(s.signer.meta.SignFrom)) {
-			s.signer = k
+		if cur := s.signers[k.alg]; k.priv != nil && k.signs(now) && (cur == nil || !k.meta.SignFrom.Before(cur.meta.SignFrom)) {
+			s.signers[k.alg] = k
 		}
 	}
 	buf.WriteString("]}")
+	s.signer = s.signers[m.cfg.Alg]
 	s.jwks = buf.Bytes()
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods(methods),
@@ -380,20 +384,31 @@ func usable(keys []store.SigningKey, alg string, now time.Time) bool {
 // pending (first start, or a changed WXAUTH_JWT_ALG); keys of another alg
 // retire at once and stay published for AccessTTL + 60 s.
 func (m *Manager) bootstrap(ctx context.Context) error {
+	for _, alg := range m.algs() {
+		if err := m.bootstrapAlg(ctx, alg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootstrapAlg creates a key of alg signing at once when none is active or
+// pending.
+func (m *Manager) bootstrapAlg(ctx context.Context, alg string) error {
 	stored, err := m.st.Keys.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("session: list keys: %w", err)
 	}
-	if usable(stored, m.cfg.Alg, m.now()) {
+	if usable(stored, alg, m.now()) {
 		return nil
 	}
-	nk, err := m.generate(m.cfg.Alg)
+	nk, err := m.generate(alg)
 	if err != nil {
 		return err
 	}
 	changed, err := m.updateKeys(ctx, func(old []store.SigningKey) ([]store.SigningKey, error) {
 		now := m.now()
-		if usable(old, m.cfg.Alg, now) {
+		if usable(old, alg, now) {
 			return nil, errUnchanged // another instance was first
 		}
 		return m.addKey(old, nk, now, now), nil
@@ -404,13 +419,33 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 	return err
 }
 
+// algs returns Config.Alg followed by the other algorithms of
+// Config.ExtraAlgs, without duplicates: the algorithms this manager keeps
+// a signing key of.
+func (m *Manager) algs() []string {
+	out := []string{m.cfg.Alg}
+	for _, a := range m.cfg.ExtraAlgs {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // addKey returns old plus nk published at now and signing from signFrom;
-// every key still signing at signFrom retires then and leaves the JWKS
-// AccessTTL + 60 s later; keys whose RemoveAt has passed are dropped.
+// every key of nk's algorithm (or of an algorithm this manager no longer
+// keeps) still signing at signFrom retires then and leaves the JWKS
+// AccessTTL + 60 s later; keys whose RemoveAt has passed are dropped. Keys
+// of the other kept algorithms (Config.ExtraAlgs) stay.
 func (m *Manager) addKey(old []store.SigningKey, nk store.SigningKey, now, signFrom time.Time) []store.SigningKey {
+	kept := m.algs()
 	out := make([]store.SigningKey, 0, len(old)+1)
 	for _, k := range old {
 		if !k.RemoveAt.IsZero() && !now.Before(k.RemoveAt) {
+			continue
+		}
+		if k.Alg != nk.Alg && slices.Contains(kept, k.Alg) {
+			out = append(out, k)
 			continue
 		}
 		if k.RetiredAt.IsZero() || signFrom.Before(k.RetiredAt) {
@@ -433,20 +468,28 @@ func (m *Manager) addKey(old []store.SigningKey, nk store.SigningKey, now, signF
 // learn it at their next reload (Config.ReloadInterval).
 //
 // Errors: a store error (wrapped).
+//
+// The keys of Config.ExtraAlgs rotate with it; kid is the new key of
+// Config.Alg.
 func (m *Manager) RotateKeys(ctx context.Context) (kid string, err error) {
-	nk, err := m.generate(m.cfg.Alg)
-	if err != nil {
-		return "", err
+	for i, alg := range m.algs() {
+		nk, err := m.generate(alg)
+		if err != nil {
+			return "", err
+		}
+		_, err = m.updateKeys(ctx, func(old []store.SigningKey) ([]store.SigningKey, error) {
+			now := m.now()
+			return m.addKey(old, nk, now, now.Add(m.delay)), nil
+		})
+		if err != nil {
+			return "", err
+		}
+		m.log.InfoContext(ctx, "signing key rotated", "kid", nk.ID, "alg", nk.Alg, "sign_from", m.now().Add(m.delay))
+		if i == 0 {
+			kid = nk.ID
+		}
 	}
-	_, err = m.updateKeys(ctx, func(old []store.SigningKey) ([]store.SigningKey, error) {
-		now := m.now()
-		return m.addKey(old, nk, now, now.Add(m.delay)), nil
-	})
-	if err != nil {
-		return "", err
-	}
-	m.log.InfoContext(ctx, "signing key rotated", "kid", nk.ID, "alg", nk.Alg, "sign_from", m.now().Add(m.delay))
-	return nk.ID, m.reload(ctx)
+	return kid, m.reload(ctx)
 }
 
 // RemoveKey deletes key kid from the store and the JWKS at once: every
@@ -457,7 +500,15 @@ func (m *Manager) RotateKeys(ctx context.Context) (kid string, err error) {
 // Errors: [store.ErrNotFound] (wrapped) for an unknown kid; a store error
 // (wrapped).
 func (m *Manager) RemoveKey(ctx context.Context, kid string) error {
-	nk, err := m.generate(m.cfg.Alg)
+	stored, err := m.st.Keys.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("session: list keys: %w", err)
+	}
+	alg := m.cfg.Alg
+	if i := slices.IndexFunc(stored, func(k store.SigningKey) bool { return k.ID == kid }); i >= 0 && slices.Contains(m.algs(), stored[i].Alg) {
+		alg = stored[i].Alg
+	}
+	nk, err := m.generate(alg)
 	if err != nil {
 		return err
 	}
@@ -468,7 +519,7 @@ func (m *Manager) RemoveKey(ctx context.Context, kid string) error {
 		}
 		out := slices.Delete(slices.Clone(old), i, i+1)
 		now := m.now()
-		if !usable(out, m.cfg.Alg, now) {
+		if !usable(out, alg, now) {
 			out = m.addKey(out, nk, now, now)
 		}
 		return out, nil
@@ -499,7 +550,7 @@ func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
 			SignFrom:  k.SignFrom,
 			RetiredAt: k.RetiredAt,
 			RemoveAt:  k.RemoveAt,
-			Active:    s.signer != nil && s.signer.id == k.ID,
+			Active:    s.signers[k.Alg] != nil && s.signers[k.Alg].id == k.ID,
 		})
 	}
 	return out, nil
@@ -510,6 +561,12 @@ func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
 // /.well-known/openid-configuration.
 func (m *Manager) Alg() string {
 	return m.cfg.Alg
+}
+
+// Algs returns every algorithm this manager signs with: Config.Alg first,
+// then Config.ExtraAlgs (id_token_signing_alg_values_supported).
+func (m *Manager) Algs() []string {
+	return m.algs()
 }
 
 // JWKS returns the JSON Web Key Set to serve at /.well-known/jwks.json:
@@ -542,21 +599,31 @@ func (m *Manager) Run(ctx context.Context) {
 
 // tick is one round of Run.
 func (m *Manager) tick(ctx context.Context) error {
+	for _, alg := range m.algs()[1:] {
+		if err := m.tickAlg(ctx, alg); err != nil {
+			return err
+		}
+	}
+	return m.tickAlg(ctx, m.cfg.Alg)
+}
+
+// tickAlg rotates the key of alg when due, drops removed keys and reloads.
+func (m *Manager) tickAlg(ctx context.Context, alg string) error {
 	var nk store.SigningKey
 	if m.cfg.KeyRotation > 0 {
 		stored, err := m.st.Keys.ListKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("session: list keys: %w", err)
 		}
-		if m.rotationDue(stored, m.now()) {
-			if nk, err = m.generate(m.cfg.Alg); err != nil {
+		if m.rotationDue(stored, alg, m.now()) {
+			if nk, err = m.generate(alg); err != nil {
 				return err
 			}
 		}
 	}
 	changed, err := m.updateKeys(ctx, func(old []store.SigningKey) ([]store.SigningKey, error) {
 		now := m.now()
-		if nk.ID != "" && m.rotationDue(old, now) {
+		if nk.ID != "" && m.rotationDue(old, alg, now) {
 			return m.addKey(old, nk, now, now.Add(m.delay)), nil
 		}
 		out := slices.DeleteFunc(slices.Clone(old), func(k store.SigningKey) bool {
@@ -576,12 +643,12 @@ func (m *Manager) tick(ctx context.Context) error {
 	return m.reload(ctx)
 }
 
-// rotationDue reports whether the newest key of keys was published
+// rotationDue reports whether the newest key of alg in keys was published
 // KeyRotation ago or more (or there is none).
-func (m *Manager) rotationDue(keys []store.SigningKey, now time.Time) bool {
+func (m *Manager) rotationDue(keys []store.SigningKey, alg string, now time.Time) bool {
 	var newest time.Time
 	for _, k := range keys {
-		if k.CreatedAt.After(newest) {
+		if k.Alg == alg && k.CreatedAt.After(newest) {
 			newest = k.CreatedAt
 		}
 	}

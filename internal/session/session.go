@@ -92,6 +92,12 @@ type Config struct {
 	// Alg is the signing algorithm of new keys (WXAUTH_JWT_ALG): "ES256"
 	// (P-256, default), "RS256" (2048-bit) or "EdDSA" (Ed25519).
 	Alg string
+	// ExtraAlgs are algorithms this manager keeps a signing key of besides
+	// Alg, for [Manager.SignJWT] (ID tokens: RS256 is always offered, and a
+	// client may ask for another; see clients.Client.IDTokenAlg). Each is
+	// "ES256", "RS256" or "EdDSA"; their keys rotate with Alg's. Access
+	// tokens are always signed with Alg.
+	ExtraAlgs []string
 	// AccessTTL is the lifetime of an access JWT; default 15 min.
 	AccessTTL time.Duration
 	// RefreshTTL is the absolute life of a login family, not extended by
@@ -138,7 +144,13 @@ type Subject struct {
 	OpenID  string // openid under AppID; required
 	UnionID string // unionid, empty when unknown
 	AppID   string // Official Account appid; required
-	Scope   string // snsapi_base or snsapi_userinfo
+	// Scope is the granted scope, space-separated: snsapi_base or
+	// snsapi_userinfo for a first-party (cookie) login, the OpenID Connect
+	// scopes ("openid profile offline_access") for a client's login.
+	Scope string
+	// ClientID is the OAuth client the tokens are issued to (JWT
+	// "client_id"); empty for a first-party login.
+	ClientID string
 }
 
 // Tokens is what [Manager.Issue] and [Manager.Refresh] hand out.
@@ -155,14 +167,12 @@ type Tokens struct {
 // nbf, exp, jti, and the WeChat identity.
 type Claims struct {
 	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
-	OpenID               string `json:"openid"`            // openid under AppID
-	UnionID              string `json:"unionid,omitempty"` // unionid, absent when unknown
-	AppID                string `json:"appid"`             // Official Account appid
-	Scope                string `json:"scope"`             // snsapi_base or snsapi_userinfo, granted at login
-	SessionID            string `json:"sid"`               // login family id, the unit of revocation
-	// ClientID is the client_id the token was issued to (RFC 9068); a
-	// client_credentials token has sub == client_id. Absent when empty.
-	ClientID string `json:"client_id,omitempty"`
+	OpenID               string `json:"openid,omitempty"`    // openid under AppID; absent in client_credentials tokens
+	UnionID              string `json:"unionid,omitempty"`   // unionid, absent when unknown
+	AppID                string `json:"appid"`               // Official Account appid
+	Scope                string `json:"scope"`               // snsapi_base or snsapi_userinfo, granted at login
+	SessionID            string `json:"sid"`                 // login family id, the unit of revocation
+	ClientID             string `json:"client_id,omitempty"` // OAuth client the token was issued to; absent for first-party logins
 }
 
 // Manager issues, refreshes, revokes and verifies sessions, and owns the
@@ -204,6 +214,11 @@ func NewManager(ctx context.Context, cfg Config, st Stores) (*Manager, error) {
 	}
 	if _, ok := algs[cfg.Alg]; !ok {
 		return nil, fmt.Errorf("session: Config.Alg %q: want ES256, RS256 or EdDSA", cfg.Alg)
+	}
+	for _, a := range cfg.ExtraAlgs {
+		if _, ok := algs[a]; !ok {
+			return nil, fmt.Errorf("session: Config.ExtraAlgs %q: want ES256, RS256 or EdDSA", a)
+		}
 	}
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = DefaultAccessTTL
@@ -330,6 +345,7 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 		AppID:     s.AppID,
 		Scope:     s.Scope,
 		SessionID: sid,
+		ClientID:  s.ClientID,
 	}
 	tok := jwt.NewWithClaims(k.method, c)
 	tok.Header["kid"] = k.id
@@ -360,6 +376,14 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 // was used before (the family and its JWTs are then revoked); a store error
 // (wrapped).
 func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	return m.RefreshWith(ctx, refreshToken, nil)
+}
+
+// RefreshWith is [Manager.Refresh] for an OAuth client: check, when not
+// nil, sees the stored token before it rotates and returns the client_id
+// of the next access JWT, or an error that stops the refresh (returned as
+// is, nothing rotated: a refresh token presented by the wrong client).
+func (m *Manager) RefreshWith(ctx context.Context, refreshToken string, check func(old store.RefreshToken) (clientID string, err error)) (Tokens, error) {
 	hash, ok := hashRefreshToken(refreshToken)
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
@@ -374,6 +398,12 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	}
 	if !now.Before(old.ExpiresAt) {
 		return Tokens{}, ErrInvalidRefreshToken
+	}
+	var clientID string
+	if check != nil {
+		if clientID, err = check(old); err != nil {
+			return Tokens{}, err
+		}
 	}
 	u, err := m.st.Users.GetUser(ctx, old.UserID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -406,11 +436,12 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		return Tokens{}, fmt.Errorf("session: refresh: rotate: %w", err)
 	}
 	t, err := m.sign(now, old.ExpiresAt, old.FamilyID, Subject{
-		UserID:  u.ID,
-		OpenID:  u.OpenID,
-		UnionID: u.UnionID,
-		AppID:   u.AppID,
-		Scope:   old.Scope,
+		UserID:   u.ID,
+		OpenID:   u.OpenID,
+		UnionID:  u.UnionID,
+		AppID:    u.AppID,
+		Scope:    old.Scope,
+		ClientID: clientID,
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -418,6 +449,105 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	t.RefreshToken = next
 	t.RefreshExpires = old.ExpiresAt
 	return t, nil
+}
+
+// LookupRefresh returns the stored record of refreshToken (used or not) when
+// it is live: not expired and its family not revoked.
+//
+// Errors: [ErrInvalidRefreshToken] for a malformed, unknown, expired or
+// revoked token; a store error (wrapped).
+func (m *Manager) LookupRefresh(ctx context.Context, refreshToken string) (store.RefreshToken, error) {
+	hash, ok := hashRefreshToken(refreshToken)
+	if !ok {
+		return store.RefreshToken{}, ErrInvalidRefreshToken
+	}
+	rt, err := m.st.RefreshTokens.GetRefreshToken(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.RefreshToken{}, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("session: lookup refresh token: %w", err)
+	}
+	if !m.now().Before(rt.ExpiresAt) {
+		return store.RefreshToken{}, ErrInvalidRefreshToken
+	}
+	return rt, nil
+}
+
+// IssueAccess starts a login family for s with an access JWT only: no
+// refresh token is stored (an OAuth client that was not granted
+// offline_access). The family is revocable like any other ([Manager.RevokeSession]
+// with Tokens.SessionID).
+//
+// Errors: [ErrInvalidSubject]; a signing failure.
+func (m *Manager) IssueAccess(ctx context.Context, s Subject) (Tokens, error) {
+	if s.UserID == "" || s.AppID == "" || s.OpenID == "" {
+		return Tokens{}, ErrInvalidSubject
+	}
+	sid, err := randomBase62(22)
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := m.now()
+	return m.sign(now, now.Add(m.cfg.RefreshTTL), sid, s)
+}
+
+// IssueClient issues an access JWT to an OAuth client for itself (the
+// client_credentials grant, RFC 6749 section 4.4): "sub" and "client_id"
+// are clientID, no openid, "scope" is scope, and a fresh "sid" makes it
+// revocable like any session. No refresh token.
+//
+// Errors: an empty clientID; a signing failure.
+func (m *Manager) IssueClient(ctx context.Context, clientID, appID, scope string) (Tokens, error) {
+	if clientID == "" {
+		return Tokens{}, ErrInvalidSubject
+	}
+	sid, err := randomBase62(22)
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := m.now()
+	return m.sign(now, now.Add(m.cfg.AccessTTL), sid, Subject{UserID: clientID, AppID: appID, Scope: scope, ClientID: clientID})
+}
+
+// SignJWT signs claims with the current key of alg (one of [Manager.Algs];
+// empty means Config.Alg), "kid" in the header. It is how ID tokens are
+// signed, per client algorithm.
+//
+// Errors: an algorithm this manager keeps no key of; a signing failure.
+func (m *Manager) SignJWT(alg string, claims jwt.Claims) (string, error) {
+	if alg == "" {
+		alg = m.cfg.Alg
+	}
+	k := m.current().signers[alg]
+	if k == nil {
+		return "", fmt.Errorf("session: no signing key of alg %q", alg)
+	}
+	tok := jwt.NewWithClaims(k.method, claims)
+	tok.Header["kid"] = k.id
+	raw, err := tok.SignedString(k.priv)
+	if err != nil {
+		return "", fmt.Errorf("session: sign with key %s: %w", k.id, err)
+	}
+	return raw, nil
+}
+
+// ParseJWT checks the signature of a JWT signed by one of this manager's
+// published keys (each token pinned to its key's own alg) and decodes its
+// claims into claims; expiry, issuer and audience are the caller's to
+// check. For id_token_hint (RP-Initiated Logout), which may have expired.
+//
+// Errors: [ErrInvalidToken] wrapping the cause.
+func (m *Manager) ParseJWT(raw string, claims jwt.Claims) error {
+	if !wellFormed(raw) {
+		return fmt.Errorf("%w: malformed", ErrInvalidToken)
+	}
+	set := m.current()
+	p := jwt.NewParser(jwt.WithValidMethods(m.algs()), jwt.WithoutClaimsValidation())
+	if _, err := p.ParseWithClaims(raw, claims, set.keyfunc); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return nil
 }
 
 // Logout ends the login family of refreshToken (used or not): its refresh

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wxauth/wxauth/internal/session"
 	"github.com/wxauth/wxauth/test/e2e"
 )
 
@@ -59,6 +61,21 @@ const (
 	page      = "https://h5.example.com/"
 	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 )
+
+// clientsYAML registers a page as a public client, a back end as a
+// confidential one, and the owner's service that calls WeChat through the
+// proxy (svc).
+const clientsYAML = `- client_id: page
+  public: true
+  redirect_uris: ["` + page + `"]
+  scopes: [openid, profile, offline_access]
+- client_id: backend
+  client_secret: cluster-backend-secret-0123456789
+  redirect_uris: ["https://backend.example.com/cb"]
+- client_id: svc
+  client_secret: ` + svcSecret + `
+  apis: ["user/", "message/"]
+`
 
 // cluster is three instances (A, B, C) and the emulator.
 type cluster struct {
@@ -215,15 +232,28 @@ func (cl *cluster) startLogin(c *client, i int, user string) string {
 	return resp.Header.Get("Location")
 }
 
+// tokenOf returns the access JWT a cookie login delivered: back to the
+// page with nothing in the URL, the JWT in the HttpOnly wxauth_session
+// cookie (opened here with the cluster's secret key).
 func tokenOf(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	loc := resp.Header.Get("Location")
-	_, frag, _ := strings.Cut(loc, "#")
-	v, _ := url.ParseQuery(frag)
-	if v.Get("access_token") == "" {
-		t.Fatalf("no token in %d %q", resp.StatusCode, loc)
+	if loc := resp.Header.Get("Location"); loc != page {
+		t.Fatalf("login: %d %q, want %s", resp.StatusCode, loc, page)
 	}
-	return v.Get("access_token")
+	key, _ := base64.StdEncoding.DecodeString(secretKey)
+	codec, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == session.SessionCookie {
+			if jwt, ok := codec.Session(&http.Request{Header: http.Header{"Cookie": {ck.Name + "=" + ck.Value}}}); ok {
+				return jwt
+			}
+		}
+	}
+	t.Fatalf("no session cookie in %d %v", resp.StatusCode, resp.Header)
+	return ""
 }
 
 func (cl *cluster) calls(t *testing.T) map[string]float64 {
