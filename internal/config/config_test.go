@@ -143,7 +143,7 @@ func TestLoad_Defaults(t *testing.T) {
 		"StreamsMax":      {c.StreamsMax, 256},
 		"RecordsMemory":   {c.RecordsMemoryMiB, 16},
 		"VerifyCache":     {c.VerifyCacheSize, 10000},
-		"Clients":         {c.Clients, ""},
+		"ClientsFile":     {c.ClientsFile, ""},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)

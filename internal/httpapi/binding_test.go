@@ -21,11 +21,12 @@ func (h *harness) startLogin(c *client) string {
 	return resp.Header.Get("Location")
 }
 
-// wechatRedirect opens WeChat's authorize URL in c as user (consent
-// allowed) and returns the /oauth/callback URL WeChat sends the browser to.
+// wechatRedirect opens WeChat's authorize URL in c (WeChat's in-app
+// browser: the emulator, as WeChat, refuses other user agents) as user
+// (consent allowed) and returns the /oauth/callback URL WeChat sends the browser to.
 func (h *harness) wechatRedirect(c *client, authURL, user string) string {
 	c.t.Helper()
-	resp, body := c.do("GET", authURL, "", "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
+	resp, body := c.do("GET", authURL, "", "User-Agent", wechatAgent, "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
 	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/oauth/callback?") {
 		c.t.Fatalf("emulator: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}

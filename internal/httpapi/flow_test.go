@@ -393,7 +393,7 @@ func TestLogin_CookieBinding(t *testing.T) {
 		}
 	}
 	// The restart logs the victim in as herself.
-	resp, _ = victim.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
+	resp, _ = victim.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
 	resp, _ = victim.do("GET", resp.Header.Get("Location"), "")
 	jwt := fragment(t, resp).Get("access_token")
 	c, err := h.sessions.Verify(context.Background(), jwt)
