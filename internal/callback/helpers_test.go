@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,14 +182,14 @@ func newEnv(tb testing.TB, h Handler, mod func(*Config)) *env {
 // textXML is a user's text message.
 func textXML(msgID int64, content string) string {
 	return "<xml><ToUserName><![CDATA[" + testGhID + "]]></ToUserName><FromUserName><![CDATA[" + testOpenID +
-		"]]></FromUserName><CreateTime>" + itoa(testNow) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" +
-		content + "]]></Content><MsgId>" + itoa(msgID) + "</MsgId></xml>"
+		"]]></FromUserName><CreateTime>" + strconv.FormatInt(testNow, 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" +
+		content + "]]></Content><MsgId>" + strconv.FormatInt(msgID, 10) + "</MsgId></xml>"
 }
 
 // eventXML is an event push.
 func eventXML(event, key string) string {
 	return "<xml><ToUserName><![CDATA[" + testGhID + "]]></ToUserName><FromUserName><![CDATA[" + testOpenID +
-		"]]></FromUserName><CreateTime>" + itoa(testNow) + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" +
+		"]]></FromUserName><CreateTime>" + strconv.FormatInt(testNow, 10) + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" +
 		event + "]]></Event><EventKey><![CDATA[" + key + "]]></EventKey></xml>"
 }
 
