@@ -10,7 +10,7 @@
 // service's /wx as WeChat does and judges its passive reply as WeChat would.
 //
 // It is WeChat, not wxauth: it imports only the standard library and
-// github.com/skip2/go-qrcode, so its signature, AES and XML code is a second,
+// github.com/piglig/go-qr (QR images), so its signature, AES and XML code is a second,
 // independent implementation that catches the service's mistakes instead of
 // sharing them. Its pages are html/template files embedded from templates/.
 //
