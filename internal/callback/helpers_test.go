@@ -3,7 +3,6 @@ package callback
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/logtest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -110,52 +110,17 @@ func (fixedRand) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// logBuf collects JSON log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			panic(err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type env struct {
 	srv     *Server
 	records *fakeRecords
-	logs    *logBuf
+	logs    *logtest.Buffer
 	cfg     Config
 }
 
 // newEnv builds a Server on the test account; mod adjusts the config.
 func newEnv(tb testing.TB, h Handler, mod func(*Config)) *env {
 	tb.Helper()
-	logs := &logBuf{}
+	logs := &logtest.Buffer{}
 	cfg := Config{
 		Token:      testToken,
 		AESKey:     testKey,

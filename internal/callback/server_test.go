@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/logtest"
 	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
@@ -337,9 +338,9 @@ func (readCloser) Close() error { return nil }
 
 // assertOneReject checks that the log holds exactly one rejection line
 // naming reason and code.
-func assertOneReject(tb testing.TB, logs *logBuf, reason string, code int) {
+func assertOneReject(tb testing.TB, logs *logtest.Buffer, reason string, code int) {
 	tb.Helper()
-	lines := logs.lines()
+	lines := logs.JSONLines(tb)
 	if len(lines) != 1 {
 		tb.Fatalf("%d log lines, want 1: %s", len(lines), logs)
 	}
