@@ -265,20 +265,22 @@ func loginServe(t *testing.T, svc string) (b *browser, jwt, refresh string) {
 		t.Fatalf("authorize: %d", resp.StatusCode)
 	}
 	resp, body := b.get(cb)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
+	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("/oauth/callback: %d %s", resp.StatusCode, body)
 	}
-	frag, _ := url.ParseQuery(loc.Fragment)
-	for _, c := range resp.Cookies() {
+	// The cookie login's access JWT, from /session/refresh (which rotates
+	// the refresh cookie in b's jar).
+	jwt = b.sessionJWT(svc)
+	u, _ := url.Parse(svc + "/session/")
+	for _, c := range b.c.Jar.Cookies(u) {
 		if c.Name == "wxauth_refresh" {
 			refresh = c.Value
 		}
 	}
-	if frag.Get("access_token") == "" || refresh == "" {
-		t.Fatalf("no token or refresh cookie after the callback: %v", resp.Header)
+	if jwt == "" || refresh == "" {
+		t.Fatalf("no token or refresh cookie after the login")
 	}
-	return b, frag.Get("access_token"), refresh
+	return b, jwt, refresh
 }
 
 // status sends method u with headers and returns the status code.
@@ -434,7 +436,11 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	check("SIGKILL and a restart")
 
 	resp, body := inflight.get(cb)
-	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "#access_token=") {
+	loggedIn := false
+	for _, c := range resp.Cookies() {
+		loggedIn = loggedIn || (c.Name == "wxauth_session" && c.Value != "" && c.MaxAge > 0)
+	}
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), abuseH5) || !loggedIn {
 		t.Errorf("a login in flight across two restarts: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	} else {
 		t.Logf("a login in flight across a graceful restart and a SIGKILL completed: %d", resp.StatusCode)
