@@ -432,7 +432,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	p = startServe(t, env)
 	check("a graceful restart")
 	p.Kill()
-	p = startServe(t, env)
+	startServe(t, env)
 	check("SIGKILL and a restart")
 
 	resp, body := inflight.get(cb)

@@ -128,10 +128,3 @@ func (s *streamLimiter) acquire(ip netip.Addr) (release func(), refused *apiErro
 		})
 	}, nil
 }
-
-// open returns the number of open streams and of addresses holding one.
-func (s *streamLimiter) open() (streams, addresses int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total, len(s.byIP)
-}
