@@ -98,10 +98,11 @@ func TestDev_Metrics(t *testing.T) {
 	}
 	b.get(svc + "/no/such/path")
 
-	// Two QR login attempts, one completed: one stays active.
+	// Two QR login attempts (two browsers: a reload would show the same
+	// one), one completed: one stays active.
 	d := newDesktop(t)
 	done, ticket := d.qrPage(svc, h5)
-	d.qrPage(svc, h5)
+	newDesktop(t).qrPage(svc, h5)
 	if code, _ := qrEmuPost(t, emu, "/emu/scan", `{"openid":"oWXEMU_alice","ticket":"`+ticket+`"}`); code != http.StatusOK {
 		t.Fatalf("/emu/scan: %d", code)
 	}

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -57,8 +59,8 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, _ 
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "optional YAML configuration file (the environment wins); also WXAUTH_CONFIG")
 	offline := fs.Bool("offline", false, "do not call WeChat's API")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	c := &checklist{w: stdout}
 	cfg, err := config.Load(getenv, *configFile)
@@ -87,7 +89,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, _ 
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 	if cfg.DatabaseURL != "" && (err == nil || problems["WXAUTH_DATABASE_URL"] == "") {
-		checkStores(ctx, c, cfg, logger)
+		checkStores(ctx, c, cfg, getenv("WXAUTH_DATABASE_URL") != "" || *configFile != "" || getenv("WXAUTH_CONFIG") != "", logger)
 	} else {
 		c.skip("stores: fix WXAUTH_DATABASE_URL first")
 	}
@@ -148,7 +150,17 @@ func checkDerived(c *checklist, cfg *config.Config) {
 }
 
 // checkStores opens the stores of cfg (applying migrations) and pings them.
-func checkStores(ctx context.Context, c *checklist, cfg *config.Config, logger *slog.Logger) {
+// explicit tells whether WXAUTH_DATABASE_URL was given (environment or
+// file) rather than defaulted.
+func checkStores(ctx context.Context, c *checklist, cfg *config.Config, explicit bool, logger *slog.Logger) {
+	if path, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite:"); ok && !explicit {
+		// Without WXAUTH_DATABASE_URL, check does not create the default
+		// database in whatever directory it runs in.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			c.skip("stores: WXAUTH_DATABASE_URL is not set and the default %s does not exist here (authsvc serve would create it); nothing opened", cfg.DatabaseURL)
+			return
+		}
+	}
 	stores, err := openStores(ctx, cfg, logger, time.Now)
 	if err != nil {
 		c.fail("stores: cannot open %s: %v", redactDSN(cfg.DatabaseURL), err)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/wxauth/wxauth/examples/h5"
 	"github.com/wxauth/wxauth/internal/callback"
 	"github.com/wxauth/wxauth/internal/config"
@@ -88,8 +90,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	h5Listen := flags.String("h5-listen", "127.0.0.1:8082", "the example H5 app's listen address")
 	dir := flags.String("dir", ".wxauth-dev", "directory for the development database, secrets and rules")
 	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
-	if err := flags.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
@@ -116,7 +118,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 			for _, l := range lns[:i] {
 				l.Close()
 			}
-			return fmt.Errorf("listen %s: %w", a, err)
+			return listenError(a, err, "--"+[]string{"listen", "emulator-listen", "h5-listen"}[i]+" (see authsvc dev --help)")
 		}
 	}
 	svcURL, emuURL, h5URL := "http://"+lns[0].Addr().String(), "http://"+lns[1].Addr().String(), "http://"+lns[2].Addr().String()
@@ -150,6 +152,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	if err != nil {
 		return fmt.Errorf("dev configuration:\n%w", err)
 	}
+	// The same configuration for every other command (keys, qrcode, menu,
+	// check, serve): --config DIR/config.yaml.
+	cliConfig := filepath.Join(*dir, "config.yaml")
+	if err := writeDevConfig(cliConfig, env); err != nil {
+		return fmt.Errorf("dev configuration: %w", err)
+	}
 	emu, err := wxemu.New(wxemu.Config{
 		AppID: appID, AppSecret: appSecret, OAuthDomains: []string{lns[0].Addr().String(), "localhost:" + portOf(lns[0])},
 		OriginalID: "gh_wxemu00000000", PublicURL: emuURL,
@@ -176,6 +184,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	fmt.Fprintf(stdout, "  h5-demo       public (PKCE S256), redirect_uris %s/ and %s/index.html\n", h5URL, h5URL)
 	fmt.Fprintf(stdout, "  demo-backend  confidential, client_secret %s, redirect_uri %s\n", secrets.DemoBackendSecret, devBackendRedirect)
 	fmt.Fprintf(stdout, "Data and generated secrets: %s (admin token for /internal/*: see secrets.json)\n", *dir)
+	fmt.Fprintf(stdout, "Other commands against this setup (while it runs): authsvc keys list --config %s (also check, qrcode, menu)\n", cliConfig)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -217,6 +226,18 @@ func devClients(h5URL, backendSecret string) []byte {
     - http://127.0.0.1:4180/
   grant_types: [authorization_code, refresh_token, client_credentials]
 `)
+}
+
+// writeDevConfig writes env as a YAML configuration file (mode 0600: it
+// holds the development secrets) that --config of every command reads.
+func writeDevConfig(path string, env map[string]string) error {
+	b, err := yaml.Marshal(env)
+	if err != nil {
+		return err
+	}
+	header := "# Written by `authsvc dev` at every start: the configuration of this development setup.\n" +
+		"# Use it with any command: authsvc keys list --config " + path + "\n"
+	return os.WriteFile(path, append([]byte(header), b...), 0o600)
 }
 
 func portOf(ln net.Listener) string {

@@ -54,8 +54,8 @@ func runEmulate(ctx context.Context, args []string, _ func(string) string, _ io.
 	fs.SetOutput(stderr)
 	var f emulatorFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ln, err := net.Listen("tcp", f.listen)

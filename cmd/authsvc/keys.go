@@ -25,7 +25,14 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, _ i
 		return errUsage
 	}
 	action := args[0]
-	if err := fs.Parse(args[1:]); err != nil || (action != "list" && action != "rotate") {
+	if action == "-h" || action == "-help" || action == "--help" {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err // Parse printed the usage
+	}
+	if action != "list" && action != "rotate" {
 		fs.Usage()
 		return errUsage
 	}

@@ -89,8 +89,8 @@ func runQRCode(ctx context.Context, args []string, getenv func(string) string, _
 		fmt.Fprintln(stderr, "usage: authsvc qrcode create --scene S [--expire 600 | --permanent] [--out qr.png]")
 		return errUsage
 	}
-	if err := flags.Parse(args[1:]); err != nil {
-		return errUsage
+	if err := parseFlags(flags, args[1:]); err != nil {
+		return err
 	}
 	if *scene == "" {
 		fmt.Fprintln(stderr, "authsvc qrcode create: --scene is required")
@@ -151,8 +151,8 @@ func runMenu(ctx context.Context, args []string, getenv func(string) string, _ i
 	flags := flag.NewFlagSet("menu", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configFile := flags.String("config", "", "optional YAML configuration file")
-	if err := flags.Parse(rest); err != nil {
-		return errUsage
+	if err := parseFlags(flags, rest); err != nil {
+		return err
 	}
 	var menu wechat.Menu
 	switch action {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -31,6 +32,19 @@ Run 'authsvc <command> --help' for a command's flags. Configuration: see README.
 // errUsage is returned after a usage message was printed for bad arguments.
 var errUsage = errors.New("invalid arguments")
 
+// parseFlags parses args into fs. -h and --help print fs's flags and make
+// the command succeed (run maps flag.ErrHelp to nil); any other parse error
+// is errUsage after flag's own message.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	return nil
+}
+
 // run is the whole program: main only calls it. It owns the signal
 // handling; everything below it gets its environment through getenv and its
 // arguments through args, so tests run it in-process.
@@ -41,7 +55,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
-	cmd, rest := args[1], args[2:]
+	err := dispatch(ctx, args[1], args[2:], getenv, stdin, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // a subcommand's --help printed its flags
+	}
+	return err
+}
+
+// dispatch runs the subcommand cmd with its arguments.
+func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, getenv, stdin, stdout, stderr)

@@ -26,6 +26,7 @@ import (
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/logx"
 	"github.com/wxauth/wxauth/internal/metrics"
+	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -44,8 +45,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "optional YAML configuration file (the environment wins); also WXAUTH_CONFIG")
 	addr := fs.String("addr", "", "listen address, overriding WXAUTH_LISTEN")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(getenv, *configFile)
 	if err != nil {
@@ -64,7 +65,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, _ 
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return listenError(cfg.Listen, err, "WXAUTH_LISTEN or --addr")
 	}
 	svc, err := newService(ctx, cfg, logger, time.Now)
 	if err != nil {
@@ -103,9 +104,10 @@ func (s *service) close() {
 func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (svc *service, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	svc = &service{cancel: cancel}
+	opened := svc // svc is nil by the time an error return runs the defer
 	defer func() {
 		if err != nil {
-			svc.close()
+			opened.close()
 		}
 	}()
 	// zitadel/oidc's op package logs through slog's default logger (its
@@ -158,7 +160,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	sessions, err := session.NewManager(ctx, session.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Alg: cfg.JWTAlg, ExtraAlgs: idTokenAlgs(cfg),
 		AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, KeyRotation: cfg.KeyRotation,
-		RefreshGrace: cfg.RefreshGrace, Box: box, Now: now, Logger: logger,
+		RefreshGrace: cfg.RefreshGrace, VerifyCacheSize: cfg.VerifyCacheSize, Box: box, Now: now, Logger: logger,
 	}, session.Stores{Keys: stores.Keys, RefreshTokens: stores.RefreshTokens, Records: stores.Records, Users: stores.Users})
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
@@ -189,11 +191,26 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			return nil, err
 		}
 	}
+	// The WeChat API proxy (/cgi-bin/): registered clients (WXAUTH_CLIENTS)
+	// call WeChat through wxauth and never hold the access_token.
+	var wxProxy *proxy.Proxy
+	if cfg.ClientsFile != "" {
+		wxProxy, err = proxy.New(proxy.Config{
+			APIBase: cfg.WeChatAPIBase, Tokens: tokens, Clients: cfg.Clients, Records: stores.Records,
+			Verifier: proxy.SessionVerifier(sessions), Timeout: cfg.WeChatTimeout,
+			Observer: metrics.NewProxyCalls(reg), Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	h, err := httpapi.NewServer(httpapi.Options{
 		Logger: logger, PublicURL: cfg.PublicURL, AppID: cfg.AppID, Issuer: cfg.Issuer, Audience: cfg.Audience, JWTAlg: cfg.JWTAlg,
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
 		Stores: stores, Callback: cb, QR: qr, Clients: cfg.Clients, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
+		Proxy: wxProxy,
 	})
 	if err != nil {
 		return nil, err
@@ -350,10 +367,14 @@ func mainMetrics(cfg *config.Config, h http.Handler) http.Handler {
 	return h
 }
 
-// limits maps the WXAUTH_RATE_* and WXAUTH_TRUSTED_PROXIES settings to
-// httpapi's; WXAUTH_RATE_LIMIT=0 turns the limits off.
+// limits maps the WXAUTH_RATE_*, WXAUTH_TRUSTED_PROXIES,
+// WXAUTH_QR_CREATE_PER_MINUTE and WXAUTH_STREAMS_* settings to httpapi's;
+// WXAUTH_RATE_LIMIT=0 turns the per-IP rate limits off (not the QR budget
+// or the stream caps).
 func limits(cfg *config.Config) httpapi.Limits {
-	l := httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies}
+	l := httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
+		Clients: cfg.RateClients, QRCreatePerMinute: cfg.QRCreatePerMinute,
+		StreamsPerIP: cfg.StreamsPerIP, StreamsMax: cfg.StreamsMax}
 	if cfg.RateLimit == 0 {
 		l.Rate = -1
 	}
@@ -371,4 +392,23 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, logger *slog
 	}
 	logger.Info("metrics listening", "addr", ln.Addr().String())
 	serveHTTP(ctx, ln, mux, logger)
+}
+
+// listenError explains a failed listen: for a port in use it names the
+// setting that moves it, since "address already in use" alone gives no
+// next step.
+func listenError(addr string, err error, setting string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen %s: the port is already in use (another authsvc, or another program: `ss -ltnp | grep %s` shows which); stop it or choose another address with %s: %w",
+			addr, portOfAddr(addr), setting, err)
+	}
+	return fmt.Errorf("listen %s: %w", addr, err)
+}
+
+// portOfAddr returns the port of host:port, or addr itself.
+func portOfAddr(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return ":" + port
+	}
+	return addr
 }

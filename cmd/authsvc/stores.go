@@ -18,16 +18,35 @@ import (
 
 // openStores composes the store.Set of cfg.
 //
-// One instance (SQLite, the default): users, refresh tokens, keys and the
-// credential cache in the SQLite file; login state, de-duplication records,
-// locks and pub/sub in the process, which is fastest and loses nothing that
-// matters beyond a few minutes on a restart.
+// One instance (SQLite, the default): users, refresh tokens, keys, the
+// credential cache and every short-lived record that a restart must not
+// lose (login state, revocations of logged-out and reused sessions, QR
+// login attempts) in the SQLite file; callback de-duplication records
+// (seconds long, on the /wx hot path), locks and pub/sub in the process,
+// the records bounded by WXAUTH_RECORDS_MEMORY_MB.
 //
 // Several instances: PostgreSQL for the durable data; with WXAUTH_REDIS_URL,
 // Redis for records, locks, the credential cache and pub/sub. PostgreSQL
 // without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
 // stays in the process (QR logins then complete only on the instance that
 // received the scan): startup warns.
+// memoryRecordPrefix names the records that stay in process memory on
+// SQLite: callback de-duplication ("dedup:", package callback), which is
+// written twice per message and lives 30 s; a restart loses at most a
+// second handling of a redelivery.
+const memoryRecordPrefix = "dedup:"
+
+// revokedRecordPrefix names the revocation records of ended sessions
+// ("revoked:<sid>", package session), read by every /verify and /me: on
+// SQLite they are kept in the database and mirrored in memory
+// (store.MirroredRecords), so the check costs no database read.
+const revokedRecordPrefix = "revoked:"
+
+// revocationMirrorBytes bounds the in-memory mirror of revocations (about
+// 150 bytes each: some 28,000 sessions ended within one access-token
+// lifetime); past it, the revocation check reads the database.
+const revocationMirrorBytes = 4 << 20
+
 func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (set store.Set, err error) {
 	var closers []func() error
 	var pings []func(context.Context) error
@@ -38,7 +57,7 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 			}
 		}
 	}()
-	mem := memory.New(now)
+	mem := memory.New(now, memory.WithMaxRecordBytes(int64(cfg.RecordsMemoryMiB)<<20))
 	closers = append(closers, mem.Close)
 	set = store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem}
 
@@ -50,6 +69,22 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		}
 		closers, pings = append(closers, db.Close), append(pings, db.Ping)
 		set.Users, set.RefreshTokens, set.Keys, set.TokenCache = db, db, db, db
+		revoked := store.MirroredRecords{Mirror: memory.New(now, memory.WithMaxRecordBytes(revocationMirrorBytes)), Durable: db}
+		closers = append(closers, revoked.Mirror.(*memory.Store).Close)
+		if err := revoked.Load(ctx, func(ctx context.Context, fn func(string, []byte, time.Duration) error) error {
+			return db.EachRecord(ctx, revokedRecordPrefix, fn)
+		}); err != nil {
+			return store.Set{}, fmt.Errorf("WXAUTH_DATABASE_URL: load revocations: %w", err)
+		}
+		// Login state, QR attempts and the like: grouped writes (one WAL
+		// commit per 10 ms), written out on SIGTERM; a SIGKILL loses the
+		// last 10 ms of them.
+		batched := db.Batched(0, 0)
+		closers = append(closers, batched.Close)
+		set.Records = store.RoutedRecords{Default: batched, Routes: []store.RecordRoute{
+			{Prefix: memoryRecordPrefix, Records: mem},
+			{Prefix: revokedRecordPrefix, Records: revoked},
+		}}
 	default: // postgres:// or postgresql://, checked by config.Load
 		db, err := postgres.Open(ctx, cfg.DatabaseURL, now)
 		if err != nil {

@@ -169,7 +169,7 @@ func (s *Server) await(ctx context.Context, key string, m *Message) Reply {
 // FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
 func dedupKey(m *Message) string {
 	if m.MsgID != 0 && !m.IsEvent() {
-		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatInt(m.MsgID, 10)
+		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatUint(m.MsgID, 10)
 	}
 	h := sha256.New()
 	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {

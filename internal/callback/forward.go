@@ -43,7 +43,8 @@ type ForwardConfig struct {
 // under WeChat's names, as WeChat's own JSON format has them
 // ({"ToUserName": "gh_...", "FromUserName": "o...", "CreateTime": 1714112445,
 // "MsgType": "text", "Content": "hi", "MsgId": 23...}; CreateTime, MsgId and
-// MsgID are numbers, other leaves strings, nested elements objects, repeated
+// MsgID are numbers (MsgId up to 2^64-1: decode it as an unsigned 64-bit
+// integer or a string, not a float64), other leaves strings, nested elements objects, repeated
 // ones arrays) plus "Encrypted" (bool) and "Mode". With a Secret, the header
 // X-Wxauth-Signature is the lowercase hex HMAC-SHA256 of the body under it.
 //
@@ -144,7 +145,9 @@ func messageJSON(m *Message) ([]byte, error) {
 	}
 	for _, k := range [...]string{"CreateTime", "MsgId", "MsgID"} {
 		if s, ok := obj[k].(string); ok {
-			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+			if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+				obj[k] = json.Number(s) // MsgId may exceed 2^63: kept as written
+			} else if _, err := strconv.ParseInt(s, 10, 64); err == nil {
 				obj[k] = json.Number(s)
 			}
 		}

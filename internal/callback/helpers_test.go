@@ -303,15 +303,6 @@ func golden(tb testing.TB, name string, got []byte) {
 	}
 }
 
-func readAll(tb testing.TB, r io.Reader) string {
-	tb.Helper()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b)
-}
-
 // static answers every message with r.
 func static(r Reply) Handler {
 	return HandlerFunc(func(context.Context, *Message) (Reply, error) { return r, nil })

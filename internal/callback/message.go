@@ -18,7 +18,7 @@ type Message struct {
 	FromUserName string // the sender's openid
 	CreateTime   int64  // Unix seconds, as sent by WeChat
 	MsgType      string // text, image, voice, video, shortvideo, location, link, event, ...
-	MsgID        int64  // MsgId of user messages; 0 for events
+	MsgID        uint64 // MsgId of user messages, unsigned 64-bit (real ones exceed 2^63); 0 for events
 	Event        string // for MsgType "event": subscribe, SCAN, CLICK, ... (WeChat's case)
 	EventKey     string // CLICK key, VIEW URL, "qrscene_<scene>" (subscribe) or "<scene>" (SCAN)
 	Ticket       string // QR ticket of subscribe/SCAN events from a parameterized QR code
@@ -34,7 +34,8 @@ type Message struct {
 // <xml>...</xml> document WeChat posts, or the decrypted Encrypt of safe
 // mode) in one pass. The returned Message keeps body (not a copy) for
 // [Message.Decode]. Errors wrap [ErrParseXML]: malformed XML, a DOCTYPE or
-// other declaration, invalid characters, a non-numeric CreateTime or MsgId.
+// other declaration, invalid characters, a non-numeric CreateTime, a MsgId
+// that is not an unsigned 64-bit decimal.
 func ParseMessage(body []byte) (*Message, error) {
 	var h header
 	if err := parseHeader(body, &h); err != nil {
@@ -297,7 +298,7 @@ func (*LocationSelectEvent) accepts(m *Message) bool { return isEvent(m, "locati
 // TemplateSendJobFinish reports a template message delivery (Event
 // "TEMPLATESENDJOBFINISH"). https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
 type TemplateSendJobFinish struct {
-	MsgID  int64  `xml:"MsgID"`  // the template message id
+	MsgID  uint64 `xml:"MsgID"`  // the template message id (unsigned 64-bit)
 	Status string `xml:"Status"` // success, "failed:user block", "failed: system failed"
 }
 
@@ -308,7 +309,7 @@ func (*TemplateSendJobFinish) accepts(m *Message) bool {
 // MassSendJobFinish reports a mass send (Event "MASSSENDJOBFINISH").
 // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Batch_Sends_and_Originality_Checks.html
 type MassSendJobFinish struct {
-	MsgID       int64  `xml:"MsgID"`
+	MsgID       uint64 `xml:"MsgID"`  // the mass send's msg_id (unsigned 64-bit)
 	Status      string `xml:"Status"` // "send success", "send fail", "err(num)"
 	TotalCount  int    `xml:"TotalCount"`
 	FilterCount int    `xml:"FilterCount"`

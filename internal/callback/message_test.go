@@ -131,6 +131,8 @@ func TestParseHeader(t *testing.T) {
 		{"NestedSkipped", "<xml><ScanCodeInfo><ScanType>qrcode</ScanType><MsgType>nested</MsgType></ScanCodeInfo><MsgType>event</MsgType></xml>", header{MsgType: "event"}},
 		{"Envelope", "<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[abc=]]></Encrypt></xml>", header{ToUserName: "gh", Encrypt: "abc=", hasEncrypt: true}},
 		{"EmptyMsgId", "<xml><MsgId></MsgId></xml>", header{}},
+		{"MsgIdAbove2p63", "<xml><MsgId>9223372036854775808</MsgId></xml>", header{MsgID: 1 << 63}},
+		{"MsgIdMax", "<xml><MsgId> 18446744073709551615 </MsgId></xml>", header{MsgID: 1<<64 - 1}},
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,7 +171,8 @@ func TestParseHeader(t *testing.T) {
 		"NulByte":         "<xml><Content>\x00</Content></xml>",
 		"BadUTF8":         "<xml><Content>\xc3</Content></xml>",
 		"BadCreateTime":   "<xml><CreateTime>soon</CreateTime></xml>",
-		"MsgIdOverflow":   "<xml><MsgId>99999999999999999999</MsgId></xml>",
+		"MsgIdOverflow":   "<xml><MsgId>18446744073709551616</MsgId></xml>",
+		"MsgIdNegative":   "<xml><MsgId>-1</MsgId></xml>",
 	}
 	for name, in := range bad {
 		t.Run("Bad/"+name, func(t *testing.T) {

@@ -16,7 +16,9 @@ const watchInterval = time.Second
 // Reloader is a [Handler] serving the [Rules] of a file, swapped atomically
 // when the file is reloaded: a message is answered by the old or the new
 // rules, never by a mix. A file that fails to load keeps the previous rules
-// (and is logged, naming the problem). Safe for concurrent use.
+// (and is logged, naming the problem); a reply WeChat cannot deliver
+// ([Rules.Warnings]) is logged at Warn level on every load. Safe for
+// concurrent use.
 type Reloader struct {
 	path   string
 	logger *slog.Logger
@@ -47,6 +49,7 @@ func NewReloader(path string, logger *slog.Logger) (*Reloader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.warn(rules)
 	r.rules.Store(rules)
 	r.seen = st
 	return r, nil
@@ -78,6 +81,7 @@ func (r *Reloader) load() error {
 			slog.String("path", r.path), slog.String("error", err.Error()))
 		return err
 	}
+	r.warn(rules)
 	r.rules.Store(rules)
 	r.logger.LogAttrs(context.Background(), slog.LevelInfo, "callback rules reloaded",
 		slog.String("path", r.path), slog.Int("keywords", len(rules.keywords)), slog.Int("events", len(rules.events)))
@@ -85,11 +89,14 @@ func (r *Reloader) load() error {
 }
 
 // Watch checks the file's modification time and size every second and
-// reloads it when they change, until ctx ends; it then returns ctx.Err().
-// A bad version is logged once and the previous rules kept.
+// reloads it when they have changed and then stayed the same for one more
+// check (so that a file caught while being written, e.g. truncated, is not
+// loaded half-written), until ctx ends; it then returns ctx.Err(). A bad
+// version is logged once and the previous rules kept.
 func (r *Reloader) Watch(ctx context.Context) error {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
+	var pending fileStamp // a changed stamp seen once, loaded if seen again
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,10 +108,23 @@ func (r *Reloader) Watch(ctx context.Context) error {
 			continue // being replaced; try again next tick
 		}
 		r.mu.Lock()
-		if !st.mod.Equal(r.seen.mod) || st.size != r.seen.size {
+		changed := !st.mod.Equal(r.seen.mod) || st.size != r.seen.size
+		settled := st.mod.Equal(pending.mod) && st.size == pending.size
+		switch {
+		case changed && settled:
 			_ = r.load() // logged by load
+		case changed:
+			pending = st
 		}
 		r.mu.Unlock()
+	}
+}
+
+// warn logs the replies of rules that WeChat cannot deliver as written.
+func (r *Reloader) warn(rules *Rules) {
+	for _, w := range rules.Warnings() {
+		r.logger.LogAttrs(context.Background(), slog.LevelWarn, "callback rules: a reply WeChat cannot deliver as written",
+			slog.String("path", r.path), slog.String("problem", w))
 	}
 }
 

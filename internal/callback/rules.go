@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // SampleRules is the rules file `authsvc dev` serves (testdata/rules.yaml):
@@ -58,7 +58,16 @@ type Rules struct {
 	events     []eventRule // specific (key or scene) first
 	def        Reply
 	hasDefault bool
+	warnings   []string
 }
+
+// MaxTextReplyBytes is the longest Content of a passive text reply WeChat
+// delivers, in bytes of UTF-8 (683 Chinese characters): a longer reply is
+// refused and the user sees "该公众号暂时无法提供服务，请稍后再试". The limit is
+// not on the passive-reply page; it is the one developers report
+// (developers.weixin.qq.com/community) and the one of the customer-service
+// text message.
+const MaxTextReplyBytes = 2048
 
 type keywordRule struct {
 	exact  []string
@@ -175,6 +184,7 @@ func ParseRules(b []byte) (*Rules, error) {
 		}
 		kr.reply = reply
 		r.keywords = append(r.keywords, kr)
+		r.warn(where, reply, true)
 	}
 	var generic []eventRule
 	for i, e := range f.Events {
@@ -193,6 +203,7 @@ func ParseRules(b []byte) (*Rules, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: reply: %w", where, err)
 		}
+		r.warn(where, reply, false)
 		er := eventRule{event: ev, key: e.Key, scene: e.Scene, reply: reply}
 		if e.Key != nil || e.Scene != nil {
 			r.events = append(r.events, er)
@@ -207,8 +218,32 @@ func ParseRules(b []byte) (*Rules, error) {
 			return nil, fmt.Errorf("callback: rules: default: %w", err)
 		}
 		r.def, r.hasDefault = reply, true
+		r.warn("callback: rules: default", reply, true)
 	}
 	return r, nil
+}
+
+// Warnings returns one line per reply of the rules that WeChat cannot
+// deliver as written, naming the rule (as ParseRules errors do): a text
+// reply over [MaxTextReplyBytes], which WeChat refuses; a news reply with
+// more than 1 article answering user messages (keywords, default), of
+// which only the first is sent. Nil when every reply can be delivered.
+// [Reloader] logs them at Warn level each time it loads the file.
+func (r *Rules) Warnings() []string { return r.warnings }
+
+// warn records what WeChat would refuse or cut in reply of rule where;
+// toUser says the rule answers users' messages.
+func (r *Rules) warn(where string, reply Reply, toUser bool) {
+	switch v := reply.(type) {
+	case TextReply:
+		if n := len(v.Content); n > MaxTextReplyBytes {
+			r.warnings = append(r.warnings, fmt.Sprintf("%s: reply: text content is %d bytes; WeChat refuses a passive text reply over %d bytes and the user sees 该公众号暂时无法提供服务", where, n, MaxTextReplyBytes))
+		}
+	case NewsReply:
+		if toUser && len(v.Articles) > 1 {
+			r.warnings = append(r.warnings, fmt.Sprintf("%s: reply: news with %d articles answers user messages, which WeChat allows 1: only the first is sent", where, len(v.Articles)))
+		}
+	}
 }
 
 func buildSpec(s *replySpec) (Reply, error) {

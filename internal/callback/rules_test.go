@@ -284,3 +284,51 @@ func TestReloader(t *testing.T) {
 		}
 	})
 }
+
+func TestRules_Warnings(t *testing.T) {
+	long := strings.Repeat("字", 683) // 2049 bytes
+	fits := strings.Repeat("字", 682) + "ab"
+	news := "{type: news, articles: [{title: a, url: 'https://a'}, {title: b, url: 'https://b'}]}"
+	r, err := ParseRules([]byte("keywords:\n" +
+		"  - exact: ok\n    reply: {type: text, content: '" + fits + "'}\n" +
+		"  - exact: long\n    reply: {type: text, content: '" + long + "'}\n" +
+		"  - exact: news\n    reply: " + news + "\n" +
+		"events:\n" +
+		"  - event: subscribe\n    reply: " + news + "\n" +
+		"  - event: CLICK\n    key: k\n    reply: {type: text, content: '" + long + "'}\n" +
+		"default: {type: text, content: '" + long + "'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Warnings()
+	want := []string{"keywords[1]: reply: text content is 2049 bytes", "keywords[2]: reply: news with 2 articles", "events[1]: reply: text content is 2049 bytes", "default: reply: text content is 2049 bytes"}
+	if len(got) != len(want) {
+		t.Fatalf("warnings %q, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("warning %d = %q, want %q", i, got[i], w)
+		}
+	}
+	if r, _ := ParseRules(SampleRules); len(r.Warnings()) != 0 {
+		t.Errorf("sample rules: %q", r.Warnings())
+	}
+
+	t.Run("ReloaderLogs", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "rules.yaml")
+		writeFile(t, path, "default: {type: text, content: '"+long+"'}\n")
+		logs := &logBuf{}
+		if _, err := NewReloader(path, newJSONLogger(logs)); err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, l := range logs.lines() {
+			if l["level"] == "WARN" && strings.Contains(l["problem"].(string), "2049 bytes") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no warning logged at load: %s", logs)
+		}
+	})
+}

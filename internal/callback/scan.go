@@ -17,7 +17,7 @@ type header struct {
 	FromUserName string
 	CreateTime   int64
 	MsgType      string
-	MsgID        int64
+	MsgID        uint64
 	Event        string
 	EventKey     string
 	Ticket       string
@@ -102,7 +102,7 @@ func (h *header) set(name, val []byte) error {
 	case "MsgType":
 		h.MsgType = intern(val)
 	case "MsgId":
-		h.MsgID, err = parseInt(val)
+		h.MsgID, err = parseUint(val)
 	case "Event":
 		h.Event = intern(val)
 	case "EventKey":
@@ -143,6 +143,21 @@ func intern(val []byte) string {
 		return "LOCATION"
 	}
 	return string(val)
+}
+
+// parseUint parses an unsigned 64-bit decimal (MsgId: WeChat's ids use the
+// whole range, above 2^63 included) surrounded by optional XML whitespace;
+// empty is 0, as encoding/xml does.
+func parseUint(b []byte) (uint64, error) {
+	b = bytes.Trim(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, ErrParseXML
+	}
+	return n, nil
 }
 
 // parseInt parses a decimal integer surrounded by optional XML whitespace;

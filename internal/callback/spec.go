@@ -77,7 +77,7 @@ func (s replySpec) build() (Reply, error) {
 			if strings.TrimSpace(a.Title) == "" {
 				return nil, fmt.Errorf("%w: articles[%d] needs title", errSpec, i)
 			}
-			n.Articles[i] = Article{Title: a.Title, Description: a.Description, PicURL: a.PicURL, URL: a.URL}
+			n.Articles[i] = Article(a)
 		}
 		return n, nil
 	case "transfer_customer_service", "transfer":

@@ -16,21 +16,15 @@ package clients
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Grant types a client may be registered for (RFC 6749 section 4).
@@ -365,93 +359,6 @@ func New(list ...*Client) (*Registry, error) {
 		return nil, probs
 	}
 	return r, nil
-}
-
-// checkRedirect returns why u cannot be a registered redirect URI, or "".
-func checkRedirect(u string) string {
-	p, err := url.Parse(u)
-	switch {
-	case err != nil || !p.IsAbs() || p.Host == "":
-		return "must be an absolute URL"
-	case p.Fragment != "" || strings.Contains(u, "#"):
-		return "must not have a #fragment"
-	case p.User != nil:
-		return "must not carry user:password@"
-	case p.Scheme == "https":
-		return ""
-	case p.Scheme == "http" && isLoopback(p.Hostname()):
-		return ""
-	case p.Scheme == "http":
-		return "http is allowed only on 127.0.0.1, [::1] or localhost; use https"
-	default:
-		return "scheme must be https (or http on a loopback host)"
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// originOf returns scheme://host[:port] of an absolute URL, or "".
-func originOf(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.Scheme == "" || p.Host == "" {
-		return ""
-	}
-	return p.Scheme + "://" + p.Host
-}
-
-func sha256Verifier(want []byte) func(string) bool {
-	return func(secret string) bool {
-		got := sha256.Sum256([]byte(secret))
-		return subtle.ConstantTimeCompare(got[:], want) == 1
-	}
-}
-
-// verifierFor parses a client_secret_hash. A bcrypt hash costs tens of
-// milliseconds per check; the verifier remembers the SHA-256 of the last
-// secret that passed, so a client's repeated token requests cost one hash.
-func verifierFor(h string) (func(string) bool, error) {
-	if hexSum, ok := strings.CutPrefix(h, "sha256:"); ok {
-		want, err := hex.DecodeString(hexSum)
-		if err != nil || len(want) != sha256.Size {
-			return nil, errors.New("sha256: must be followed by 64 hex digits")
-		}
-		return sha256Verifier(want), nil
-	}
-	if _, err := bcrypt.Cost([]byte(h)); err != nil {
-		return nil, errors.New(`must be a bcrypt hash ($2a$/$2b$/$2y$) or "sha256:<64 hex digits>"`)
-	}
-	var mu sync.Mutex
-	var passed []byte
-	return func(secret string) bool {
-		sum := sha256.Sum256([]byte(secret))
-		mu.Lock()
-		known := passed
-		mu.Unlock()
-		if known != nil && subtle.ConstantTimeCompare(sum[:], known) == 1 {
-			return true
-		}
-		if bcrypt.CompareHashAndPassword([]byte(h), []byte(secret)) != nil {
-			return false
-		}
-		mu.Lock()
-		passed = sum[:]
-		mu.Unlock()
-		return true
-	}, nil
-}
-
-// HashSecret returns the client_secret_hash of secret in the "sha256:<hex>"
-// form. A client secret is a random string of at least 16 bytes, so a fast
-// hash is as safe as a slow one and keeps the token endpoint fast.
-func HashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Lookup returns the client with client_id id.

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/redirect"
@@ -106,6 +106,32 @@ type Config struct {
 	// TrustedProxies is WXAUTH_TRUSTED_PROXIES, comma-separated CIDRs (or
 	// bare IPs): peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+
+	// RateClients is WXAUTH_RATE_CLIENTS: how many client IPs the rate
+	// limits track at once; default 16384. A bucket that has refilled is
+	// dropped (it is what a new one would be); when the table is still full,
+	// requests from new addresses to the limited endpoints get 503.
+	RateClients int
+	// QRCreatePerMinute is WXAUTH_QR_CREATE_PER_MINUTE: WeChat QR codes
+	// (cgi-bin/qrcode/create) the service may create per minute, all
+	// clients together; default 60 (86,400 a day). Past it, QR login
+	// answers 503 with Retry-After.
+	QRCreatePerMinute int
+	// StreamsPerIP is WXAUTH_STREAMS_PER_IP: open QR event streams
+	// (/qr/sessions/{id}/events) per client IP; default 4. Past it, 429.
+	StreamsPerIP int
+	// StreamsMax is WXAUTH_STREAMS_MAX: open QR event streams in total;
+	// default 256. Past it, 503; the QR page then polls.
+	StreamsMax int
+	// RecordsMemoryMiB is WXAUTH_RECORDS_MEMORY_MB: the bound, in MiB, of
+	// the short-lived records kept in process memory (callback
+	// de-duplication on SQLite; every record in tests); default 16. Past
+	// it, the records closest to expiry are evicted.
+	RecordsMemoryMiB int
+	// VerifyCacheSize is WXAUTH_VERIFY_CACHE: verified access tokens
+	// remembered (about 1 KiB each) so /verify and /me skip the signature
+	// check; default 10000.
+	VerifyCacheSize int
 }
 
 // Problems maps a variable name to what is wrong with it. It is the error
@@ -212,6 +238,12 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 	c.RateLimit = l.float("WXAUTH_RATE_LIMIT", 10)
 	c.RateBurst = l.positiveInt("WXAUTH_RATE_BURST", 40)
 	c.TrustedProxies = l.prefixes("WXAUTH_TRUSTED_PROXIES")
+	c.RateClients = l.positiveInt("WXAUTH_RATE_CLIENTS", 16384)
+	c.QRCreatePerMinute = l.positiveInt("WXAUTH_QR_CREATE_PER_MINUTE", 60)
+	c.StreamsPerIP = l.positiveInt("WXAUTH_STREAMS_PER_IP", 4)
+	c.StreamsMax = l.positiveInt("WXAUTH_STREAMS_MAX", 256)
+	c.RecordsMemoryMiB = l.positiveInt("WXAUTH_RECORDS_MEMORY_MB", 16)
+	c.VerifyCacheSize = l.positiveInt("WXAUTH_VERIFY_CACHE", 10000)
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			l.problems["WXAUTH_METRICS_LISTEN"] = "must be host:port"

@@ -5,26 +5,39 @@ import (
 	"crypto/subtle"
 	"net/http"
 
+	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 var errAdmin = apiError{Status: http.StatusUnauthorized, Code: "invalid_token",
-	Title: "Not allowed", TitleZh: "无权访问", Message: "A valid admin bearer token (WXAUTH_ADMIN_TOKEN) is required.", MessageZh: "需要有效的管理令牌。"}
+	Title: "Not allowed", TitleZh: "无权访问", Message: "A valid admin bearer token (WXAUTH_ADMIN_TOKEN), or the credentials of a client allowed raw_access_token, is required.", MessageZh: "需要有效的管理令牌或具有 raw_access_token 权限的客户端凭据。"}
 
-// adminOnly admits requests carrying "Authorization: Bearer <token>"; the
-// comparison is constant-time over SHA-256 digests, so neither content nor
-// length leaks.
-func adminOnly(p *pages, token string) func(http.Handler) http.Handler {
+// rawTokenAccess admits the callers of /internal/access-token*: the admin
+// token ("Authorization: Bearer <token>", when token is not empty; compared
+// in constant time over SHA-256 digests, so neither content nor length
+// leaks), or a registered client
+// with raw_access_token: true, authenticated by px (HTTP Basic, or a Bearer
+// client_credentials JWT or proxy token). It is the documented exception
+// to the proxy: every other service calls WeChat through /cgi-bin/.
+func rawTokenAccess(p *pages, token string, px *proxy.Proxy) func(http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, _ := bearer(r)
-			sum := sha256.Sum256([]byte(got))
-			if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				p.error(w, r, errAdmin)
-				return
+			if token != "" {
+				got, _ := bearer(r)
+				sum := sha256.Sum256([]byte(got))
+				if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+					next.ServeHTTP(w, r)
+					return
+				}
 			}
-			next.ServeHTTP(w, r)
+			if px != nil && r.Header.Get("Authorization") != "" {
+				if c, err := px.Client(r); err == nil && c.RawAccessToken {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			p.error(w, r, errAdmin)
 		})
 	}
 }

@@ -25,7 +25,7 @@ func (h *harness) startLogin(c *client) string {
 // allowed) and returns the /oauth/callback URL WeChat sends the browser to.
 func (h *harness) wechatRedirect(c *client, authURL, user string) string {
 	c.t.Helper()
-	resp, body := c.do("GET", authURL, "", "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
+	resp, body := c.do("GET", authURL, "", "User-Agent", wechatAgent, "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
 	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/oauth/callback?") {
 		c.t.Fatalf("emulator: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}

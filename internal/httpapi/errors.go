@@ -123,8 +123,10 @@ func (p *pages) error(w http.ResponseWriter, r *http.Request, e apiError) {
 	writeJSON(w, e.Status, struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
-		RequestID   string `json:"request_id,omitempty"`
-	}{e.Code, e.Message, RequestID(r.Context())})
+		// DescriptionZh is the same in Chinese, for pages that show it.
+		DescriptionZh string `json:"error_description_zh,omitempty"`
+		RequestID     string `json:"request_id,omitempty"`
+	}{e.Code, e.Message, e.MessageZh, RequestID(r.Context())})
 }
 
 func handleNotFound(p *pages) http.Handler {

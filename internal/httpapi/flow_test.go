@@ -157,7 +157,9 @@ func (h *harness) login(c *client, scope, user, consent string) (*http.Response,
 	if resp.StatusCode != http.StatusFound {
 		c.t.Fatalf("/login: %d %s", resp.StatusCode, body)
 	}
-	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
+	// WeChat's authorize page opens inside WeChat only: the emulator, like
+	// WeChat, refuses a User-Agent without MicroMessenger.
+	resp, body = c.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
 	if resp.StatusCode != http.StatusFound {
 		return resp, body
 	}
@@ -380,7 +382,7 @@ func TestLogin_CookieBinding(t *testing.T) {
 	victim, attacker := newClient(t), newClient(t)
 	victim.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
 	resp, _ := attacker.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
-	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+	resp, _ = attacker.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
 	resp, body := victim.do("GET", resp.Header.Get("Location"), "")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), h.emu.URL) {
 		t.Fatalf("foreign state: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -391,7 +393,7 @@ func TestLogin_CookieBinding(t *testing.T) {
 		}
 	}
 	// The restart logs the victim in as herself.
-	resp, _ = victim.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
+	resp, _ = victim.do("GET", resp.Header.Get("Location"), "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
 	resp, _ = victim.do("GET", resp.Header.Get("Location"), "")
 	jwt := fragment(t, resp).Get("access_token")
 	c, err := h.sessions.Verify(context.Background(), jwt)
@@ -403,9 +405,9 @@ func TestLogin_CookieBinding(t *testing.T) {
 // TestLogin_OpenRedirects sends every line of oauth2-proxy's corpus to /login
 // as the redirect: each gets a 400 page, never a 302.
 func TestLogin_OpenRedirects(t *testing.T) {
-	f, err := os.Open("../../../shared/testdata/openredirects.txt")
+	f, err := os.Open("../redirect/testdata/openredirects.txt")
 	if err != nil {
-		t.Skipf("shared testdata not beside the repository: %v", err)
+		t.Fatalf("open-redirect corpus: %v", err)
 	}
 	defer f.Close()
 	h := newHarness(t, false)

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,8 +69,10 @@ func TestHostileTokens(t *testing.T) {
 	}
 	xb, _ := base64.RawURLEncoding.DecodeString(jwk["x"].(string))
 	yb, _ := base64.RawURLEncoding.DecodeString(jwk["y"].(string))
-	pub := &ecdsa.PublicKey{X: new(big.Int).SetBytes(xb), Y: new(big.Int).SetBytes(yb)}
-	pub.Curve = elliptic.P256()
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, xb...), yb...))
+	if err != nil {
+		t.Fatal(err)
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)

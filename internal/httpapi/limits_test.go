@@ -63,7 +63,7 @@ func TestLimiters_Eviction(t *testing.T) {
 	ls := &limiters{rate: 1, burst: 2, m: map[netip.Addr]*limiterEntry{}}
 	t0 := time.Unix(1700000000, 0)
 	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
-	if ls.take(a, t0) != 0 || ls.take(a, t0) != 0 {
+	if first, second := ls.take(a, t0), ls.take(a, t0); first != 0 || second != 0 {
 		t.Fatal("burst of 2 refused")
 	}
 	if wait := ls.take(a, t0); wait <= 0 || wait > time.Second {
@@ -190,5 +190,37 @@ func BenchmarkRateLimit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// TestLimiters_Bounded: a flood of distinct addresses never grows the
+// table past its cap; refilled buckets make room (losing nothing), and
+// while none has refilled, new addresses are refused with full set.
+func TestLimiters_Bounded(t *testing.T) {
+	const capacity = 100
+	ls := &limiters{rate: 10, burst: 40, max: capacity, m: map[netip.Addr]*limiterEntry{}}
+	t0 := time.Unix(1700000000, 0)
+	const flood = 5000
+	refused := 0
+	for i := range flood {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if wait, full := ls.admit(ip, t0.Add(time.Duration(i)*time.Microsecond)); wait > 0 {
+			if !full {
+				t.Fatalf("address %d refused by its own fresh bucket", i)
+			}
+			refused++
+		}
+	}
+	t.Logf("%d requests from %d addresses within 5 ms, table capped at %d -> %d buckets, %d refused (503)", flood, flood, capacity, ls.size(), refused)
+	if ls.size() > capacity || refused != flood-capacity {
+		t.Fatalf("%d buckets (cap %d), %d refused (want %d)", ls.size(), capacity, refused, flood-capacity)
+	}
+	// After burst/rate (4 s) every bucket has refilled: new addresses fit.
+	later := t0.Add(5 * time.Second)
+	if wait, full := ls.admit(netip.MustParseAddr("192.0.2.1"), later); wait != 0 || full {
+		t.Fatalf("after every bucket refilled: wait %v, full %v", wait, full)
+	}
+	if ls.size() > capacity {
+		t.Fatalf("%d buckets after the refill, cap %d", ls.size(), capacity)
 	}
 }

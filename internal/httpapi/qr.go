@@ -30,6 +30,13 @@ const (
 	// qrCookie holds the key that binds an attempt to its browser; its
 	// Path is the attempt's own /qr/sessions/{id}/.
 	qrCookie = "wxauth_qr"
+	// qrPageCookie holds "id.key" of the attempt the QR login page showed
+	// last (Path /qr/login), so that reloading the page shows the same QR
+	// code instead of creating another at WeChat.
+	qrPageCookie = "wxauth_qr_page"
+	// qrReuseMin is the least scanning time an attempt must have left to be
+	// shown again on a reload; with less, a new QR code is made.
+	qrReuseMin = time.Minute
 	// qrImageSize is the side of the rendered QR code, in pixels.
 	qrImageSize = 320
 )
@@ -84,6 +91,11 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options
 		}
 		redirect = target.String()
 	}
+	if wait := o.qrBudget.take(o.Now()); wait > 0 {
+		retryAfter(w, wait)
+		e := errQRBudget
+		return qrlogin.Attempt{}, &e
+	}
 	a, err := o.QR.Create(r.Context(), redirect)
 	if err != nil {
 		e := p.fromError(r.Context(), "create qr attempt", err)
@@ -106,8 +118,11 @@ var errQRMismatch = apiError{Status: http.StatusBadRequest, Code: "invalid_reque
 // handleQRLogin serves GET /qr/login?redirect=R: the desktop login page
 // (zh/en) with a new attempt's QR code, a countdown and the instructions;
 // it waits on /qr/sessions/{id}/events (polling /qr/sessions/{id} when
-// EventSource fails) and then goes to /qr/sessions/{id}/complete. R must
-// pass the allowlist (400 page otherwise).
+// EventSource fails or is refused) and then goes to
+// /qr/sessions/{id}/complete. R must pass the allowlist (400 page
+// otherwise). A reload by the same browser shows the same attempt while it
+// has qrReuseMin left (cookie wxauth_qr_page); a new QR code spends the
+// service-wide budget (503 page with Retry-After when it is spent).
 func handleQRLogin(p *pages, o Options) http.Handler {
 	type pageData struct {
 		ID        string
@@ -122,10 +137,20 @@ func handleQRLogin(p *pages, o Options) http.Handler {
 		DevURL string
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, e := createQRAttempt(w, r, p, o, r.URL.Query().Get("redirect"))
-		if e != nil {
-			p.error(w, r, *e)
-			return
+		redirect := r.URL.Query().Get("redirect")
+		a, ok := reusableQRAttempt(r, o, redirect)
+		if !ok {
+			var e *apiError
+			a, e = createQRAttempt(w, r, p, o, redirect)
+			if e != nil {
+				p.error(w, r, *e)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{
+				Name: qrPageCookie, Value: a.ID + "." + a.Key, Path: "/qr/login",
+				MaxAge:   int(o.QR.TTL() / time.Second),
+				HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
+			})
 		}
 		nonce := randomString(22)
 		h := w.Header()
@@ -145,6 +170,31 @@ func handleQRLogin(p *pages, o Options) http.Handler {
 			p.logger.ErrorContext(r.Context(), "render qr page", "err", err, "request_id", RequestID(r.Context()))
 		}
 	})
+}
+
+// reusableQRAttempt returns the attempt named by the browser's
+// qrPageCookie when it is still worth showing on a reload: bound to this
+// browser (its key), pending, for the same redirect, with at least
+// qrReuseMin left to scan. A reload thus costs no WeChat call.
+func reusableQRAttempt(r *http.Request, o Options, redirect string) (qrlogin.Attempt, bool) {
+	c, err := r.Cookie(qrPageCookie)
+	if err != nil {
+		return qrlogin.Attempt{}, false
+	}
+	id, key, ok := strings.Cut(c.Value, ".")
+	if !ok || !qrlogin.ValidID(id) {
+		return qrlogin.Attempt{}, false
+	}
+	target, err := o.Allow.Check(redirect, true)
+	if err != nil {
+		return qrlogin.Attempt{}, false
+	}
+	a, err := o.QR.Status(r.Context(), id)
+	if err != nil || !a.HasKey(key) || a.Status != qrlogin.StatusPending || a.Redirect != target.String() ||
+		a.ExpiresAt.Sub(o.Now()) < qrReuseMin {
+		return qrlogin.Attempt{}, false
+	}
+	return a, true
 }
 
 // handleQRCreate serves POST /qr/sessions {"redirect": R}: 201
@@ -216,9 +266,18 @@ func handleQRImage(p *pages, o Options) http.Handler {
 // (text/event-stream): "event: status" with data {"status": S} at once and
 // whenever the status changes, on any instance (store.Broker); a ": ping"
 // comment every qrHeartbeat. The stream ends after confirmed, used or
-// expired. 404 JSON for an unknown id.
+// expired. 404 JSON for an unknown id. Open streams are capped per client
+// IP (429) and in total (503), both JSON with Retry-After: the QR page then
+// polls GET /qr/sessions/{id} instead.
 func handleQREvents(p *pages, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, refused := o.streams.acquire(ClientIP(r, o.Limits.TrustedProxies))
+		if refused != nil {
+			retryAfter(w, qrHeartbeat)
+			p.error(w, r, *refused)
+			return
+		}
+		defer release()
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		id := mux.Vars(r)["id"]

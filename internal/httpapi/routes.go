@@ -9,6 +9,7 @@ import (
 // addRoutes is the whole HTTP surface, one line per endpoint.
 func addRoutes(r *mux.Router, o Options, p *pages) {
 	cors := corsFor(o.Allow)
+	sameOrigin := sameOriginOnly(p, o.Allow, o.PublicURL)
 
 	// The OpenID Provider (package login) and its WeChat ways in.
 	lg := o.login
@@ -27,8 +28,8 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)
 
 	// First-party cookie sessions (/login?redirect=R) and nginx auth_request.
-	r.Handle("/session/refresh", cors(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now))).Methods(http.MethodPost, http.MethodOptions)
-	r.Handle("/session/logout", cors(handleSessionLogout(p, o.Sessions, o.Cookies))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/refresh", cors(sameOrigin(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/logout", cors(sameOrigin(handleSessionLogout(p, o.Sessions, o.Cookies)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)
 
 	// The Official Account's message callback (服务器配置 URL).
@@ -49,11 +50,17 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 	// Official Account credentials: JS-SDK signature and the internal token API.
 	if o.Tokens != nil {
 		r.Handle("/jssdk/config", cors(handleJSSDKConfig(p, o.Allow, o.Tokens, o.AppID, o.Now))).Methods(http.MethodGet, http.MethodOptions)
-		if o.AdminToken != "" {
-			admin := adminOnly(p, o.AdminToken)
+		if o.AdminToken != "" || o.Proxy != nil {
+			admin := rawTokenAccess(p, o.AdminToken, o.Proxy)
 			r.Handle("/internal/access-token", admin(handleAccessToken(p, o.Tokens))).Methods(http.MethodGet)
 			r.Handle("/internal/access-token/invalidate", admin(handleAccessTokenInvalidate(p, o.Tokens))).Methods(http.MethodPost)
 		}
+	}
+
+	// The WeChat API proxy: the owner's services call WeChat's cgi-bin API
+	// as registered clients and never hold the access_token.
+	if o.Proxy != nil {
+		r.PathPrefix("/cgi-bin/").Handler(o.Proxy)
 	}
 
 	// Health.

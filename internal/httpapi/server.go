@@ -27,6 +27,7 @@ import (
 	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/metrics"
+	"github.com/wxauth/wxauth/internal/proxy"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
@@ -61,7 +62,12 @@ type Options struct {
 	// or empty leaves only the first-party cookie login.
 	Clients *clients.Registry
 
-	AdminToken    string        // bearer token of /internal/*; empty removes those routes
+	// Proxy serves the WeChat API proxy at /cgi-bin/ and authenticates the
+	// clients allowed GET /internal/access-token (raw_access_token); nil
+	// disables both.
+	Proxy *proxy.Proxy
+
+	AdminToken    string        // bearer token of /internal/*; empty (and no Proxy) removes those routes
 	StateTTL      time.Duration // life of a login state record; default 10 min
 	ProfileMaxAge time.Duration // /login without scope uses snsapi_base while the profile is younger; default 7 days
 	Now           func() time.Time
@@ -76,6 +82,8 @@ type Options struct {
 	Limits Limits
 
 	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
+	qrBudget   *qrBudget      // set by NewServer: WeChat QR codes per minute
+	streams    *streamLimiter // set by NewServer: open QR event streams
 	login      *login.Service // set by NewServer: the OpenID Provider
 }
 
@@ -113,6 +121,8 @@ func NewServer(opts Options) (http.Handler, error) {
 	if opts.Metrics != nil && opts.QR != nil {
 		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
 	}
+	opts.qrBudget = newQRBudget(opts.Limits.QRCreatePerMinute)
+	opts.streams = newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)
 	r := mux.NewRouter()
 	r.Use(routeLabel)
 	addRoutes(r, opts, pages)

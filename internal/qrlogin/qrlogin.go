@@ -229,6 +229,13 @@ func (s *Service) Create(ctx context.Context, redirect string) (Attempt, error) 
 	return a, nil
 }
 
+// HasKey reports whether key is the one that binds a to its browser (the
+// Key that Create returned), compared in constant time; false when a has no
+// key hash.
+func (a Attempt) HasKey(key string) bool {
+	return a.KeyHash != "" && key != "" && subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(a.KeyHash)) == 1
+}
+
 func hashKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxLength is the longest URL Check accepts, in bytes.
@@ -112,11 +114,41 @@ func (a *Allowlist) Check(raw string, stripFragment bool) (*url.URL, error) {
 	if err != nil || u.User != nil || u.Opaque != "" || !strings.EqualFold(u.Host, authority) {
 		return nil, fmt.Errorf("%w: malformed URL", ErrNotAllowed)
 	}
+	for _, part := range [...]string{u.RawPath, u.EscapedPath(), u.RawQuery, u.RawFragment, u.Fragment} {
+		if err := checkDecoded(part); err != nil {
+			return nil, err
+		}
+	}
 	u.Scheme, u.Host = scheme, host
 	if stripFragment {
 		u.Fragment, u.RawFragment = "", ""
 	}
 	return u, nil
+}
+
+// checkDecoded refuses a URL part whose percent-decoded form (decoded
+// once, "+" kept) is not valid UTF-8 or contains a control character
+// (C0, DEL, C1), whitespace of any kind (U+0085, U+00A0, U+2028, ...) or an
+// invisible format character (bidi overrides, zero-width): "/a%0d%0aSet-
+// Cookie:" or "/%E2%80%AEfdp.exe" would otherwise reach the page and
+// whatever logs, headers or HTML it lands in.
+func checkDecoded(part string) error {
+	if part == "" {
+		return nil
+	}
+	dec, err := url.PathUnescape(part)
+	if err != nil {
+		return fmt.Errorf("%w: malformed percent-encoding", ErrNotAllowed)
+	}
+	if !utf8.ValidString(dec) {
+		return fmt.Errorf("%w: percent-encoding that is not UTF-8", ErrNotAllowed)
+	}
+	for _, r := range dec {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: an encoded control, whitespace or format character (%U)", ErrNotAllowed, r)
+		}
+	}
+	return nil
 }
 
 // AllowedOrigin reports whether origin (an Origin request header value,

@@ -27,9 +27,9 @@ func testAllowlist(t testing.TB) *Allowlist {
 // TestAllowlist_Check_OpenRedirects runs oauth2-proxy's corpus: every line,
 // once url.QueryUnescape'd, must be refused whatever the allowlist.
 func TestAllowlist_Check_OpenRedirects(t *testing.T) {
-	f, err := os.Open("../../../shared/testdata/openredirects.txt")
+	f, err := os.Open("testdata/openredirects.txt")
 	if err != nil {
-		t.Skipf("shared testdata not beside the repository: %v", err)
+		t.Fatalf("open-redirect corpus: %v", err)
 	}
 	defer f.Close()
 	a := testAllowlist(t)
@@ -115,6 +115,51 @@ func BenchmarkAllowlist_Check(b *testing.B) {
 	for b.Loop() {
 		if _, err := a.Check("https://h5.example.com/app/index.html?from=menu#top", true); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestAllowlist_Check_EncodedControls: a redirect on an allowed origin
+// whose decoded path, query or fragment carries a control, whitespace or
+// format character is refused; ordinary escapes stay accepted.
+func TestAllowlist_Check_EncodedControls(t *testing.T) {
+	a := testAllowlist(t)
+	refuse := []string{
+		"https://h5.example.com/a%0d%0aSet-Cookie:x=1",
+		"https://h5.example.com/%00",
+		"https://h5.example.com/a%09b",
+		"https://h5.example.com/a%20b",
+		"https://h5.example.com/%7f",
+		"https://h5.example.com/%C2%85",     // NEL
+		"https://h5.example.com/%C2%A0",     // no-break space
+		"https://h5.example.com/%E2%80%A8",  // line separator
+		"https://h5.example.com/%E2%80%AEx", // right-to-left override
+		"https://h5.example.com/%E2%80%8B",  // zero-width space
+		"https://h5.example.com/%ff",        // not UTF-8
+		"https://h5.example.com/?q=%0a",
+		"https://h5.example.com/?q=a%20b",
+		"https://h5.example.com/#%0d",
+		"https://h5.example.com/#a%09",
+		"https://h5.example.com/%zz",
+	}
+	refused := 0
+	for _, raw := range refuse {
+		if u, err := a.Check(raw, false); err == nil {
+			t.Errorf("%q accepted as %s", raw, u)
+		} else if !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("%q: %v does not wrap ErrNotAllowed", raw, err)
+		} else {
+			refused++
+		}
+	}
+	t.Logf("%d redirects with encoded control or whitespace characters on an allowed origin -> %d refused", len(refuse), refused)
+	for _, raw := range []string{
+		"https://h5.example.com/a%2Fb?q=a+b&r=%E4%BD%A0%E5%A5%BD#top",
+		"https://h5.example.com/%E7%99%BB%E5%BD%95",
+		"https://h5.example.com/p?next=%2Fhome%3Fa%3D1",
+	} {
+		if _, err := a.Check(raw, false); err != nil {
+			t.Errorf("%q refused: %v", raw, err)
 		}
 	}
 }

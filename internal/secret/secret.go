@@ -22,7 +22,8 @@ var ErrOpen = errors.New("secret: cannot open sealed value")
 // Box seals with its current key and opens with the current or any previous
 // key. It is safe for concurrent use.
 type Box struct {
-	aeads []cipher.AEAD // [0] is current
+	aeads  []cipher.AEAD // [0] is current
+	macKey []byte        // derived from the current key; see Box.Sum
 }
 
 // NewBox returns a Box sealing under key and also opening values sealed under
@@ -43,6 +44,9 @@ func NewBox(key []byte, previous ...[]byte) (*Box, error) {
 			return nil, fmt.Errorf("secret: key %d: %w", i, err)
 		}
 		b.aeads = append(b.aeads, aead)
+		if i == 0 {
+			b.macKey = deriveMACKey(k)
+		}
 	}
 	return b, nil
 }

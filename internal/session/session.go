@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -114,6 +115,11 @@ type Config struct {
 	// to learn keys rotated by other instances; default 1 min. Keep it
 	// below the publication delay (min(KeyRotation/10, 10 min)).
 	ReloadInterval time.Duration
+	// VerifyCacheSize bounds the verified-token cache of Verify, in tokens
+	// (about 1 KiB each; WXAUTH_VERIFY_CACHE); default 10000. When full,
+	// expired entries go first, then arbitrary ones: an evicted token is
+	// only verified again (its signature checked), never refused.
+	VerifyCacheSize int
 	// Box seals private keys at rest (aad "signing-key:"+kid). Required.
 	Box *secret.Box
 	// Now is the clock; default time.Now.
@@ -161,12 +167,15 @@ type Tokens struct {
 // nbf, exp, jti, and the WeChat identity.
 type Claims struct {
 	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
-	OpenID               string `json:"openid,omitempty"`    // openid under AppID; absent in client_credentials tokens
-	UnionID              string `json:"unionid,omitempty"`   // unionid, absent when unknown
-	AppID                string `json:"appid"`               // Official Account appid
-	Scope                string `json:"scope"`               // snsapi_base or snsapi_userinfo, granted at login
-	SessionID            string `json:"sid"`                 // login family id, the unit of revocation
-	ClientID             string `json:"client_id,omitempty"` // OAuth client the token was issued to; absent for first-party logins
+	OpenID               string `json:"openid,omitempty"`  // openid under AppID; absent in client_credentials tokens
+	UnionID              string `json:"unionid,omitempty"` // unionid, absent when unknown
+	AppID                string `json:"appid"`             // Official Account appid
+	Scope                string `json:"scope"`             // granted at login: snsapi_base or snsapi_userinfo, or a client's OIDC scopes
+	SessionID            string `json:"sid"`               // login family id, the unit of revocation
+	// ClientID is the client_id the token was issued to (RFC 9068); a
+	// client_credentials token has sub == client_id. Absent for a
+	// first-party (cookie) login.
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // Manager issues, refreshes, revokes and verifies sessions, and owns the
@@ -243,7 +252,7 @@ func NewManager(ctx context.Context, cfg Config, st Stores) (*Manager, error) {
 		now:   cfg.Now,
 		log:   cfg.Logger,
 		delay: publishDelay(cfg.KeyRotation),
-		cache: newTokenCache(defaultCacheSize),
+		cache: newTokenCache(cmp.Or(max(cfg.VerifyCacheSize, 0), defaultCacheSize)),
 	}
 	if err := m.bootstrap(ctx); err != nil {
 		return nil, err
@@ -347,6 +356,9 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: sign with key %s: %w", k.id, err)
 	}
+	if k.alg == "ES256" {
+		raw = normalizeLowS(raw)
+	}
 	return Tokens{
 		AccessToken: raw,
 		ExpiresIn:   int(exp.Sub(now) / time.Second),
@@ -359,7 +371,8 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 // family (same absolute expiry) and a new access JWT whose claims come from
 // the user as stored now (openid and unionid may have changed since login).
 // A token presented again within Config.RefreshGrace of its first use
-// rotates again.
+// gets the same successor (the family never forks into two chains); the
+// rotation's time is read inside the store's transaction.
 //
 // Errors: [ErrInvalidRefreshToken] for a malformed, unknown, expired or
 // revoked token, or a deleted user; [ErrRefreshTokenReused] when the token
@@ -402,10 +415,7 @@ func (m *Manager) RefreshWith(ctx context.Context, refreshToken string, check fu
 	if err != nil {
 		return Tokens{}, fmt.Errorf("session: refresh: get user: %w", err)
 	}
-	next, nextHash, err := newRefreshToken()
-	if err != nil {
-		return Tokens{}, err
-	}
+	next, nextHash := m.successor(refreshToken)
 	_, err = m.st.RefreshTokens.RotateRefreshToken(ctx, hash, store.RefreshToken{
 		Hash:      nextHash,
 		FamilyID:  old.FamilyID,
@@ -413,7 +423,7 @@ func (m *Manager) RefreshWith(ctx context.Context, refreshToken string, check fu
 		Scope:     old.Scope,
 		CreatedAt: now,
 		ExpiresAt: old.ExpiresAt,
-	}, now, m.cfg.RefreshGrace)
+	}, m.now(), m.cfg.RefreshGrace)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		if rerr := m.revokeJWTs(ctx, old.FamilyID); rerr != nil {
@@ -421,7 +431,9 @@ func (m *Manager) RefreshWith(ctx context.Context, refreshToken string, check fu
 		}
 		m.log.WarnContext(ctx, "refresh token reused; session revoked", "sid", old.FamilyID, "user", old.UserID)
 		return Tokens{}, ErrRefreshTokenReused
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAlreadyExists):
+		// ErrAlreadyExists: rotated within grace into another successor
+		// (under a previous WXAUTH_SECRET_KEY); the chain is not forked.
 		return Tokens{}, ErrInvalidRefreshToken
 	case err != nil:
 		return Tokens{}, fmt.Errorf("session: refresh: rotate: %w", err)
@@ -598,6 +610,18 @@ func newRefreshToken() (token, hash string, err error) {
 	token = base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(token))
 	return token, hex.EncodeToString(sum[:]), nil
+}
+
+// successor returns the refresh token that refreshToken rotates into, and
+// its hex SHA-256: a MAC of the token under the secret key (Box.Sum), so
+// that two refreshes with one token within Config.RefreshGrace, on any
+// instance, hand out the same successor and the family stays one chain,
+// while nobody without the key can compute a successor.
+func (m *Manager) successor(refreshToken string) (token, hash string) {
+	sum := m.cfg.Box.Sum("refresh-successor", []byte(refreshToken))
+	token = base64.RawURLEncoding.EncodeToString(sum[:])
+	h := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(h[:])
 }
 
 // hashRefreshToken checks the shape of an opaque refresh token and returns

@@ -316,7 +316,7 @@ func TestManager_Refresh(t *testing.T) {
 		}
 	})
 
-	t.Run("GraceRotatesAgain", func(t *testing.T) {
+	t.Run("GraceSameChain", func(t *testing.T) {
 		e := newEnv(t, "ES256", func(c *Config) { c.RefreshGrace = 10 * time.Second })
 		first := e.issue(t)
 		a, err := e.m.Refresh(ctx, first.RefreshToken)
@@ -328,8 +328,11 @@ func TestManager_Refresh(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reuse within grace = %v", err)
 		}
-		if a.RefreshToken == b.RefreshToken {
-			t.Fatal("same token twice")
+		if a.RefreshToken != b.RefreshToken {
+			t.Fatal("two refreshes within grace got two successors: the family forked")
+		}
+		if _, err := e.m.Refresh(ctx, b.RefreshToken); err != nil {
+			t.Fatalf("the one successor = %v", err)
 		}
 		e.clock.Advance(10 * time.Second)
 		if _, err := e.m.Refresh(ctx, first.RefreshToken); !errors.Is(err, ErrRefreshTokenReused) {

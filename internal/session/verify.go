@@ -2,9 +2,12 @@ package session
 
 import (
 	"context"
+	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"time"
@@ -46,8 +49,14 @@ func (m *Manager) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
 		}
 		c = &Claims{}
-		if _, err := set.parser.ParseWithClaims(raw, c, set.keyfunc); err != nil {
+		tok, err := set.parser.ParseWithClaims(raw, c, set.keyfunc)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		}
+		if tok.Method.Alg() == "ES256" && !lowS(tok.Signature) {
+			// (r, n-s) verifies as well as (r, s): accepting both would
+			// give one token two strings (and two cache entries).
+			return nil, fmt.Errorf("%w: ECDSA signature with high S", ErrInvalidToken)
 		}
 		if c.Subject == "" || c.SessionID == "" {
 			return nil, fmt.Errorf("%w: sub or sid missing", ErrInvalidToken)
@@ -63,6 +72,35 @@ func (m *Manager) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	out := *c
 	return &out, nil
+}
+
+// p256HalfOrder is n/2 for P-256's group order n: an ES256 signature's S
+// must not exceed it (the low-S form, as in BIP 62 and RFC 6979 signers).
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// lowS reports whether sig, an ES256 signature (R || S, 32 bytes each), has
+// S <= n/2. Signatures of another length are left to the verifier (which
+// refuses them).
+func lowS(sig []byte) bool {
+	if len(sig) != 64 {
+		return true
+	}
+	return new(big.Int).SetBytes(sig[32:]).Cmp(p256HalfOrder) <= 0
+}
+
+// normalizeLowS rewrites the signature of a compact ES256 JWS to its low-S
+// form (S replaced by n-S when S > n/2; both verify), which Verify
+// requires. crypto/ecdsa signs with either S.
+func normalizeLowS(raw string) string {
+	dot := strings.LastIndexByte(raw, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(raw[dot+1:])
+	if err != nil || len(sig) != 64 || lowS(sig) {
+		return raw
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
+	s.FillBytes(sig[32:])
+	return raw[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // wellFormed reports whether raw has the shape of a compact JWS: at most

@@ -3,12 +3,14 @@ package session
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +51,45 @@ func signWith(tb testing.TB, method jwt.SigningMethod, key any, header map[strin
 	if err != nil {
 		tb.Fatalf("sign: %v", err)
 	}
+	if method == jwt.SigningMethodES256 {
+		s = normalizeLowS(s)
+	}
 	return s
+}
+
+// TestManager_Verify_HighS: an ES256 token whose S is replaced by n-S
+// verifies under plain ECDSA, so it is a second string for one token;
+// Verify refuses it, and every token the Manager issues is in low-S form.
+func TestManager_Verify_HighS(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "ES256")
+	n := elliptic.P256().Params().N
+	const tokens = 40
+	refused, issuedHigh := 0, 0
+	for range tokens {
+		tok := e.issue(t)
+		dot := strings.LastIndexByte(tok.AccessToken, '.')
+		sig, err := base64.RawURLEncoding.DecodeString(tok.AccessToken[dot+1:])
+		if err != nil || len(sig) != 64 {
+			t.Fatalf("signature: %v, %d bytes", err, len(sig))
+		}
+		if !lowS(sig) {
+			issuedHigh++
+		}
+		if _, err := e.m.Verify(ctx, tok.AccessToken); err != nil {
+			t.Fatalf("Verify(issued) = %v", err)
+		}
+		high := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
+		high.FillBytes(sig[32:])
+		flipped := tok.AccessToken[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+		if _, err := e.m.Verify(ctx, flipped); errors.Is(err, ErrInvalidToken) {
+			refused++
+		}
+	}
+	t.Logf("%d issued ES256 tokens: %d with high S; %d of %d with S replaced by n-S refused", tokens, issuedHigh, refused, tokens)
+	if issuedHigh != 0 || refused != tokens {
+		t.Fatalf("issued %d high-S tokens (want 0); refused %d of %d flipped (want all)", issuedHigh, refused, tokens)
+	}
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

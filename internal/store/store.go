@@ -98,15 +98,24 @@ type RefreshToken struct {
 type RefreshTokens interface {
 	// CreateRefreshToken stores t. ErrAlreadyExists if t.Hash is taken.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
-	// RotateRefreshToken atomically marks the token oldHash used at now and
-	// stores next (which must carry the same FamilyID), returning the old
-	// record. Errors: ErrNotFound when oldHash is unknown, expired at now, or
-	// its family is revoked; ErrReused when it was already used more than
-	// grace before now, in which case the whole family is revoked before
-	// returning. A token used less than grace before now rotates again
-	// (concurrent refresh by one client); grace 0 disables that window, so
-	// of two concurrent rotations exactly one succeeds. ErrAlreadyExists
-	// when next.Hash is taken.
+	// RotateRefreshToken atomically marks the token oldHash used and
+	// stores next (which must carry the same FamilyID) as its successor,
+	// returning the old record. The rotation reads the time once, inside
+	// its transaction or lock: at = the later of now and the store's own
+	// clock ([RotationTime]); every comparison below uses at, and UsedAt
+	// becomes at.
+	//
+	// Errors: ErrNotFound when oldHash is unknown, expired at at, or its
+	// family is revoked; ErrReused when it was already used and grace is 0
+	// or at is grace or more after its UsedAt ([UsedOutsideGrace]), in
+	// which case the whole family is revoked before returning. So of two
+	// concurrent rotations with grace 0 exactly one succeeds, whatever
+	// clock readings the callers bring. A token used less than grace
+	// before at succeeds again only with the same successor (next.Hash
+	// equal to the one stored by its first rotation), storing nothing: the
+	// callers end up holding one chain, never two (a fork). With another
+	// successor it fails with ErrAlreadyExists, as it does when next.Hash
+	// is taken.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time, grace time.Duration) (RefreshToken, error)
 	// GetRefreshToken returns the record for hash, or ErrNotFound when it
 	// is unknown or its family is revoked. Expiry is the caller's to check
@@ -162,6 +171,30 @@ type Records interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 	// Delete removes key; deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+// RotationTime returns the one time a refresh rotation compares with: the
+// later of the caller's now and clock(), read inside the rotation's
+// transaction or lock, so that a caller whose reading precedes a concurrent
+// winner's UsedAt cannot appear to be earlier than that rotation.
+func RotationTime(now time.Time, clock func() time.Time) time.Time {
+	if clock != nil {
+		if c := clock(); c.After(now) {
+			return c
+		}
+	}
+	return now
+}
+
+// UsedOutsideGrace reports whether a refresh token used at usedAt (zero:
+// never) presented again at at is a reuse: with grace <= 0 any earlier use
+// is; otherwise a use grace or more before at. A usedAt after at (another
+// instance's clock ahead of this one) counts as no time elapsed.
+func UsedOutsideGrace(usedAt, at time.Time, grace time.Duration) bool {
+	if usedAt.IsZero() {
+		return false
+	}
+	return grace <= 0 || at.Sub(usedAt) >= grace
 }
 
 // Lease is a held lock. Fence increases with every grant of the same lock

@@ -75,7 +75,8 @@ type QRCodeRequest struct {
 	// QR_LIMIT_STR_SCENE (permanent; at most 100,000 per account).
 	ActionName string
 	// ExpireSeconds is the life of a temporary code in seconds, 1 to
-	// 2,592,000; 0 lets WeChat choose (30 s). Must be 0 for permanent codes.
+	// 2,592,000; 0 lets WeChat choose (60 s: "此字段如果不填，则默认有效期为60秒";
+	// older pages said 30). Must be 0 for permanent codes.
 	ExpireSeconds int
 	// SceneID is the integer scene: non-zero for QR_SCENE, 1..100000 for
 	// QR_LIMIT_SCENE; 0 for the string actions.

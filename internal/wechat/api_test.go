@@ -113,6 +113,7 @@ func TestAPI_CreateQRCode(t *testing.T) {
 		"PermanentID100001":   {ActionName: QRLimitScene, SceneID: 100001},
 		"PermanentWithExpire": {ActionName: QRLimitScene, SceneID: 1, ExpireSeconds: 60},
 		"SceneStr65":          {ActionName: QRStrScene, SceneStr: strings.Repeat("a", 65)},
+		"SceneStr66BytesUTF8": {ActionName: QRStrScene, SceneStr: strings.Repeat("码", 22)},
 		"SceneStrEmpty":       {ActionName: QRLimitStrScene},
 		"StrWithSceneID":      {ActionName: QRStrScene, SceneStr: "a", SceneID: 3},
 		"IDWithSceneStr":      {ActionName: QRScene, SceneID: 3, SceneStr: "a"},
@@ -129,9 +130,10 @@ func TestAPI_CreateQRCode(t *testing.T) {
 		t.Fatal("invalid requests reached WeChat")
 	}
 	for name, req := range map[string]QRCodeRequest{
-		"Expire2592000": {ActionName: QRScene, ExpireSeconds: 2592000, SceneID: 4294967295},
-		"SceneStr64":    {ActionName: QRLimitStrScene, SceneStr: strings.Repeat("a", 64)},
-		"PermanentID1":  {ActionName: QRLimitScene, SceneID: 1},
+		"Expire2592000":  {ActionName: QRScene, ExpireSeconds: 2592000, SceneID: 4294967295},
+		"SceneStr64":     {ActionName: QRLimitStrScene, SceneStr: strings.Repeat("a", 64)},
+		"SceneStr63UTF8": {ActionName: QRStrScene, SceneStr: strings.Repeat("码", 21)},
+		"PermanentID1":   {ActionName: QRLimitScene, SceneID: 1},
 	} {
 		if err := req.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)

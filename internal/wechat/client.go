@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -196,6 +198,14 @@ type request struct {
 	retryTooFrequent bool
 	// raw returns the body as is (images) instead of checking errcode.
 	raw bool
+	// sendOnce says the call consumes what it carries (a web-authorization
+	// code works once): once the request may have reached WeChat it is never
+	// sent again, since a second try could only meet 40163. Only failures
+	// that provably sent nothing (no request header was written: a dial
+	// error, a refused connection) and WeChat's own answers -1 (and 45011
+	// with retryTooFrequent) are retried; any other failure after sending
+	// is returned wrapped in [ErrAnswerLost].
+	sendOnce bool
 }
 
 // envelope is the error part of every JSON answer.
@@ -206,7 +216,8 @@ type envelope struct {
 
 // do runs r with retries and returns the response body (at most 1 MiB)
 // once it carries errcode 0 or none. Errors: *Error, *StatusError, a
-// redacted *url.Error, ctx.Err() (joined with the last failure).
+// redacted *url.Error, ctx.Err() (joined with the last failure); for a
+// sendOnce request, a failure after sending wrapped in ErrAnswerLost.
 func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
 	if err := c.br.allow(); err != nil {
 		return nil, fmt.Errorf("wechat: %s: %w", r.api, err)
@@ -214,13 +225,18 @@ func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
 	defer func() { c.br.record(ctx, err) }()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		body, status, err := c.once(ctx, r)
+		body, status, sent, err := c.once(ctx, r)
 		if err == nil {
 			err = checkBody(r, status, body)
 		}
 		c.logCall(ctx, r.api, status, err, attempt, time.Since(start))
 		if err == nil {
 			return body, nil
+		}
+		if r.sendOnce && sent && !isAnswer(err) {
+			// WeChat may have acted on the request (consumed the code)
+			// and only its answer is missing: never send it again.
+			return nil, &answerLostError{api: r.api, err: err}
 		}
 		if attempt+1 >= maxAttempts || !c.retryable(ctx, r, err) {
 			return nil, err
@@ -246,7 +262,34 @@ func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
 }
 
 // once makes one HTTP request and reads at most maxBodyBytes of the answer.
-func (c *Client) once(ctx context.Context, r request) ([]byte, int, error) {
+// sent reports whether the request may have reached the server: for a
+// sendOnce request, whether its header was written (httptrace WroteHeaders);
+// otherwise always true.
+func (c *Client) once(ctx context.Context, r request) (body []byte, status int, sent bool, err error) {
+	var wrote atomic.Bool
+	if r.sendOnce {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	} else {
+		wrote.Store(true)
+	}
+	body, status, err = c.send(ctx, r)
+	return body, status, wrote.Load(), err
+}
+
+// noReplayBody is the empty body of a sendOnce GET. A request whose Body is
+// not nil, not http.NoBody and has no GetBody is not "replayable" for
+// net/http's Transport, which otherwise re-sends an idempotent request by
+// itself when a reused connection breaks after the request was written
+// (net/http Transport docs: "Transport only retries a request upon
+// encountering a network error if ... the request is idempotent"). It
+// reads as empty, so nothing is sent on the wire.
+type noReplayBody struct{}
+
+func (noReplayBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (noReplayBody) Close() error             { return nil }
+
+// send makes the HTTP request of once.
+func (c *Client) send(ctx context.Context, r request) ([]byte, int, error) {
 	u := *r.base
 	u.Path = u.Path + "/" + r.api
 	if len(r.query) > 0 {
@@ -264,6 +307,9 @@ func (c *Client) once(ctx context.Context, r request) ([]byte, int, error) {
 	req.Host = u.Host
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	if r.sendOnce && r.body == nil {
+		req.Body, req.GetBody, req.ContentLength = noReplayBody{}, nil, 0
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -306,13 +352,28 @@ func checkBody(r request, status int, body []byte) error {
 	return nil
 }
 
+// isAnswer reports whether err is WeChat's own answer (an errcode), which
+// says what WeChat did with the request, or an HTTP 4xx, which a gateway
+// answers without passing the request on.
+func isAnswer(err error) bool {
+	var we *Error
+	var se *StatusError
+	return errors.As(err, &we) || errors.As(err, &se) && se.StatusCode < 500
+}
+
 // retryable reports whether err may go away on a retry of r while ctx lives.
+// A sendOnce request reaches here only with WeChat's answer or a failure
+// that sent nothing.
 func (c *Client) retryable(ctx context.Context, r request, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	if IsCode(err, CodeBusy) || r.retryTooFrequent && IsCode(err, CodeTooFrequent) {
 		return true
+	}
+	if r.sendOnce {
+		var ue *url.Error
+		return errors.As(err, &ue)
 	}
 	var se *StatusError
 	if errors.As(err, &se) {

@@ -12,7 +12,11 @@
 // 5xx, timeouts and dropped connections are retried with jittered
 // exponential backoff (about 100 ms, 200 ms, 400 ms; at most 4 attempts)
 // while ctx allows, and other errcodes (40013, 40125, 40164, ...) are
-// returned at once. Every response is read through a 1 MiB limit. No appsecret,
+// returned at once. The code exchange is the exception: a code works once,
+// so [Client.Exchange] is never repeated once its request may have reached
+// WeChat (only -1, 45011 and failures that sent nothing are retried); a
+// lost answer is [ErrAnswerLost], and [IsDeadCode] tells the login when to
+// start a new authorization. Every response is read through a 1 MiB limit. No appsecret,
 // code, access_token or refresh_token reaches an error string or a log
 // line: transport errors stay [*url.Error] with those query values
 // replaced by REDACTED, and logs carry the API path only.

@@ -54,6 +54,7 @@ func (e *emuEnv) authorize(tb testing.TB, openID, scope string) string {
 	}
 	req, _ := http.NewRequest("GET", u, nil)
 	req.Header.Set("X-Wxemu-User", openID)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50")
 	hc := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 // Error is returned when WeChat answers HTTP 200 with a non-zero errcode,
 // that is a body of the shape {"errcode":N,"errmsg":"..."}. Match on Code
 // (see [IsCode] and the Code constants): Msg is for people and carries a
-// suffix such as ", rid: 6650a1b2-..." that changes with every request.
+// suffix such as " rid: 6650a1b2-1c2d3e4f-5a6b7c8d" (older answers: "hints:
+// [ req_id: ... ]") that changes with every request.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html
 type Error struct {
@@ -66,8 +67,62 @@ const (
 	CodeTooFrequent          = 45011 // calls too frequent
 	CodeNoMenu               = 46003 // no menu exists
 	CodeParse                = 47001 // JSON/XML body cannot be parsed
-	CodeUnauthorized         = 48001 // API unauthorized (e.g. sns/userinfo with a snsapi_base token)
+	CodeUnauthorized         = 48001 // API unauthorized (e.g. sns/userinfo with a snsapi_base or a snapshot user's token)
+	CodeIPPending            = 89501 // caller IP awaits the administrator's confirmation (IP risk control)
+	CodeIPConfirm            = 89503 // caller IP needs the administrator's confirmation (IP risk control)
+	CodeIPRefusedTwice       = 89506 // caller IP refused twice by the administrator: blocked for 24 hours
+	CodeIPRefused            = 89507 // caller IP refused by the administrator: blocked for 1 hour
 )
+
+// ErrAnswerLost is wrapped by the error of [Client.Exchange] when the
+// request may have reached WeChat but no answer of WeChat's came back: a
+// timeout or a dropped connection after the request was written, an HTTP
+// 5xx from a gateway, an unreadable body. WeChat has then most likely
+// consumed the code, so the exchange is not tried again (a second try could
+// only get 40163); the caller should start a new authorization, as for
+// [IsDeadCode]. The error also wraps the failure itself ([*url.Error],
+// [*StatusError]), so [Temporary] and errors.As still see it.
+var ErrAnswerLost = errors.New("wechat: the answer was lost after the request was sent")
+
+// answerLostError is ErrAnswerLost joined with the failure that caused it.
+type answerLostError struct {
+	api string
+	err error
+}
+
+func (e *answerLostError) Error() string {
+	return "wechat: " + e.api + ": no answer after the request was sent (not repeated): " + e.err.Error()
+}
+
+func (e *answerLostError) Unwrap() []error { return []error{ErrAnswerLost, e.err} }
+
+// IsDeadCode reports whether err says that a web-authorization code can no
+// longer be exchanged: an [*Error] with Code 40163 ([CodeCodeUsed]: used
+// already, for instance by the first of WeChat's two redirects or by an
+// exchange whose answer was lost), 40029 ([CodeInvalidCode]: unknown, expired
+// or of another appid; what WeChat answers in practice for an expired code)
+// or 42003 ([CodeCodeExpired]). Such a code is not a dead end: the login
+// should send the browser through a new authorization once (silent for
+// snsapi_base and for followers opening the page from the account), with a
+// guard so that a second dead code ends in an error page instead of a loop.
+// An exchange that failed with [ErrAnswerLost] most likely consumed its code
+// as well and deserves the same single restart; IsDeadCode does not include
+// it because it is also what a WeChat outage looks like.
+//
+// https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
+func IsDeadCode(err error) bool {
+	return IsCode(err, CodeCodeUsed, CodeInvalidCode, CodeCodeExpired)
+}
+
+// NeedsReauthorization reports whether err, from [Client.Refresh],
+// [Client.UserInfo] or [Client.CheckToken], says the user's web tokens are
+// gone for good and only a new authorization helps: 40030 (invalid
+// refresh_token, also once a later authorization of the same user replaced
+// it), 42002 (refresh_token expired after 30 days) or 42007 (tokens voided
+// after the user changed the WeChat password or the AppSecret was reset).
+func NeedsReauthorization(err error) bool {
+	return IsCode(err, CodeInvalidRefreshToken, CodeRefreshTokenExpired, CodeTokenVoided)
+}
 
 // IsCode reports whether err, or an error it wraps, is an [*Error] whose Code
 // is one of codes.
@@ -110,14 +165,15 @@ func (e *StatusError) Error() string {
 // Temporary reports whether err is a failure that may go away by itself and
 // that the HTTP layer shows as "WeChat is busy, retry": errcode -1
 // ([CodeBusy]) or 45011 ([CodeTooFrequent]), [ErrCircuitOpen], a [*StatusError] with a 5xx
-// status, or a timeout (a net.Error whose Timeout() is true, or
-// context.DeadlineExceeded). The package has already retried such failures
-// with backoff before returning them.
+// status, a timeout (a net.Error whose Timeout() is true, or
+// context.DeadlineExceeded), or [ErrAnswerLost] (a new attempt, with a new
+// code, may well succeed). The package has already retried such failures
+// with backoff before returning them, when it was safe to.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
 	}
-	if IsCode(err, CodeBusy, CodeTooFrequent) || errors.Is(err, ErrCircuitOpen) {
+	if IsCode(err, CodeBusy, CodeTooFrequent) || errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrAnswerLost) {
 		return true
 	}
 	var se *StatusError

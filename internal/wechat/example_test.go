@@ -1,6 +1,7 @@
 package wechat_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -37,6 +38,32 @@ func ExampleSignJSSDK() {
 		"Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value#xxxx")
 	fmt.Println(sig)
 	// Output: 0f9de62fce790f9a083d5c99e95740ceb90c27ed
+}
+
+// ExampleIsDeadCode shows how a login decides what a failed code exchange
+// calls for: a dead code, or a lost answer (which most likely consumed the
+// code), restarts the authorization once; a second failure shows an error.
+func ExampleIsDeadCode() {
+	decide := func(err error, restarted bool) string {
+		switch {
+		case err == nil:
+			return "log in"
+		case (wechat.IsDeadCode(err) || errors.Is(err, wechat.ErrAnswerLost)) && !restarted:
+			return "restart the authorization once"
+		case wechat.Temporary(err):
+			return "WeChat is busy: offer a retry"
+		default:
+			return "error page"
+		}
+	}
+	used := &wechat.Error{API: "sns/oauth2/access_token", Code: wechat.CodeCodeUsed, Msg: "code been used rid: 6650a1b2-1c2d3e4f-5a6b7c8d"}
+	fmt.Println(decide(used, false))
+	fmt.Println(decide(used, true))
+	fmt.Println(decide(&wechat.Error{Code: wechat.CodeBusy}, false))
+	// Output:
+	// restart the authorization once
+	// error page
+	// WeChat is busy: offer a retry
 }
 
 func BenchmarkClient_AuthCodeURL(b *testing.B) {

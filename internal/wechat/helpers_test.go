@@ -90,9 +90,9 @@ func jsonBody(body string) http.HandlerFunc {
 	}
 }
 
-// errBody answers WeChat's error shape with a rid suffix.
+// errBody answers WeChat's error shape with its " rid: ..." suffix.
 func errBody(code int, msg string) http.HandlerFunc {
-	return jsonBody(fmt.Sprintf(`{"errcode":%d,"errmsg":"%s, rid: 6650a1b2-1c2d3e4f-5a6b7c8d"}`, code, msg))
+	return jsonBody(fmt.Sprintf(`{"errcode":%d,"errmsg":"%s rid: 6650a1b2-1c2d3e4f-5a6b7c8d"}`, code, msg))
 }
 
 // sequence answers with hs in turn, repeating the last.

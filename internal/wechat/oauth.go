@@ -180,13 +180,23 @@ const defaultWebTokenLife = 7200
 // token's Expiry is now + expires_in (7200 s); openid, scope, unionid and
 // is_snapshotuser are in [oauth2.Token.Extra] (read them with [OpenID],
 // [Scope], [UnionID], [IsSnapshotUser]); access_token and refresh_token are
-// not repeated there. WeChat's -1, HTTP 5xx and timeouts are retried with
-// backoff while ctx allows.
+// not repeated there. is_snapshotuser is absent for anyone but a snapshot
+// user, and may be absent on a snapshot user's first exchange too (then
+// [Client.UserInfo] answers 48001).
+//
+// The code is sent to WeChat at most once: a code works once, so the
+// exchange is never repeated after the request may have reached WeChat. It
+// is retried (with backoff, while ctx allows) only when WeChat answered -1
+// (busy) or 45011 (too frequent), which are answers, or when the request
+// provably was not sent (a dial error or a refused connection: no request
+// header was written). A timeout, a dropped connection or an HTTP status
+// after sending returns at once, wrapped in [ErrAnswerLost].
 //
 // Errors: [*Error] with Code 40029 (invalid or expired code), 40163 (code
-// already used), 42003 (code expired), 40013, 40125, 40164 (configuration);
-// [*StatusError]; [*url.Error] with secret and code redacted when the
-// request fails; ctx.Err() when ctx ends first.
+// already used), 42003 (code expired) — see [IsDeadCode] — and 40013,
+// 40125, 40164 (configuration); an error wrapping [ErrAnswerLost] and a
+// [*StatusError] or a [*url.Error]; [*url.Error] with secret and code
+// redacted when the request was not sent; ctx.Err() when ctx ends first.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 func (c *Client) Exchange(ctx context.Context, code string) (*oauth2.Token, error) {
@@ -194,7 +204,7 @@ func (c *Client) Exchange(ctx context.Context, code string) (*oauth2.Token, erro
 		return nil, fmt.Errorf("%w: empty code", ErrInvalidArgument)
 	}
 	return c.webToken(ctx, request{
-		api: "sns/oauth2/access_token", base: c.api, method: "GET", retryTooFrequent: true,
+		api: "sns/oauth2/access_token", base: c.api, method: "GET", retryTooFrequent: true, sendOnce: true,
 		query: url.Values{
 			"appid": {c.appID}, "secret": {c.secret}, "code": {code}, "grant_type": {"authorization_code"},
 		},
@@ -207,9 +217,12 @@ func (c *Client) Exchange(ctx context.Context, code string) (*oauth2.Token, erro
 // the refresh_token WeChat answered (or refreshToken when it answered none)
 // and openid and scope in Extra.
 //
-// Errors: [*Error] with Code 40030 (invalid refresh_token) or 42002
-// (refresh_token expired: the user must authorize again); otherwise as
-// [Client.Exchange], with refresh_token redacted.
+// Errors: [*Error] with Code 40030 (invalid refresh_token; also once a
+// later authorization of the same user issued a new one), 42002
+// (refresh_token expired) or 42007 (voided after a password change): the
+// user must authorize again, see [NeedsReauthorization]; otherwise as
+// [Client.Exchange] (but a refresh is retried after 5xx and timeouts too:
+// it consumes nothing), with refresh_token redacted.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
@@ -401,9 +414,11 @@ func validLang(lang string) bool {
 // "" means "zh_CN".
 //
 // Errors: [ErrInvalidArgument] for an empty token or openid or another lang;
-// [*Error] with Code 48001 (snsapi_base token), 40003 (invalid openid),
-// 40001/40014/42001 (invalid or expired web token); otherwise as
-// [Client.Exchange], with access_token redacted.
+// [*Error] with Code 48001 (a snsapi_base token, or the token of a snapshot
+// user: a virtual account of a Moments snapshot page has no profile),
+// 40003 (invalid openid), 40001/40014/42001 (invalid or expired web token),
+// 42007 (voided after a password change); otherwise as [Client.Refresh],
+// with access_token redacted.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 func (c *Client) UserInfo(ctx context.Context, accessToken, openID, lang string) (*UserInfo, error) {

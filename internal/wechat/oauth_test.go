@@ -3,16 +3,55 @@ package wechat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 )
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestIsDeadCode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		dead   bool
+		reauth bool
+	}{
+		{"CodeUsed40163", &Error{Code: CodeCodeUsed}, true, false},
+		{"InvalidCode40029", &Error{Code: CodeInvalidCode}, true, false},
+		{"CodeExpired42003", &Error{Code: CodeCodeExpired}, true, false},
+		{"Wrapped40163", fmt.Errorf("login: exchange: %w", &Error{Code: CodeCodeUsed}), true, false},
+		{"Busy-1", &Error{Code: CodeBusy}, false, false},
+		{"AnswerLost", &answerLostError{api: "sns/oauth2/access_token", err: io.EOF}, false, false},
+		{"IPWhitelist40164", &Error{Code: CodeIPWhitelist}, false, false},
+		{"InvalidRefresh40030", &Error{Code: CodeInvalidRefreshToken}, false, true},
+		{"RefreshExpired42002", &Error{Code: CodeRefreshTokenExpired}, false, true},
+		{"Voided42007", &Error{Code: CodeTokenVoided}, false, true},
+		{"Nil", nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsDeadCode(tc.err); got != tc.dead {
+				t.Errorf("IsDeadCode = %v, want %v", got, tc.dead)
+			}
+			if got := NeedsReauthorization(tc.err); got != tc.reauth {
+				t.Errorf("NeedsReauthorization = %v, want %v", got, tc.reauth)
+			}
+		})
+	}
+}
 
 func TestClient_AuthCodeURL(t *testing.T) {
 	c, err := NewClient(Config{
@@ -199,7 +238,7 @@ func TestClient_Exchange(t *testing.T) {
 			if !IsCode(err, 1, tc.code) || IsCode(err, CodeBusy) {
 				t.Fatal("IsCode")
 			}
-			if !strings.HasSuffix(we.Msg, ", rid: 6650a1b2-1c2d3e4f-5a6b7c8d") {
+			if !strings.HasSuffix(we.Msg, " rid: 6650a1b2-1c2d3e4f-5a6b7c8d") {
 				t.Fatalf("Msg %q lost its rid suffix", we.Msg)
 			}
 			if Temporary(err) {
@@ -237,12 +276,82 @@ func TestClient_Exchange(t *testing.T) {
 			t.Fatalf("%d calls, want %d", n, maxAttempts)
 		}
 	})
-	t.Run("Status502RetriedThenOK", func(t *testing.T) {
+	t.Run("Status502NotRetried", func(t *testing.T) {
+		// A gateway error after the request was sent: WeChat may have
+		// consumed the code behind it, so the exchange is not repeated.
 		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/access_token": sequence(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 		}, jsonBody(exchangeOK))})
-		if _, err := newTestClient(t, f).Exchange(context.Background(), code); err != nil {
+		_, err := newTestClient(t, f).Exchange(context.Background(), code)
+		var se *StatusError
+		if !errors.Is(err, ErrAnswerLost) || !errors.As(err, &se) || se.StatusCode != 502 || !Temporary(err) || IsDeadCode(err) {
+			t.Fatalf("err = %v", err)
+		}
+		if n := f.count("/sns/oauth2/access_token"); n != 1 {
+			t.Fatalf("%d calls, want 1 (never repeated once sent)", n)
+		}
+	})
+	t.Run("Status502RefreshRetried", func(t *testing.T) {
+		// A refresh consumes nothing: its 5xx is retried.
+		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/refresh_token": sequence(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}, jsonBody(exchangeOK))})
+		if _, err := newTestClient(t, f).Refresh(context.Background(), "REFRESH"); err != nil {
 			t.Fatal(err)
+		}
+		if n := f.count("/sns/oauth2/refresh_token"); n != 2 {
+			t.Fatalf("%d calls, want 2", n)
+		}
+	})
+	t.Run("DialErrorRetried", func(t *testing.T) {
+		// Nothing was written: the code cannot have reached WeChat.
+		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/access_token": jsonBody(exchangeOK)})
+		c := newTestClient(t, f)
+		var dials atomic.Int64
+		c.hc = &http.Client{Timeout: 5 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if dials.Add(1) <= 2 {
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})}
+		tok, err := c.Exchange(context.Background(), code)
+		if err != nil || OpenID(tok) != "OPENID" {
+			t.Fatalf("%v %v", tok, err)
+		}
+		if n := f.count("/sns/oauth2/access_token"); n != 1 || dials.Load() != 3 {
+			t.Fatalf("%d calls after %d attempts, want 1 after 3", n, dials.Load())
+		}
+	})
+	t.Run("FailureAfterHeaderWrittenNotRetried", func(t *testing.T) {
+		var attempts atomic.Int64
+		c := newTestClient(t, nil)
+		c.hc = &http.Client{Timeout: 5 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			attempts.Add(1)
+			if tr := httptrace.ContextClientTrace(r.Context()); tr != nil && tr.WroteHeaders != nil {
+				tr.WroteHeaders()
+			}
+			return nil, io.ErrUnexpectedEOF
+		})}
+		_, err := c.Exchange(context.Background(), code)
+		var ue *url.Error
+		if !errors.Is(err, ErrAnswerLost) || !errors.As(err, &ue) || attempts.Load() != 1 {
+			t.Fatalf("err = %v after %d attempts, want ErrAnswerLost after 1", err, attempts.Load())
+		}
+		assertNoSecret(t, err.Error(), code)
+	})
+	t.Run("NotReplayableByTransport", func(t *testing.T) {
+		// net/http's Transport re-sends a replayable (idempotent) request
+		// by itself when a reused connection breaks; the exchange must not
+		// be one.
+		var seen *http.Request
+		c := newTestClient(t, nil)
+		c.hc = &http.Client{Timeout: 5 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = r
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		})}
+		c.Exchange(context.Background(), code)
+		if seen == nil || seen.Body == nil || seen.Body == http.NoBody || seen.GetBody != nil || seen.Method != http.MethodGet {
+			t.Fatalf("request %+v is replayable", seen)
 		}
 	})
 	t.Run("Status503BodyCut", func(t *testing.T) {
@@ -314,7 +423,7 @@ func TestClient_Exchange(t *testing.T) {
 			t.Fatalf("URL %q", ue.URL)
 		}
 	})
-	t.Run("TimeoutRetriedRedacted", func(t *testing.T) {
+	t.Run("TimeoutNotRetriedRedacted", func(t *testing.T) {
 		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/access_token": func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		}})
@@ -322,12 +431,12 @@ func TestClient_Exchange(t *testing.T) {
 		c.hc = &http.Client{Timeout: 50 * time.Millisecond}
 		_, err := c.Exchange(context.Background(), code)
 		var ue *url.Error
-		if !errors.As(err, &ue) || !ue.Timeout() || !Temporary(err) {
+		if !errors.As(err, &ue) || !ue.Timeout() || !Temporary(err) || !errors.Is(err, ErrAnswerLost) {
 			t.Fatalf("err = %#v", err)
 		}
 		assertNoSecret(t, err.Error(), code)
-		if n := f.count("/sns/oauth2/access_token"); n != maxAttempts {
-			t.Fatalf("%d calls, want %d", n, maxAttempts)
+		if n := f.count("/sns/oauth2/access_token"); n != 1 {
+			t.Fatalf("%d calls, want 1 (the request was sent)", n)
 		}
 	})
 	t.Run("ContextCanceledNoRetry", func(t *testing.T) {
@@ -525,6 +634,7 @@ func TestTemporary(t *testing.T) {
 		"Nil":           {nil, false},
 		"Plain":         {errors.New("x"), false},
 		"URLNotTimeout": {&url.Error{Op: "Get", URL: "u", Err: errors.New("refused")}, false},
+		"AnswerLostEOF": {&answerLostError{api: "sns/oauth2/access_token", err: &url.Error{Op: "Get", URL: "u", Err: io.EOF}}, true},
 	} {
 		if got := Temporary(tc.err); got != tc.want {
 			t.Errorf("%s: Temporary = %v, want %v", name, got, tc.want)

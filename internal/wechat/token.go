@@ -170,7 +170,10 @@ func (m *TokenManager) AccessToken(ctx context.Context) (string, error) {
 // a new one is fetched under the lock, with force_refresh=true on
 // stable_token when failed is still the cached value (or none is cached)
 // or WeChat answers failed again. Concurrent calls with one value share a
-// single refresh. A failed value is never served again by this process.
+// single refresh. A failed value is not served again by this process,
+// unless a forced refresh answers it once more: stable_token refreshes at
+// most once every 30 s and otherwise answers its current token, which is
+// then WeChat's latest and is served.
 //
 // Errors: [ErrInvalidArgument] for an empty failed; otherwise as
 // [TokenManager.AccessToken].
@@ -370,10 +373,20 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 	force := failed != "" && (cached == nil || cached.value == failed)
 	v, err := cr.fetch(ctx, force)
 	if err == nil && !force && failed != "" && v.Value == failed {
+		force = true
 		v, err = cr.fetch(ctx, true)
 	}
 	if err != nil {
 		return "", fmt.Errorf("wechat: refresh %s: %w", cr.name, err)
+	}
+	if force && v.Value == failed {
+		// stable_token does not refresh on a force_refresh within 30 s of
+		// the previous one ("否则不会刷新") and answers the current token:
+		// WeChat says failed is its latest token, so it is served again
+		// rather than fetched over and over.
+		m.c.log.LogAttrs(ctx, slog.LevelWarn, "wechat: forced refresh answered the token reported failed; WeChat refreshes at most every 30 s, serving it",
+			slog.String("credential", cr.name))
+		m.forgive(cr, failed)
 	}
 	fetched := m.c.now()
 	life := time.Duration(v.ExpiresIn) * time.Second
@@ -406,6 +419,22 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 			slog.String("credential", cr.name), slog.String("error", err.Error()))
 	}
 	return m.publishFenced(cr, s, true), nil
+}
+
+// forgive lifts the failed mark of value so that it can be published and
+// served again.
+func (m *TokenManager) forgive(cr *cred, value string) {
+	for {
+		old := cr.cur.Load()
+		if old == nil || old.bad != value {
+			return
+		}
+		cp := *old
+		cp.bad = ""
+		if cr.cur.CompareAndSwap(old, &cp) {
+			return
+		}
+	}
 }
 
 // readCache returns the shared cached value when it opens (nil when absent

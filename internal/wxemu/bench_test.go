@@ -15,6 +15,7 @@ func BenchmarkEmulator_AuthorizeExchange(b *testing.B) {
 		for pb.Next() {
 			req := httptest.NewRequest(http.MethodGet, u, nil)
 			req.Header.Set("X-Wxemu-User", "oWXEMU_alice")
+			req.Header.Set("User-Agent", wechatUA)
 			rec := httptest.NewRecorder()
 			e.ServeHTTP(rec, req)
 			loc := rec.Header().Get("Location")

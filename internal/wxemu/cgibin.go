@@ -1,6 +1,7 @@
 package wxemu
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -45,11 +46,11 @@ func (e *Emulator) checkToken(tok string) (int, string) {
 	t := e.tokens[tok]
 	switch {
 	case t == nil:
-		return 40001, "invalid credential, access_token is invalid or not latest"
+		return 40001, msgInvalidCredential
 	case !now.Before(t.expires):
 		return 42001, "access_token expired"
 	case !t.voidAt.IsZero() && !now.Before(t.voidAt):
-		return 40001, "invalid credential, access_token is invalid or not latest"
+		return 40001, msgInvalidCredential
 	}
 	return 0, ""
 }
@@ -89,6 +90,10 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 		e.wxError(w, code, msg)
 		return
 	}
+	if code, msg := e.checkIP(r); code != 0 {
+		e.wxError(w, code, msg)
+		return
+	}
 	tok := e.randomString(120)
 	e.mu.Lock()
 	now := e.now()
@@ -97,6 +102,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.tokenCount >= tokenDailyQuota {
 		e.mu.Unlock()
+		e.behaviour(r.Context(), "token_quota", "cgi-bin/token over 2000 calls a day, 45009")
 		e.wxError(w, 45009, "reach max api daily quota limit")
 		return
 	}
@@ -107,6 +113,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	e.issueTokenLocked(tok, now)
 	e.current = tok
 	e.mu.Unlock()
+	e.behaviour(r.Context(), "token_issued", "cgi-bin/token: a new token; the previous one stays valid 5 minutes")
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": int(globalTokenTTL / time.Second)})
 }
 
@@ -130,31 +137,44 @@ func (e *Emulator) handleStableToken(w http.ResponseWriter, r *http.Request) {
 		e.wxError(w, code, msg)
 		return
 	}
+	if code, msg := e.checkIP(r); code != 0 {
+		e.wxError(w, code, msg)
+		return
+	}
+	ctx := r.Context()
 	fresh := e.randomString(120)
 	e.mu.Lock()
 	now := e.now()
 	cur := e.tokens[e.stable]
-	usable := cur != nil && cur.voidAt.IsZero() && now.Before(cur.expires.Add(-stableRenewAhead))
+	live := cur != nil && now.Before(cur.expires) && (cur.voidAt.IsZero() || now.Before(cur.voidAt))
+	usable := live && now.Before(cur.expires.Add(-stableRenewAhead))
+	played, why := "stable_token_reused", "stable_token: the same token until 5 minutes before expiry"
+	if !usable {
+		played, why = "stable_token_issued", "stable_token: a new token"
+	}
 	if req.ForceRefresh {
 		if day := beijingDay(now); day != e.forceDay {
 			e.forceDay, e.forceCount = day, 0
 		}
 		switch {
+		case live && !e.lastForce.IsZero() && now.Sub(e.lastForce) < forceSpacing:
+			// "两次强制刷新需间隔30秒，否则不会刷新": answered, not refreshed.
+			played, why = "stable_token_force_too_soon", "stable_token force_refresh within 30 s of the previous one: not refreshed, the current token again"
+			usable = true
 		case e.forceCount >= forceDailyQuota:
 			e.mu.Unlock()
-			e.wxError(w, 45009, "reach max api daily quota limit")
+			e.behaviour(ctx, "stable_token_force_quota", "stable_token force_refresh over 20 a day, 45009")
+			e.wxError(w, 45009, errMsgs[45009])
 			return
-		case !e.lastForce.IsZero() && now.Sub(e.lastForce) < forceSpacing:
-			e.mu.Unlock()
-			e.wxError(w, 45011, "api minute-quota reach limit  mustslower  retry next minute")
-			return
+		default:
+			e.forceCount++
+			e.lastForce = now
+			if cur != nil {
+				e.voidLocked(e.stable, now) // the previous token fails at once
+			}
+			usable = false
+			played, why = "stable_token_forced", "stable_token force_refresh: a new token, the previous one invalid at once"
 		}
-		e.forceCount++
-		e.lastForce = now
-		if cur != nil {
-			e.voidLocked(e.stable, now.Add(tokenOverlap))
-		}
-		usable = false
 	}
 	if !usable {
 		e.issueTokenLocked(fresh, now)
@@ -163,6 +183,7 @@ func (e *Emulator) handleStableToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, remaining := e.stable, int(cur.expires.Sub(now)/time.Second)
 	e.mu.Unlock()
+	e.behaviour(ctx, played, why, slog.Int("expires_in", remaining))
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": remaining})
 }
 

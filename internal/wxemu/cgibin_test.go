@@ -170,18 +170,36 @@ func TestEmulator_StableToken(t *testing.T) {
 		if f["access_token"] == old {
 			t.Fatal("force_refresh returned the same token")
 		}
-		wantCode(t, stableToken(t, srv, true), 45011)
-		advance(t, srv, 29)
-		wantCode(t, stableToken(t, srv, true), 45011)
-		if tokenCode(t, srv, old) != 0 {
-			t.Error("old token void within the overlap")
-		}
-		advance(t, srv, 271)
+		// "会导致上次获取的 access_token 失效": the previous token fails at once.
 		if c := tokenCode(t, srv, old); c != 40001 {
-			t.Errorf("old token after the overlap: %d, want 40001", c)
+			t.Errorf("old token after a force_refresh: %d, want 40001 at once", c)
 		}
-		if g := stableToken(t, srv, false); g["access_token"] != f["access_token"] {
+		// A force within 30 s of the previous one is answered without
+		// refreshing ("否则不会刷新"): the current token, still valid.
+		again := stableToken(t, srv, true)
+		wantCode(t, again, 0)
+		advance(t, srv, 29)
+		later := stableToken(t, srv, true)
+		if again["access_token"] != f["access_token"] || later["access_token"] != f["access_token"] || later["expires_in"] != 7171.0 {
+			t.Errorf("forces within 30 s: %v then %v, want %v unchanged", again, later, f["access_token"])
+		}
+		if c := tokenCode(t, srv, f["access_token"].(string)); c != 0 {
+			t.Errorf("a force within 30 s voided the current token: %d", c)
+		}
+		advance(t, srv, 1)
+		third := stableToken(t, srv, true)
+		if third["access_token"] == f["access_token"] || third["expires_in"] != 7200.0 {
+			t.Errorf("force 30 s later: %v, want a new token", third)
+		}
+		if g := stableToken(t, srv, false); g["access_token"] != third["access_token"] {
 			t.Errorf("non-forced call after a force: %v", g)
+		}
+	})
+	t.Run("ForceTooSoonNotCounted", func(t *testing.T) {
+		// Only refreshing forces count toward the 20 a day.
+		_, srv := newTestEmulator(t, nil)
+		for i := 0; i < 2*forceDailyQuota; i++ {
+			wantCode(t, stableToken(t, srv, true), 0)
 		}
 	})
 	t.Run("ForceDaily45009", func(t *testing.T) {
@@ -228,10 +246,11 @@ func TestEmulator_QRCode(t *testing.T) {
 			expire     any
 		}{
 			{"StrScene", `{"expire_seconds":604800,"action_name":"QR_STR_SCENE","action_info":{"scene":{"scene_str":"abc"}}}`, 604800.0},
-			{"SceneDefault30", `{"action_name":"QR_SCENE","action_info":{"scene":{"scene_id":123}}}`, 30.0},
+			{"SceneDefault60", `{"action_name":"QR_SCENE","action_info":{"scene":{"scene_id":123}}}`, 60.0},
 			{"MaxClamped", `{"expire_seconds":9999999,"action_name":"QR_SCENE","action_info":{"scene":{"scene_id":7}}}`, 2592000.0},
 			{"LimitScene", `{"action_name":"QR_LIMIT_SCENE","action_info":{"scene":{"scene_id":100000}}}`, nil},
 			{"LimitStrScene", `{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"` + strings.Repeat("x", 64) + `"}}}`, nil},
+			{"StrScene63BytesUTF8", `{"action_name":"QR_STR_SCENE","action_info":{"scene":{"scene_str":"` + strings.Repeat("码", 21) + `"}}}`, 60.0},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +271,7 @@ func TestEmulator_QRCode(t *testing.T) {
 			"LimitAbove":     `{"action_name":"QR_LIMIT_SCENE","action_info":{"scene":{"scene_id":100001}}}`,
 			"StrEmpty":       `{"action_name":"QR_STR_SCENE","action_info":{"scene":{"scene_str":""}}}`,
 			"StrTooLong":     `{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"` + strings.Repeat("x", 65) + `"}}}`,
+			"StrTooLongUTF8": `{"action_name":"QR_STR_SCENE","action_info":{"scene":{"scene_str":"` + strings.Repeat("码", 22) + `"}}}`,
 			"NegativeExpire": `{"expire_seconds":-1,"action_name":"QR_SCENE","action_info":{"scene":{"scene_id":1}}}`,
 		} {
 			t.Run(name, func(t *testing.T) { wantCode(t, createQR(t, srv, tok, body), 40097) })

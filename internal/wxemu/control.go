@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
@@ -13,67 +14,8 @@ import (
 )
 
 // The control API under /emu/: users, the virtual clock, call counts,
-// faults, token voiding, follows and the callback settings.
-
-// fault is a scripted failure of a WeChat path (POST /emu/faults).
-type fault struct {
-	// Path is the WeChat path, e.g. "/cgi-bin/stable_token".
-	Path string `json:"path"`
-	// ErrCode, when not 0, answers HTTP 200 {"errcode":ErrCode,...}.
-	ErrCode int `json:"errcode"`
-	// Status, when not 0, answers that HTTP status (it wins over ErrCode).
-	Status int `json:"status"`
-	// DelayMS sleeps this many milliseconds first (or until the request's
-	// context ends); alone it only slows the call down.
-	DelayMS int `json:"delay_ms"`
-	// Times is how many of the next calls fail; 0 means 1, -1 means until
-	// DELETE /emu/faults.
-	Times int `json:"times"`
-}
-
-// wechat wraps a WeChat path: it counts the call (GET /emu/calls) and
-// applies any scripted fault.
-func (e *Emulator) wechat(path string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		e.calls[path]++
-		f, ok := e.faults[path]
-		var cur fault
-		if ok {
-			cur = *f
-			if f.Times > 0 {
-				f.Times--
-				if f.Times == 0 {
-					delete(e.faults, path)
-				}
-			}
-		}
-		e.mu.Unlock()
-		if !ok {
-			h(w, r)
-			return
-		}
-		if cur.DelayMS > 0 {
-			if err := sleepCtx(r.Context(), time.Duration(cur.DelayMS)*time.Millisecond); err != nil {
-				return
-			}
-		}
-		switch {
-		case cur.Status != 0:
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(cur.Status)
-			_, _ = w.Write([]byte("<html><body>" + strconv.Itoa(cur.Status) + " " + http.StatusText(cur.Status) + "</body></html>"))
-		case cur.ErrCode != 0:
-			msg := "system error"
-			if cur.ErrCode != -1 {
-				msg = "injected fault"
-			}
-			e.wxError(w, cur.ErrCode, msg)
-		default:
-			h(w, r)
-		}
-	}
-}
+// token voiding, follows, the callback settings and the pages (faults are
+// in faults.go, IP rules in ip.go).
 
 // userJSON is a User as the control API shows it, headimgurl filled in.
 func (e *Emulator) usersLocked() []User {
@@ -149,42 +91,6 @@ func (e *Emulator) handleCallsReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
-// handleFault serves POST /emu/faults {fault}.
-func (e *Emulator) handleFault(w http.ResponseWriter, r *http.Request) {
-	var f fault
-	if err := decodeJSON(r, &f); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if !wechatPath(f.Path) {
-		ctlError(w, http.StatusBadRequest, "path %q is not an emulated WeChat path", f.Path)
-		return
-	}
-	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
-		ctlError(w, http.StatusBadRequest, "status: want an HTTP status")
-		return
-	}
-	if f.DelayMS < 0 || f.Times < -1 {
-		ctlError(w, http.StatusBadRequest, "delay_ms >= 0 and times >= -1")
-		return
-	}
-	if f.Times == 0 {
-		f.Times = 1
-	}
-	e.mu.Lock()
-	e.faults[f.Path] = &f
-	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, f)
-}
-
-// handleClearFaults serves DELETE /emu/faults.
-func (e *Emulator) handleClearFaults(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	e.faults = map[string]*fault{}
-	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
 // handleVoidToken serves POST /emu/void-token: the current cgi-bin/token and
 // stable_token tokens answer 40001 from now on.
 func (e *Emulator) handleVoidToken(w http.ResponseWriter, r *http.Request) {
@@ -197,6 +103,37 @@ func (e *Emulator) handleVoidToken(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleVoidWebTokens serves POST /emu/void-web-tokens {"openid"}: the web
+// access_tokens and refresh_tokens issued so far to that user (to every
+// user when openid is empty, as after an AppSecret reset) answer 42007 from
+// now on, as after the user changed the WeChat password.
+func (e *Emulator) handleVoidWebTokens(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OpenID string `json:"openid"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	n := 0
+	e.mu.Lock()
+	for _, t := range e.webTokens {
+		if req.OpenID == "" || t.openID == req.OpenID {
+			t.voided = true
+			n++
+		}
+	}
+	for _, g := range e.refreshes {
+		if req.OpenID == "" || g.openID == req.OpenID {
+			g.voided = true
+			n++
+		}
+	}
+	e.mu.Unlock()
+	e.behaviour(r.Context(), "tokens_voided", "web access_tokens and refresh_tokens voided (42007)", slog.String("openid", req.OpenID), slog.Int("tokens", n))
+	writeJSON(w, http.StatusOK, map[string]int{"voided": n})
 }
 
 // handleFollow serves POST /emu/follow {"openid","follows"}: sets the follow

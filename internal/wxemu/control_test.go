@@ -256,6 +256,7 @@ func TestEmulator_Concurrent(t *testing.T) {
 				rec := httptest.NewRecorder()
 				req := httptest.NewRequest(http.MethodGet, authorizeURL(srv, "https://"+testDomain+"/cb", "snsapi_base", "s"), nil)
 				req.Header.Set("X-Wxemu-User", "oWXEMU_bob")
+				req.Header.Set("User-Agent", wechatUA)
 				e.ServeHTTP(rec, req)
 				loc := rec.Header().Get("Location")
 				code := loc[strings.Index(loc, "code=")+5 : strings.Index(loc, "&state")]

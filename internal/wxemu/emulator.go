@@ -33,7 +33,9 @@ const (
 	ticketTTL        = 7200 * time.Second  // jsapi_ticket
 	tokenDailyQuota  = 2000                // cgi-bin/token calls per day
 	forceDailyQuota  = 20                  // stable_token force_refresh calls per day
-	qrDefaultExpire  = 30                  // seconds, temporary QR code without expire_seconds
+	qrDefaultExpire  = 60                  // seconds, temporary QR code without expire_seconds
+	maxSceneStr      = 64                  // bytes of a QR scene_str
+	maxTextReply     = 2048                // bytes of a passive text reply's Content
 	qrMaxExpire      = 2592000             // seconds, 30 days
 	qrMaxPermanent   = 100000              // permanent QR codes per account
 	deliveryTimeout  = 5 * time.Second     // WeChat waits this long for the callback
@@ -113,6 +115,11 @@ type Config struct {
 	// DenyRedirect decides what 拒绝 on the consent page does: true = 302 to
 	// redirect_uri?state=STATE (no code); false = no redirect (a blank page).
 	DenyRedirect bool
+	// AllowOutsideWeChat lets a browser without "MicroMessenger" in its
+	// User-Agent through the authorize page. False (the default) plays
+	// WeChat: such a browser gets the page "请在微信客户端打开链接" and no
+	// code, scripted requests (X-Wxemu-User) included.
+	AllowOutsideWeChat bool
 	// Users are the known users; nil means [BuiltinUsers].
 	Users []User
 	// HTTPClient delivers callback pushes; nil means a client with WeChat's
@@ -134,6 +141,7 @@ type Emulator struct {
 	appID, appSecret, originalID string
 	domains                      []string
 	denyRedirect                 bool
+	allowOutside                 bool
 	client                       *http.Client
 	log                          *slog.Logger
 	baseNow                      func() time.Time
@@ -141,31 +149,37 @@ type Emulator struct {
 	mux                          *http.ServeMux
 	random                       func([]byte) // fills with random bytes; tests may fix it
 
-	mu         sync.Mutex
-	publicURL  string
-	cb         callbackConfig
-	offset     time.Duration
-	users      map[string]User
-	order      []string // openids in the order they were added
-	subs       map[string]subscription
-	codes      map[string]*authCode
-	webTokens  map[string]*webToken
-	refreshes  map[string]*refreshGrant
-	tokens     map[string]*globalToken
-	current    string // latest cgi-bin/token token
-	stable     string // current stable_token token
-	quotaDay   int64  // Beijing day number of tokenCount
-	tokenCount int
-	forceDay   int64
-	forceCount int
-	lastForce  time.Time
-	tickets    map[string]time.Time // jsapi_ticket -> expiry
-	qrs        map[string]*qrCode
-	permanent  int
-	menu       json.RawMessage // {"button":[...]}; nil = no menu
-	calls      map[string]int
-	faults     map[string]*fault
-	sweepAt    int
+	mu          sync.Mutex
+	publicURL   string
+	cb          callbackConfig
+	offset      time.Duration
+	users       map[string]User
+	order       []string // openids in the order they were added
+	subs        map[string]subscription
+	codes       map[string]*authCode
+	webTokens   map[string]*webToken
+	refreshes   map[string]*refreshGrant
+	tokens      map[string]*globalToken
+	current     string // latest cgi-bin/token token
+	stable      string // current stable_token token
+	quotaDay    int64  // Beijing day number of tokenCount
+	tokenCount  int
+	forceDay    int64
+	forceCount  int
+	lastForce   time.Time
+	tickets     map[string]time.Time // jsapi_ticket -> expiry
+	qrs         map[string]*qrCode
+	permanent   int
+	menu        json.RawMessage // {"button":[...]}; nil = no menu
+	calls       map[string]int
+	faults      map[string]*fault
+	doubles     int               // authorizations left to redirect twice; -1 = all
+	userRefresh map[string]string // openid -> its latest refresh_token
+	whitelist   []string          // API IP whitelist; empty = no check
+	ipRisk      bool              // IP risk control: unknown IPs need confirmation
+	ipSeen      map[string]bool   // IPs told 89503 and awaiting confirmation
+	sweepAt     int
+	media       map[string]*medium // temporary media by media_id (facts only, no bytes)
 }
 
 type callbackConfig struct {
@@ -201,6 +215,7 @@ func New(cfg Config) (*Emulator, error) {
 		appSecret:    cfg.AppSecret,
 		originalID:   cfg.OriginalID,
 		denyRedirect: cfg.DenyRedirect,
+		allowOutside: cfg.AllowOutsideWeChat,
 		client:       cfg.HTTPClient,
 		log:          cfg.Logger,
 		baseNow:      cfg.Now,
@@ -217,6 +232,8 @@ func New(cfg Config) (*Emulator, error) {
 		qrs:          map[string]*qrCode{},
 		calls:        map[string]int{},
 		faults:       map[string]*fault{},
+		userRefresh:  map[string]string{},
+		ipSeen:       map[string]bool{},
 		sweepAt:      sweepMin,
 	}
 	if e.originalID == "" {
@@ -396,12 +413,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// wxError writes WeChat's HTTP 200 error body with a rid suffix.
+// wxError writes WeChat's HTTP 200 error body, errmsg ending in WeChat's
+// " rid: 6650a1b2-1c2d3e4f-5a6b7c8d" (a space, no comma).
 func (e *Emulator) wxError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"errcode": code,
-		"errmsg":  msg + ", rid: " + e.rid(e.virtualNow()),
+		"errmsg":  msg + " rid: " + e.rid(e.virtualNow()),
 	})
+}
+
+// behaviour logs, at Info, one WeChat behaviour the emulator played, under
+// the attribute behaviour=name (the names are listed in the package
+// documentation), so that a test's log reads like a WeChat session.
+func (e *Emulator) behaviour(ctx context.Context, name, msg string, attrs ...slog.Attr) {
+	e.log.LogAttrs(ctx, slog.LevelInfo, "wxemu: "+msg, append([]slog.Attr{slog.String("behaviour", name)}, attrs...)...)
+}
+
+// fault logs, at Info, a scripted fault the emulator played, under the
+// attribute fault=name.
+func (e *Emulator) fault(ctx context.Context, name, msg string, attrs ...slog.Attr) {
+	e.log.LogAttrs(ctx, slog.LevelInfo, "wxemu: "+msg, append([]slog.Attr{slog.String("fault", name)}, attrs...)...)
 }
 
 // ctlError writes a control-API error.
@@ -436,63 +467,5 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// sweepLocked drops expired records once the maps have grown; e.mu held.
-func (e *Emulator) sweepLocked(now time.Time) {
-	size := len(e.codes) + len(e.webTokens) + len(e.refreshes) + len(e.tokens) + len(e.tickets) + len(e.qrs)
-	if size < e.sweepAt {
-		return
-	}
-	for k, c := range e.codes {
-		if now.Sub(c.issued) > codeTTL {
-			delete(e.codes, k)
-		}
-	}
-	for k, t := range e.webTokens {
-		if now.Sub(t.expires) > expiredKept {
-			delete(e.webTokens, k)
-		}
-	}
-	for k, g := range e.refreshes {
-		if now.Sub(g.issued) > refreshTTL {
-			delete(e.refreshes, k)
-		}
-	}
-	for k, t := range e.tokens {
-		if now.Sub(t.expires) > expiredKept && k != e.current && k != e.stable {
-			delete(e.tokens, k)
-		}
-	}
-	for k, exp := range e.tickets {
-		if !now.Before(exp) {
-			delete(e.tickets, k)
-		}
-	}
-	for k, q := range e.qrs {
-		if !q.permanent && !now.Before(q.expires) {
-			delete(e.qrs, k)
-		}
-	}
-	trim(e.codes, maxRecords)
-	trim(e.webTokens, maxRecords)
-	trim(e.refreshes, maxRecords)
-	size = len(e.codes) + len(e.webTokens) + len(e.refreshes) + len(e.tokens) + len(e.tickets) + len(e.qrs)
-	e.sweepAt = max(sweepMin, 2*size)
-}
-
-// trim forgets arbitrary records of m down to 3/4 of limit once it holds
-// more than limit, so that a long load test cannot grow the emulator without
-// bound. A forgotten code or token then answers 40029 or 40001.
-func trim[V any](m map[string]V, limit int) {
-	if len(m) <= limit {
-		return
-	}
-	for k := range m {
-		if len(m) <= limit*3/4 {
-			return
-		}
-		delete(m, k)
 	}
 }

@@ -21,7 +21,13 @@ const (
 // t0 is the base clock of every test: the official vector's timestamp.
 var t0 = time.Unix(1714112445, 0)
 
-var ridPattern = regexp.MustCompile(`, rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$`)
+// ridPattern is WeChat's errmsg suffix: a space, "rid: ", three hex groups,
+// and no comma before it.
+var ridPattern = regexp.MustCompile(`[^,] rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$`)
+
+// wechatUA is the User-Agent of WeChat's in-app browser on iOS: the
+// authorize page refuses browsers without MicroMessenger.
+const wechatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN"
 
 // newTestEmulator starts an emulator on loopback with a fixed base clock;
 // edit adjusts the Config first.
@@ -119,6 +125,7 @@ func scriptedCode(tb testing.TB, srv *httptest.Server, openid, scope string) str
 	tb.Helper()
 	req, _ := http.NewRequest(http.MethodGet, authorizeURL(srv, "https://"+testDomain+"/cb", scope, "st1"), nil)
 	req.Header.Set("X-Wxemu-User", openid)
+	req.Header.Set("User-Agent", wechatUA)
 	resp, err := noRedirect().Do(req)
 	if err != nil {
 		tb.Fatalf("authorize: %v", err)

@@ -1,10 +1,9 @@
 package wxemu
 
 import (
+	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -22,284 +21,30 @@ var (
 	snsTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,512}$`)
 )
 
-// authRequest is a parsed, validated authorize query.
-type authRequest struct {
-	raw         string // the raw query, re-posted by the picker and consent forms
-	appID       string
-	redirectURI string
-	scope       string
-	state       string
-	forcePopup  bool
-}
-
-// authProblem is what the authorize error page shows. Code 0 is WeChat's
-// "该链接无法访问" page for a malformed link.
-type authProblem struct {
-	Code int
-	Msg  string
-}
-
 type authCode struct {
 	openID, scope string
 	issued        time.Time
 	used          bool
+	snapshot      bool // issued on a snapshot page (snsapi_userinfo, snapshot user)
 }
 
 type webToken struct {
 	openID, scope string
 	expires       time.Time
+	snapshot      bool // sns/userinfo answers 48001
+	voided        bool // 42007 (password change, AppSecret reset)
 }
 
 type refreshGrant struct {
 	openID, scope string
 	issued        time.Time // of the first authorization: refreshing does not extend it
+	snapshot      bool
+	voided        bool // 42007
+	replaced      bool // a later authorization of the user issued another: 40030
 }
 
-// parseAuthorize checks an authorize query as WeChat does: the raw order of
-// keys, empty values, the appid, the redirect_uri domain, the scope and the
-// state, in that order.
-func (e *Emulator) parseAuthorize(raw string) (authRequest, *authProblem) {
-	bad := &authProblem{Msg: "该链接无法访问"}
-	parts := strings.Split(raw, "&")
-	keys := []string{"appid", "redirect_uri", "response_type", "scope", "state"}
-	if len(parts) < len(keys) {
-		return authRequest{}, bad
-	}
-	vals := make([]string, len(keys))
-	for i, k := range keys {
-		name, v, ok := strings.Cut(parts[i], "=")
-		if !ok || name != k {
-			return authRequest{}, bad
-		}
-		dv, err := url.QueryUnescape(v)
-		if err != nil {
-			return authRequest{}, bad
-		}
-		vals[i] = dv
-	}
-	req := authRequest{raw: raw, appID: vals[0], redirectURI: vals[1], scope: vals[3], state: vals[4]}
-	seen := map[string]bool{}
-	for _, p := range parts[len(keys):] {
-		if (p != "connect_redirect=1" && p != "forcePopup=true") || seen[p] {
-			return authRequest{}, bad
-		}
-		seen[p] = true
-	}
-	req.forcePopup = seen["forcePopup=true"]
-	if vals[2] != "code" {
-		return authRequest{}, bad
-	}
-	switch {
-	case req.appID == "":
-		return req, &authProblem{10012, "appid 不能为空"}
-	case req.redirectURI == "":
-		return req, &authProblem{10011, "redirect_uri 不能为空"}
-	case req.scope == "":
-		return req, &authProblem{10010, "scope 不能为空"}
-	case req.state == "":
-		return req, &authProblem{10013, "state 不能为空"}
-	case req.appID != e.appID:
-		return req, &authProblem{40013, "invalid appid"}
-	}
-	if !e.allowedRedirect(req.redirectURI) {
-		return req, &authProblem{10003, "redirect_uri 域名与后台配置不一致"}
-	}
-	if req.scope != scopeBase && req.scope != scopeUserInfo {
-		return req, &authProblem{10005, "此公众号并没有这些 scope 的权限"}
-	}
-	if !statePattern.MatchString(req.state) {
-		return req, &authProblem{Msg: "state 参数错误"}
-	}
-	return req, nil
-}
-
-// allowedRedirect reports whether u is absolute http(s) on a configured
-// OAuth domain (exact host[:port], case-insensitive, no userinfo).
-func (e *Emulator) allowedRedirect(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.User != nil || p.Host == "" {
-		return false
-	}
-	host := strings.ToLower(p.Host)
-	for _, d := range e.domains {
-		if host == d {
-			return true
-		}
-	}
-	return false
-}
-
-// withParams appends query parameters to redirectURI as WeChat does: before
-// any #fragment, with & when the URI already has a query.
-func withParams(redirectURI string, params string) string {
-	base, frag, hasFrag := strings.Cut(redirectURI, "#")
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-		if strings.HasSuffix(base, "?") || strings.HasSuffix(base, "&") {
-			sep = ""
-		}
-	}
-	out := base + sep + params
-	if hasFrag {
-		out += "#" + frag
-	}
-	return out
-}
-
-type pageUser struct {
-	OpenID, Nickname, Avatar string
-	Follows, Snapshot        bool
-}
-
-type authPageData struct {
-	Query    string
-	AppID    string
-	Scope    string
-	Host     string
-	Users    []pageUser
-	User     pageUser
-	Problem  *authProblem
-	Redirect string
-}
-
-// handleAuthorize serves GET /connect/oauth2/authorize: the error page, the
-// user picker, or (scripted with X-Wxemu-User / X-Wxemu-Consent) the answer.
-func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
-	req, prob := e.parseAuthorize(r.URL.RawQuery)
-	scripted := r.Header.Get("X-Wxemu-User")
-	if prob != nil {
-		e.render(w, http.StatusOK, "error.html", authPageData{Problem: prob})
-		return
-	}
-	if scripted != "" {
-		decision := r.Header.Get("X-Wxemu-Consent")
-		if decision == "" {
-			decision = "allow"
-		}
-		if decision != "allow" && decision != "deny" {
-			ctlError(w, http.StatusBadRequest, "X-Wxemu-Consent: want allow or deny")
-			return
-		}
-		e.mu.Lock()
-		_, ok := e.users[scripted]
-		e.mu.Unlock()
-		if !ok {
-			ctlError(w, http.StatusBadRequest, "X-Wxemu-User: unknown openid %q", scripted)
-			return
-		}
-		if req.scope == scopeBase {
-			decision = "allow"
-		}
-		e.finishAuthorize(w, r, req, scripted, decision == "allow")
-		return
-	}
-	data := authPageData{Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI)}
-	e.mu.Lock()
-	for _, id := range e.order {
-		data.Users = append(data.Users, e.pageUserLocked(e.users[id]))
-	}
-	e.mu.Unlock()
-	e.render(w, http.StatusOK, "picker.html", data)
-}
-
-// handleConfirm serves POST /connect/oauth2/authorize/confirm (form fields q
-// and openid): the picked user either gets a code at once (snsapi_base) or
-// the consent page (snsapi_userinfo).
-func (e *Emulator) handleConfirm(w http.ResponseWriter, r *http.Request) {
-	req, user, ok := e.authForm(w, r)
-	if !ok {
-		return
-	}
-	if req.scope == scopeBase {
-		e.finishAuthorize(w, r, req, user.OpenID, true)
-		return
-	}
-	e.render(w, http.StatusOK, "consent.html", authPageData{
-		Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI), User: user,
-	})
-}
-
-// handleConsent serves POST /connect/oauth2/authorize/consent (form fields q,
-// openid, decision=allow|deny).
-func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
-	req, user, ok := e.authForm(w, r)
-	if !ok {
-		return
-	}
-	switch r.PostFormValue("decision") {
-	case "allow":
-		e.finishAuthorize(w, r, req, user.OpenID, true)
-	case "deny":
-		e.finishAuthorize(w, r, req, user.OpenID, false)
-	default:
-		e.render(w, http.StatusOK, "error.html", authPageData{Problem: &authProblem{Msg: "该链接无法访问"}})
-	}
-}
-
-// authForm re-validates the query and user posted by the picker or consent
-// page; it writes the error page and returns false when they are bad.
-func (e *Emulator) authForm(w http.ResponseWriter, r *http.Request) (authRequest, pageUser, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		e.render(w, http.StatusBadRequest, "error.html", authPageData{Problem: &authProblem{Msg: "该链接无法访问"}})
-		return authRequest{}, pageUser{}, false
-	}
-	req, prob := e.parseAuthorize(r.PostFormValue("q"))
-	if prob != nil {
-		e.render(w, http.StatusOK, "error.html", authPageData{Problem: prob})
-		return authRequest{}, pageUser{}, false
-	}
-	e.mu.Lock()
-	u, ok := e.users[r.PostFormValue("openid")]
-	pu := e.pageUserLocked(u)
-	e.mu.Unlock()
-	if !ok {
-		e.render(w, http.StatusBadRequest, "error.html", authPageData{Problem: &authProblem{Msg: "unknown user"}})
-		return authRequest{}, pageUser{}, false
-	}
-	return req, pu, true
-}
-
-// finishAuthorize answers an allowed authorization with a 302 carrying a new
-// code, and a denied one per Config.DenyRedirect.
-func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req authRequest, openID string, allow bool) {
-	if !allow {
-		if e.denyRedirect {
-			http.Redirect(w, r, withParams(req.redirectURI, "state="+req.state), http.StatusFound)
-			return
-		}
-		e.render(w, http.StatusOK, "blank.html", nil)
-		return
-	}
-	code := e.randomString(24)
-	e.mu.Lock()
-	now := e.now()
-	e.sweepLocked(now)
-	e.codes[code] = &authCode{openID: openID, scope: req.scope, issued: now}
-	e.mu.Unlock()
-	http.Redirect(w, r, withParams(req.redirectURI, "code="+code+"&state="+req.state), http.StatusFound)
-}
-
-func hostOf(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Host
-	}
-	return ""
-}
-
-// avatarLocked returns u's headimgurl; e.mu held.
-func (e *Emulator) avatarLocked(u User) string {
-	if u.HeadImgURL != "" {
-		return u.HeadImgURL
-	}
-	return e.publicURL + "/emu/avatar/" + url.PathEscape(u.OpenID) + "/132"
-}
-
-func (e *Emulator) pageUserLocked(u User) pageUser {
-	return pageUser{OpenID: u.OpenID, Nickname: u.Nickname, Avatar: e.avatarLocked(u), Follows: u.Follows, Snapshot: u.Snapshot}
-}
-
+// Where a user opens the authorized page from (X-Wxemu-Scene, or the
+// picker's hidden field): a follower opening a snsapi_userinfo page from
 // handleSNSAccessToken serves GET sns/oauth2/access_token.
 func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -315,6 +60,7 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 		e.wxError(w, 40002, "invalid grant_type")
 		return
 	}
+	ctx := r.Context()
 	access, refresh := e.randomString(64), e.randomString(64)
 	e.mu.Lock()
 	now := e.now()
@@ -322,18 +68,29 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 	switch {
 	case c == nil || now.Sub(c.issued) >= codeTTL:
 		e.mu.Unlock()
+		e.behaviour(ctx, "code_invalid", "code exchange: unknown or expired code, 40029")
 		e.wxError(w, 40029, "invalid code")
 		return
 	case c.used:
 		e.mu.Unlock()
+		e.behaviour(ctx, "code_used", "code exchange: the code was used already, 40163", slog.String("openid", c.openID))
 		e.wxError(w, 40163, "code been used")
 		return
 	}
 	c.used = true
-	e.webTokens[access] = &webToken{openID: c.openID, scope: c.scope, expires: now.Add(webTokenTTL)}
-	e.refreshes[refresh] = &refreshGrant{openID: c.openID, scope: c.scope, issued: now}
+	e.webTokens[access] = &webToken{openID: c.openID, scope: c.scope, expires: now.Add(webTokenTTL), snapshot: c.snapshot}
+	e.refreshes[refresh] = &refreshGrant{openID: c.openID, scope: c.scope, issued: now, snapshot: c.snapshot}
+	replaced := false
+	if old := e.refreshes[e.userRefresh[c.openID]]; old != nil {
+		old.replaced, replaced = true, true
+	}
+	e.userRefresh[c.openID] = refresh
 	u := e.users[c.openID]
 	e.mu.Unlock()
+	e.behaviour(ctx, "code_exchanged", "code exchanged for a web access_token (7200 s) and refresh_token (30 days)", slog.String("openid", c.openID), slog.String("scope", c.scope))
+	if replaced {
+		e.behaviour(ctx, "refresh_replaced", "the user's earlier refresh_token is invalid from now on (40030)", slog.String("openid", c.openID))
+	}
 	resp := map[string]any{
 		"access_token":  access,
 		"expires_in":    int(webTokenTTL / time.Second),
@@ -344,8 +101,12 @@ func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) 
 	if c.scope == scopeUserInfo && u.UnionID != "" {
 		resp["unionid"] = u.UnionID
 	}
-	if u.Snapshot {
-		resp["is_snapshotuser"] = 1
+	if c.snapshot {
+		if faultOf(r).OmitSnapshot {
+			e.fault(ctx, "omit_snapshot", "a snapshot user's exchange without is_snapshotuser", slog.String("openid", c.openID))
+		} else {
+			resp["is_snapshotuser"] = 1
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -384,21 +145,30 @@ func (e *Emulator) handleSNSRefresh(w http.ResponseWriter, r *http.Request) {
 		e.wxError(w, 41003, "refresh_token missing")
 		return
 	}
+	ctx := r.Context()
 	access := e.randomString(64)
 	e.mu.Lock()
 	now := e.now()
 	g := e.refreshes[rt]
+	var code int
+	var msg, name, why string
 	switch {
 	case g == nil:
-		e.mu.Unlock()
-		e.wxError(w, 40030, "invalid refresh_token")
-		return
+		code, msg, name, why = 40030, "invalid refresh_token", "refresh_invalid", "unknown refresh_token, 40030"
+	case g.voided:
+		code, msg, name, why = 42007, errMsgs[42007], "tokens_voided", "refresh_token voided (password change or AppSecret reset), 42007"
 	case now.Sub(g.issued) >= refreshTTL:
+		code, msg, name, why = 42002, errMsgs[42002], "refresh_expired", "refresh_token older than 30 days, 42002"
+	case g.replaced:
+		code, msg, name, why = 40030, "invalid refresh_token", "refresh_replaced", "refresh_token replaced by a later authorization of the user, 40030"
+	}
+	if code != 0 {
 		e.mu.Unlock()
-		e.wxError(w, 42002, "refresh_token timeout")
+		e.behaviour(ctx, name, "refresh: "+why)
+		e.wxError(w, code, msg)
 		return
 	}
-	e.webTokens[access] = &webToken{openID: g.openID, scope: g.scope, expires: now.Add(webTokenTTL)}
+	e.webTokens[access] = &webToken{openID: g.openID, scope: g.scope, expires: now.Add(webTokenTTL), snapshot: g.snapshot}
 	openID, scope := g.openID, g.scope
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -422,7 +192,9 @@ func (e *Emulator) webTokenLocked(tok string, now time.Time) (*webToken, int, st
 	t := e.webTokens[tok]
 	switch {
 	case t == nil:
-		return nil, 40001, "invalid credential, access_token is invalid or not latest"
+		return nil, 40001, msgInvalidCredential
+	case t.voided:
+		return nil, 42007, errMsgs[42007]
 	case !now.Before(t.expires):
 		return nil, 42001, "access_token expired"
 	}
@@ -443,6 +215,9 @@ func (e *Emulator) handleSNSUserInfo(w http.ResponseWriter, r *http.Request) {
 			code, msg = 41009, "missing openid"
 		case q.Get("openid") != t.openID:
 			code, msg = 40003, "invalid openid"
+		case t.snapshot:
+			code, msg = 48001, "api unauthorized"
+			e.behaviour(r.Context(), "snapshot_userinfo", "sns/userinfo with a snapshot user's token: 48001", slog.String("openid", t.openID))
 		case t.scope != scopeUserInfo:
 			code, msg = 48001, "api unauthorized"
 		}

@@ -17,6 +17,7 @@ func getPage(tb testing.TB, u string, hdr map[string]string) (int, string, strin
 	if err != nil {
 		tb.Fatalf("request: %v", err)
 	}
+	req.Header.Set("User-Agent", wechatUA)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -281,7 +282,7 @@ func TestEmulator_SNSAccessToken(t *testing.T) {
 	t.Run("ErrmsgRid", func(t *testing.T) {
 		m := exchange(t, srv, "nope-nope-nope-nope")
 		msg, _ := m["errmsg"].(string)
-		if !regexp.MustCompile(`^invalid code, rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$`).MatchString(msg) {
+		if !regexp.MustCompile(`^invalid code rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$`).MatchString(msg) {
 			t.Errorf("errmsg %q", msg)
 		}
 		if strings.Contains(msg, testSecret) {

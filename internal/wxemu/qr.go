@@ -3,6 +3,7 @@ package wxemu
 import (
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,7 +70,9 @@ func (e *Emulator) handleQRCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		q.sceneID = id
 	case "QR_STR_SCENE", "QR_LIMIT_STR_SCENE":
-		if scene.SceneStr == nil || *scene.SceneStr == "" || utf8.RuneCountInString(*scene.SceneStr) > 64 {
+		// 1 to 64 "characters" in the docs, counted in bytes by WeChat:
+		// 21 Chinese characters fit, 22 do not.
+		if scene.SceneStr == nil || *scene.SceneStr == "" || len(*scene.SceneStr) > maxSceneStr || !utf8.ValidString(*scene.SceneStr) {
 			e.wxError(w, 40097, "invalid args: scene_str")
 			return
 		}
@@ -79,6 +82,7 @@ func (e *Emulator) handleQRCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.permanent = strings.HasPrefix(req.ActionName, "QR_LIMIT_")
+	// "此字段如果不填，则默认有效期为60秒" (older pages said 30).
 	expire := int64(qrDefaultExpire)
 	if !q.permanent && req.ExpireSeconds != nil {
 		switch {
@@ -247,5 +251,6 @@ func (e *Emulator) handleScan(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, "unknown openid %q", req.OpenID)
 		return
 	}
+	e.behaviour(r.Context(), "qr_scan", "a QR code scanned: "+fields[0].value.(string)+" with its scene and Ticket", slog.String("openid", req.OpenID), slog.String("scene", q.scene()))
 	e.pushEvent(w, r, req.OpenID, fields)
 }

@@ -16,14 +16,17 @@ func (e *Emulator) wechatRoutes() map[string]http.HandlerFunc {
 		"/sns/userinfo":             e.handleSNSUserInfo,
 		"/sns/auth":                 e.handleSNSAuth,
 		// api.weixin.qq.com/cgi-bin
-		"/cgi-bin/token":            e.handleToken,
-		"/cgi-bin/stable_token":     e.postOnly(e.handleStableToken),
-		"/cgi-bin/ticket/getticket": e.withToken(e.handleTicket),
-		"/cgi-bin/qrcode/create":    e.postOnly(e.withToken(e.handleQRCreate)),
-		"/cgi-bin/menu/create":      e.postOnly(e.withToken(e.handleMenuCreate)),
-		"/cgi-bin/menu/get":         e.withToken(e.handleMenuGet),
-		"/cgi-bin/menu/delete":      e.withToken(e.handleMenuDelete),
-		"/cgi-bin/user/info":        e.withToken(e.handleUserInfo),
+		"/cgi-bin/token":               e.handleToken,
+		"/cgi-bin/stable_token":        e.postOnly(e.handleStableToken),
+		"/cgi-bin/ticket/getticket":    e.withToken(e.handleTicket),
+		"/cgi-bin/qrcode/create":       e.postOnly(e.withToken(e.handleQRCreate)),
+		"/cgi-bin/menu/create":         e.postOnly(e.withToken(e.handleMenuCreate)),
+		"/cgi-bin/menu/get":            e.withToken(e.handleMenuGet),
+		"/cgi-bin/menu/delete":         e.withToken(e.handleMenuDelete),
+		"/cgi-bin/user/info":           e.withToken(e.handleUserInfo),
+		"/cgi-bin/media/upload":        e.postOnly(e.withToken(e.handleMediaUpload)),
+		"/cgi-bin/media/get":           e.withToken(e.handleMediaGet),
+		"/cgi-bin/message/custom/send": e.postOnly(e.withToken(e.handleCustomSend)),
 		// mp.weixin.qq.com
 		"/cgi-bin/showqrcode": e.handleShowQR,
 	}
@@ -69,6 +72,10 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux.HandleFunc("POST /emu/faults", e.handleFault)
 	mux.HandleFunc("DELETE /emu/faults", e.handleClearFaults)
 	mux.HandleFunc("POST /emu/void-token", e.handleVoidToken)
+	mux.HandleFunc("GET /emu/media", e.handleMedia)
+	mux.HandleFunc("POST /emu/void-web-tokens", e.handleVoidWebTokens)
+	mux.HandleFunc("POST /emu/ip-whitelist", e.handleIPWhitelist)
+	mux.HandleFunc("POST /emu/ip-whitelist/confirm", e.handleIPConfirm)
 	mux.HandleFunc("POST /emu/follow", e.handleFollow)
 	mux.HandleFunc("GET /emu/callback", e.handleCallback)
 	mux.HandleFunc("POST /emu/callback", e.handleCallback)

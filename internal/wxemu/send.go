@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,7 +22,6 @@ import (
 // and judging its passive reply the way WeChat would.
 // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
 // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html
-
 const (
 	maxFieldDepth = 8  // nesting of a pushed message's JSON
 	maxXMLDepth   = 16 // nesting of a reply's XML
@@ -274,6 +274,9 @@ func (e *Emulator) deliver(ctx context.Context, p *push) sendResult {
 	var res sendResult
 	var last string
 	for attempt := 0; attempt < deliveryAttempts && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			e.behaviour(ctx, "redelivery", "no valid answer: WeChat delivers the same push again", slog.Int("delivery", attempt+1), slog.String("after", last))
+		}
 		res.Deliveries++
 		status, body, err := e.post(ctx, p)
 		res.Status = status
@@ -329,225 +332,6 @@ func (e *Emulator) post(ctx context.Context, p *push) (int, []byte, error) {
 		return resp.StatusCode, nil, errors.New("reading the answer failed")
 	}
 	return resp.StatusCode, body, nil
-}
-
-// xnode is a parsed XML element.
-type xnode struct {
-	name string
-	text string
-	kids []*xnode
-}
-
-func (n *xnode) child(name string) *xnode {
-	for _, k := range n.kids {
-		if k.name == name {
-			return k
-		}
-	}
-	return nil
-}
-
-// childText returns the text of a child element and whether it exists.
-func (n *xnode) childText(name string) (string, bool) {
-	if c := n.child(name); c != nil {
-		return c.text, true
-	}
-	return "", false
-}
-
-// value turns an element into JSON-able data: text for a leaf, an array for
-// <item> lists, an object otherwise.
-func (n *xnode) value() any {
-	if len(n.kids) == 0 {
-		return n.text
-	}
-	items := true
-	for _, k := range n.kids {
-		items = items && k.name == "item"
-	}
-	if items {
-		arr := make([]any, 0, len(n.kids))
-		for _, k := range n.kids {
-			arr = append(arr, k.value())
-		}
-		return arr
-	}
-	m := make(map[string]any, len(n.kids))
-	for _, k := range n.kids {
-		m[k.name] = k.value()
-	}
-	return m
-}
-
-// parseXML parses one well-formed XML document without DTDs.
-func parseXML(b []byte) (*xnode, error) {
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = true
-	var root *xnode
-	var stack []*xnode
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("malformed XML: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			n := &xnode{name: t.Name.Local}
-			switch {
-			case len(stack) > 0:
-				top := stack[len(stack)-1]
-				top.kids = append(top.kids, n)
-			case root != nil:
-				return nil, errors.New("malformed XML: more than one root element")
-			default:
-				root = n
-			}
-			if len(stack) >= maxXMLDepth {
-				return nil, errors.New("malformed XML: nested too deeply")
-			}
-			stack = append(stack, n)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(stack) > 0 {
-				stack[len(stack)-1].text += string(t)
-			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, errors.New("malformed XML: text outside the root element")
-			}
-		case xml.Directive:
-			return nil, errors.New("malformed XML: DOCTYPE not allowed")
-		}
-	}
-	if root == nil {
-		return nil, errors.New("malformed XML: no root element")
-	}
-	return root, nil
-}
-
-// checkReply judges a callback answer as WeChat does. It returns the decoded
-// reply (nil for no reply), the decrypted XML for an encrypted reply, and
-// the reason the reply is invalid.
-func checkReply(p *push, body []byte) (map[string]any, string, error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || string(trimmed) == "success" {
-		return nil, "", nil
-	}
-	root, err := parseXML(trimmed)
-	if err != nil {
-		return nil, "", err
-	}
-	if root.name != "xml" {
-		return nil, "", fmt.Errorf("reply root element is <%s>, want <xml>", root.name)
-	}
-	plain := ""
-	if enc, ok := root.childText("Encrypt"); ok {
-		if p.cb.mode == "plain" {
-			return nil, "", errors.New("encrypted reply in plaintext mode")
-		}
-		sig, _ := root.childText("MsgSignature")
-		ts, _ := root.childText("TimeStamp")
-		nonce, _ := root.childText("Nonce")
-		if sig == "" || ts == "" || nonce == "" {
-			return nil, "", errors.New("encrypted reply lacks MsgSignature, TimeStamp or Nonce")
-		}
-		if !equalSignature(sig, Signature(p.cb.token, ts, nonce, enc)) {
-			return nil, "", errors.New("reply MsgSignature does not match (WXBizMsgCrypt -40001)")
-		}
-		_, msg, err := Decrypt(p.cb.aesKey, p.appID, enc)
-		if err != nil {
-			return nil, "", fmt.Errorf("reply Encrypt: %w", err)
-		}
-		plain = string(msg)
-		root, err = parseXML(msg)
-		if err != nil {
-			return nil, plain, fmt.Errorf("decrypted reply: %w", err)
-		}
-		if root.name != "xml" {
-			return nil, plain, fmt.Errorf("decrypted reply root element is <%s>, want <xml>", root.name)
-		}
-	} else if p.cb.mode == "safe" {
-		return nil, "", errors.New("safe mode needs an encrypted reply (<Encrypt>, <MsgSignature>, <TimeStamp>, <Nonce>)")
-	}
-	reply, _ := root.value().(map[string]any)
-	if reply == nil {
-		reply = map[string]any{}
-	}
-	return reply, plain, checkReplyFields(p, root)
-}
-
-// checkReplyFields checks a plaintext passive reply: swapped user names, a
-// CreateTime, a known MsgType and its body.
-func checkReplyFields(p *push, root *xnode) error {
-	to, _ := root.childText("ToUserName")
-	from, _ := root.childText("FromUserName")
-	if to != p.from {
-		return errors.New("reply ToUserName is not the user's openid")
-	}
-	if from != p.originalID {
-		return errors.New("reply FromUserName is not the account's original id")
-	}
-	ct, _ := root.childText("CreateTime")
-	if _, err := strconv.ParseInt(strings.TrimSpace(ct), 10, 64); err != nil {
-		return errors.New("reply CreateTime is not an integer")
-	}
-	msgType, _ := root.childText("MsgType")
-	need := func(path ...string) error {
-		n := root
-		for _, name := range path {
-			if n = n.child(name); n == nil {
-				return fmt.Errorf("%s reply lacks <%s>", msgType, strings.Join(path, "><"))
-			}
-		}
-		if n.text == "" && len(n.kids) == 0 && len(path) > 1 {
-			return fmt.Errorf("%s reply has an empty <%s>", msgType, strings.Join(path, "><"))
-		}
-		return nil
-	}
-	switch msgType {
-	case "text":
-		return need("Content")
-	case "image":
-		return need("Image", "MediaId")
-	case "voice":
-		return need("Voice", "MediaId")
-	case "video":
-		return need("Video", "MediaId")
-	case "music":
-		return need("Music", "ThumbMediaId")
-	case "transfer_customer_service":
-		return nil
-	case "news":
-		if err := need("Articles"); err != nil {
-			return err
-		}
-		count, _ := root.childText("ArticleCount")
-		n, err := strconv.Atoi(strings.TrimSpace(count))
-		items := 0
-		for _, k := range root.child("Articles").kids {
-			if k.name == "item" {
-				items++
-			}
-		}
-		switch {
-		case err != nil:
-			return errors.New("news reply ArticleCount is not an integer")
-		case n != items:
-			return fmt.Errorf("news reply ArticleCount %d but %d articles", n, items)
-		case n < 1:
-			return errors.New("news reply has no article")
-		case p.userMsg && n > maxNewsUser:
-			return fmt.Errorf("news reply to a user's message may carry %d article, not %d", maxNewsUser, n)
-		case n > maxNews:
-			return fmt.Errorf("news reply may carry at most %d articles, not %d", maxNews, n)
-		}
-		return nil
-	case "":
-		return errors.New("reply lacks MsgType")
-	}
-	return fmt.Errorf("unknown reply MsgType %q", msgType)
 }
 
 // sendResponse is the JSON of POST /emu/send and its shortcuts.
@@ -653,165 +437,14 @@ func (e *Emulator) pushFields(w http.ResponseWriter, r *http.Request, from, msgT
 		ctlError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	res := e.run(r.Context(), p, opt)
-	e.log.Info("wxemu push", "msgtype", msgType, "mode", p.cb.mode, "deliveries", res.Deliveries, "valid", res.Valid, "error", res.Error)
-	writeJSON(w, http.StatusOK, res)
-}
-
-// handleClick serves POST /emu/menu/click {"from","key"}: a CLICK event.
-func (e *Emulator) handleClick(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		From string `json:"from"`
-		Key  string `json:"key"`
-	}
-	if err := decodeJSON(r, &req); err != nil || !openIDPattern.MatchString(req.From) {
-		ctlError(w, http.StatusBadRequest, "want {\"from\": openid, \"key\": ...}")
-		return
-	}
-	e.pushEvent(w, r, req.From, []field{{"Event", "CLICK"}, {"EventKey", req.Key}})
-}
-
-// handleSubscribe serves POST /emu/subscribe {"from","scene"?}: the user
-// follows; with a scene the EventKey is qrscene_<scene>.
-func (e *Emulator) handleSubscribe(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		From  string `json:"from"`
-		Scene string `json:"scene"`
-	}
-	if err := decodeJSON(r, &req); err != nil || !openIDPattern.MatchString(req.From) {
-		ctlError(w, http.StatusBadRequest, "want {\"from\": openid, \"scene\": optional}")
-		return
-	}
-	key, scene := "", "ADD_SCENE_OTHERS"
-	if req.Scene != "" {
-		key, scene = "qrscene_"+req.Scene, "ADD_SCENE_QR_CODE"
-	}
-	e.setFollow(req.From, true, scene, req.Scene)
-	e.pushEvent(w, r, req.From, []field{{"Event", "subscribe"}, {"EventKey", key}})
-}
-
-// handleUnsubscribe serves POST /emu/unsubscribe {"from"}.
-func (e *Emulator) handleUnsubscribe(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		From string `json:"from"`
-	}
-	if err := decodeJSON(r, &req); err != nil || !openIDPattern.MatchString(req.From) {
-		ctlError(w, http.StatusBadRequest, "want {\"from\": openid}")
-		return
-	}
-	e.setFollow(req.From, false, "", "")
-	e.pushEvent(w, r, req.From, []field{{"Event", "unsubscribe"}, {"EventKey", ""}})
-}
-
-// handleLocation serves POST /emu/location {"from","latitude","longitude",
-// "precision"}: a LOCATION event (numbers in degrees and metres).
-func (e *Emulator) handleLocation(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		From      string      `json:"from"`
-		Latitude  json.Number `json:"latitude"`
-		Longitude json.Number `json:"longitude"`
-		Precision json.Number `json:"precision"`
-	}
-	if err := decodeJSON(r, &req); err != nil || !openIDPattern.MatchString(req.From) {
-		ctlError(w, http.StatusBadRequest, "want {\"from\": openid, \"latitude\", \"longitude\", \"precision\"}")
-		return
-	}
-	num := func(n json.Number) rawText {
-		if n == "" {
-			return "0"
-		}
-		return rawText(n)
-	}
-	e.pushEvent(w, r, req.From, []field{
-		{"Event", "LOCATION"},
-		{"Latitude", num(req.Latitude)},
-		{"Longitude", num(req.Longitude)},
-		{"Precision", num(req.Precision)},
-	})
-}
-
-// setFollow records a (un)follow of a known user; unknown openids are
-// ignored.
-func (e *Emulator) setFollow(openID string, follows bool, scene, sceneStr string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u, ok := e.users[openID]
-	if !ok {
-		return
-	}
-	u.Follows = follows
-	e.users[openID] = u
-	if !follows {
-		delete(e.subs, openID)
-		return
-	}
-	if _, already := e.subs[openID]; already && scene == "" {
-		return
-	}
-	sub := subscription{time: e.now().Unix(), scene: scene}
-	if sceneStr != "" {
-		if id, err := strconv.ParseInt(sceneStr, 10, 64); err == nil {
-			sub.qrScene = id
-		} else {
-			sub.qrStr = sceneStr
-		}
-	}
-	if sub.scene == "" {
-		sub.scene = "ADD_SCENE_OTHERS"
-	}
-	e.subs[openID] = sub
-}
-
-// handleVerifyURL serves GET /wx-verify and POST /emu/verify-url: WeChat's
-// URL verification (GET CallbackURL?signature&timestamp&nonce&echostr).
-// Answer: {"ok": bool, "status": HTTP status, "echostr", "body", "error"}.
-func (e *Emulator) handleVerifyURL(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	cb := e.cb
-	now := e.now()
-	e.mu.Unlock()
-	if cb.url == "" {
-		ctlError(w, http.StatusConflict, "%v", errNoCallback)
-		return
-	}
-	ts := strconv.FormatInt(now.Unix(), 10)
-	nonce := e.randomDigits()
-	echo := e.randomDigits() + e.randomDigits()
-	q := url.Values{}
-	q.Set("signature", Signature(cb.token, ts, nonce))
-	q.Set("echostr", echo)
-	q.Set("timestamp", ts)
-	q.Set("nonce", nonce)
-	sep := "?"
-	if strings.Contains(cb.url, "?") {
-		sep = "&"
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), deliveryTimeout)
-	defer cancel()
-	out := map[string]any{"ok": false, "status": 0, "echostr": echo, "body": "", "error": ""}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cb.url+sep+q.Encode(), nil)
-	if err != nil {
-		out["error"] = "bad callback URL"
-		writeJSON(w, http.StatusOK, out)
-		return
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		out["error"] = "verification request failed"
-		writeJSON(w, http.StatusOK, out)
-		return
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	out["status"] = resp.StatusCode
-	out["body"] = string(body)
+	ctx := r.Context()
+	res := e.run(ctx, p, opt)
+	attrs := []slog.Attr{slog.String("msgtype", msgType), slog.String("from", from), slog.String("mode", p.cb.mode), slog.Int("deliveries", res.Deliveries)}
 	switch {
-	case resp.StatusCode != http.StatusOK:
-		out["error"] = fmt.Sprintf("callback answered HTTP %d", resp.StatusCode)
-	case string(body) != echo:
-		out["error"] = "the answer is not the echostr verbatim"
+	case res.Valid:
+		e.behaviour(ctx, "push", "pushed to the callback; the reply is valid", attrs...)
 	default:
-		out["ok"] = true
+		e.behaviour(ctx, "reply_refused", "pushed to the callback; WeChat refuses the answer: "+res.Error, attrs...)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, res)
 }

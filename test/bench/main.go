@@ -10,7 +10,11 @@
 // goal and PASS or MISS. It then measures the peak RSS (VmHWM) of a fresh
 // service loaded at -rss-c concurrency and the cold storm (-storm concurrent
 // /jssdk/config on a fresh service, counting the emulator's upstream token
-// and ticket calls). It exits with status 1 when a goal is missed.
+// and ticket calls), then floods a fresh service that keeps the production
+// rate limits from -flood client addresses (X-Forwarded-For from loopback,
+// a trusted proxy) at -rss-c concurrency on every endpoint that creates
+// state or costs a WeChat call, reporting VmRSS before, at its peak during,
+// and after. It exits with status 1 when a goal is missed.
 //
 // Run it from the module root on an otherwise idle machine:
 //
@@ -54,6 +58,7 @@ func main() {
 // options are the flags.
 type options struct {
 	c, loginC, rounds, rssC, storm int
+	floodAddrs                     int // client addresses of the flood phase; 0 skips it
 	d, warmup                      time.Duration
 	profileDir, bin                string
 	only                           string
@@ -91,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every target once, in turn")
 	fs.IntVar(&o.rssC, "rss-c", 256, "concurrency of the peak-RSS phase (0 skips it)")
 	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
+	fs.IntVar(&o.floodAddrs, "flood", 100000, "client addresses (X-Forwarded-For) of the flood phase at -rss-c concurrency, with the production limits (0 skips it)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
 	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login,token")
@@ -110,8 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.loginC == 0 {
 		o.loginC = o.c
 	}
-	if o.c < 1 || o.loginC < 1 || o.rounds < 1 || o.d <= 0 || o.warmup < 0 || o.rssC < 0 || o.storm < 0 {
-		return errors.New("-c, -rounds and -d must be positive; -warmup, -rss-c and -storm not negative")
+	if o.c < 1 || o.loginC < 1 || o.rounds < 1 || o.d <= 0 || o.warmup < 0 || o.rssC < 0 || o.storm < 0 || o.floodAddrs < 0 {
+		return errors.New("-c, -rounds and -d must be positive; -warmup, -rss-c, -storm and -flood not negative")
 	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
@@ -151,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	addrs := map[string]string{}
-	for _, name := range []string{"svc", "plain", "rss", "storm", "emu", "pprof", "pprof-plain"} {
+	for _, name := range []string{"svc", "plain", "rss", "storm", "flood", "emu", "pprof", "pprof-plain"} {
 		if addrs[name], err = freeAddr(); err != nil {
 			return err
 		}
@@ -170,8 +176,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	procs = append(procs, emu)
 	client := newClient(max(o.c, o.loginC, o.rssC) + 16)
-	startSvc := func(name, mode, pprof string) (*proc, error) {
-		env := append(serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), o.env...)
+	// extra comes last: os/exec keeps the last value of a duplicated key.
+	startSvcEnv := func(name, mode, pprof string, extra ...string) (*proc, error) {
+		env := append(append(serviceEnv(dir, name, addrs[name], emu.url, mode, pprof), o.env...), extra...)
 		p, err := startProc(ctx, name, dir, bin, env, "serve")
 		if err != nil {
 			return nil, err
@@ -179,6 +186,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		procs = append(procs, p)
 		return p, waitReady(ctx, client, p.url)
 	}
+	startSvc := func(name, mode, pprof string) (*proc, error) { return startSvcEnv(name, mode, pprof) }
 	pprofOf := func(name string) string {
 		if o.profileDir == "" {
 			return ""
@@ -294,7 +302,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	missed := report(stdout, o, targets, rss, storm, mainHWM)
+	var fl *floodResult
+	if o.floodAddrs > 0 && o.rssC > 0 {
+		if fl, err = flood(ctx, o, startSvcEnv, client, emu.url, stderr); err != nil {
+			return fmt.Errorf("flood phase: %w", err)
+		}
+	}
+
+	missed := report(stdout, o, targets, rss, storm, fl, mainHWM)
 	if missed > 0 {
 		return fmt.Errorf("%d goal(s) missed: %w", missed, errMissed)
 	}

@@ -18,7 +18,7 @@ const (
 
 // report prints the table (Markdown, ready for the README) and the CPU
 // split, and returns how many goals were missed.
-func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *stormResult, mainHWM int64) (missed int) {
+func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *stormResult, fl *floodResult, mainHWM int64) (missed int) {
 	verdict := func(ok bool) string {
 		if ok {
 			return "PASS"
@@ -88,6 +88,10 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		fmt.Fprintf(w, "| peak RSS of a fresh service, every target at c=%d | %.1f MiB | | | | <= %d MiB | %s |\n",
 			rss.c, float64(rss.hwm)/(1<<20), rssGoal>>20, verdict(rss.hwm <= rssGoal))
 	}
+	if fl != nil {
+		fmt.Fprintf(w, "| flood from %d client addresses at c=%d, production limits: VmRSS before / peak during / after | %.1f / %.1f / %.1f MiB | | | | <= %d MiB, no exit | %s |\n",
+			fl.addrs, fl.c, mib(fl.before), mib(fl.peak), mib(fl.after), rssGoal>>20, verdict(fl.peak <= rssGoal))
+	}
 	if storm != nil {
 		fmt.Fprintf(w, "| cold storm: %d concurrent /jssdk/config | %d ok; stable_token %d, token %d, getticket %d | %s | %s | | 1 token call + 1 getticket | %s |\n",
 			storm.n, storm.ok, storm.stable, storm.classic, storm.getticket, ms(storm.p50), ms(storm.p99),
@@ -144,6 +148,10 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 	fmt.Fprintf(w, "Peak RSS (VmHWM) of the main service after all rounds at c=%d: %.1f MiB.\n", o.c, float64(mainHWM)/(1<<20))
 	if rss != nil {
 		fmt.Fprintf(w, "RSS phase at c=%d, targets in this order: %s; VmRSS at the end %.1f MiB.\n", rss.c, strings.Join(rss.rates, ", "), float64(rss.rss)/(1<<20))
+	}
+	if fl != nil {
+		fmt.Fprintf(w, "Flood: %d requests from %d addresses, WeChat qrcode/create calls %d, VmHWM %.1f MiB; statuses: %s.\n",
+			fl.requests, fl.addrs, fl.qrCalls, mib(fl.hwm), fl.statusSummary())
 	}
 	if storm != nil && storm.firstErr != "" {
 		fmt.Fprintf(w, "Cold storm: first error: %s\n", truncate(firstLine(storm.firstErr), 200))

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/store"
@@ -27,7 +28,8 @@ var (
 type Store struct {
 	now func() time.Time
 
-	records recordShards
+	records   recordShards
+	evictions atomic.Uint64 // live records evicted by the byte limit
 
 	usersMu    sync.Mutex
 	users      map[string]store.User // by ID
@@ -37,6 +39,7 @@ type Store struct {
 	refreshMu sync.Mutex
 	refresh   map[string]store.RefreshToken // by hash
 	revoked   map[string]time.Time          // family -> revocation time
+	successor map[string]string             // used hash -> hash it was rotated into
 
 	keysMu sync.Mutex
 	keys   []store.SigningKey
@@ -59,9 +62,31 @@ type Store struct {
 // identity is a user's (appid, openid).
 type identity struct{ appID, openID string }
 
+// Option configures a Store built by [New].
+type Option func(*options)
+
+type options struct {
+	maxRecordBytes int64
+}
+
+// WithMaxRecordBytes bounds the records (keys, values and about 112 bytes
+// of bookkeeping each) to about n bytes; n <= 0 leaves them unbounded (the
+// default). The bound is kept per shard (n/64 each): storing past it
+// removes that shard's expired records, then its live records closest to
+// expiry, never the one just stored. Whoever needed an evicted record sees
+// it as expired: ErrNotFound from Get, Take and, for PutIfAbsent, the key
+// is free again. [Store.RecordStats] counts the evictions.
+func WithMaxRecordBytes(n int64) Option {
+	return func(o *options) { o.maxRecordBytes = n }
+}
+
 // New returns an empty Store reading the time from now (time.Now when nil)
 // and starts its janitor; call [Store.Close] to stop it.
-func New(now func() time.Time) *Store {
+func New(now func() time.Time, opts ...Option) *Store {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -72,6 +97,7 @@ func New(now func() time.Time) *Store {
 		byIdentity: map[identity]string{},
 		refresh:    map[string]store.RefreshToken{},
 		revoked:    map[string]time.Time{},
+		successor:  map[string]string{},
 		locks:      map[string]*lockState{},
 		released:   make(chan struct{}),
 		tokens:     map[string]store.CachedToken{},
@@ -79,7 +105,7 @@ func New(now func() time.Time) *Store {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	s.records.init()
+	s.records.init(o.maxRecordBytes)
 	go s.janitor()
 	return s
 }

@@ -14,26 +14,80 @@ import (
 // meet on one lock.
 const shardCount = 64
 
+// recordOverhead is what a record costs beyond its key and value bytes, in
+// bytes: the map slot, the string and slice headers, the expiry and
+// allocator rounding, estimated.
+const recordOverhead = 112
+
 // record is one stored value and its expiry in Unix nanoseconds.
 type record struct {
 	val []byte
 	exp int64
 }
 
+// size is what r costs under key, in bytes, as counted against the limit.
+func (r record) size(key string) int64 { return int64(len(key)+len(r.val)) + recordOverhead }
+
 // recordShard is one lock and the records whose key hashes to it.
 type recordShard struct {
-	mu sync.RWMutex
-	m  map[string]record
-	_  [32]byte // pad to 64 bytes: keep neighbouring shards' locks off one cache line
+	mu    sync.RWMutex
+	m     map[string]record
+	bytes int64 // sum of size over m
+	max   int64 // bytes this shard may hold; 0 is unbounded
+	_     [8]byte
 }
 
 // recordShards spreads records over shardCount independently locked maps.
 type recordShards [shardCount]recordShard
 
-func (rs *recordShards) init() {
+// init makes the maps; maxBytes > 0 bounds the whole set (each shard gets
+// an equal share).
+func (rs *recordShards) init(maxBytes int64) {
 	for i := range rs {
 		rs[i].m = map[string]record{}
+		if maxBytes > 0 {
+			rs[i].max = max(maxBytes/shardCount, 1)
+		}
 	}
+}
+
+// set stores r under key, keeping the shard's byte count, and evicts when
+// the shard is over its share: first the records already expired at now,
+// then those closest to expiry (the ones that would be gone soonest
+// anyway), never r itself. It returns how many live records were evicted.
+// The caller holds sh.mu.
+func (sh *recordShard) set(key string, r record, now int64) int {
+	if old, ok := sh.m[key]; ok {
+		sh.bytes -= old.size(key)
+	}
+	sh.m[key] = r
+	sh.bytes += r.size(key)
+	if sh.max == 0 || sh.bytes <= sh.max {
+		return 0
+	}
+	for k, o := range sh.m {
+		if o.exp <= now && k != key {
+			sh.del(k, o)
+		}
+	}
+	evicted := 0
+	for sh.bytes > sh.max && len(sh.m) > 1 {
+		victim, vr, first := "", record{}, true
+		for k, o := range sh.m {
+			if k != key && (first || o.exp < vr.exp) {
+				victim, vr, first = k, o, false
+			}
+		}
+		sh.del(victim, vr)
+		evicted++
+	}
+	return evicted
+}
+
+// del removes key (whose record is r). The caller holds sh.mu.
+func (sh *recordShard) del(key string, r record) {
+	delete(sh.m, key)
+	sh.bytes -= r.size(key)
 }
 
 // shard returns the shard of key (FNV-1a, computed without allocating).
@@ -53,7 +107,7 @@ func (rs *recordShards) sweep(now int64) {
 		sh.mu.Lock()
 		for k, r := range sh.m {
 			if r.exp <= now {
-				delete(sh.m, k)
+				sh.del(k, r)
 			}
 		}
 		sh.mu.Unlock()
@@ -82,7 +136,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, val []byte, ttl tim
 	if r, ok := sh.m[key]; ok && r.exp > now.UnixNano() {
 		return false, nil
 	}
-	sh.m[key] = record{val: clone(val), exp: now.Add(ttl).UnixNano()}
+	s.evicted(sh.set(key, record{val: clone(val), exp: now.Add(ttl).UnixNano()}, now.UnixNano()))
 	return true, nil
 }
 
@@ -92,11 +146,13 @@ func (s *Store) Put(ctx context.Context, key string, val []byte, ttl time.Durati
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	r := record{val: clone(val), exp: s.now().Add(ttl).UnixNano()}
+	now := s.now()
+	r := record{val: clone(val), exp: now.Add(ttl).UnixNano()}
 	sh := s.records.shard(key)
 	sh.mu.Lock()
-	sh.m[key] = r
+	n := sh.set(key, r, now.UnixNano())
 	sh.mu.Unlock()
+	s.evicted(n)
 	return nil
 }
 
@@ -124,7 +180,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	sh.mu.Lock()
 	r, ok := sh.m[key]
 	if ok {
-		delete(sh.m, key)
+		sh.del(key, r)
 	}
 	sh.mu.Unlock()
 	if !ok || r.exp <= now {
@@ -137,7 +193,9 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 func (s *Store) Delete(ctx context.Context, key string) error {
 	sh := s.records.shard(key)
 	sh.mu.Lock()
-	delete(sh.m, key)
+	if r, ok := sh.m[key]; ok {
+		sh.del(key, r)
+	}
 	sh.mu.Unlock()
 	return nil
 }
@@ -147,4 +205,37 @@ func clone(b []byte) []byte {
 	out := make([]byte, len(b))
 	copy(out, b)
 	return out
+}
+
+// evicted counts n live records evicted to stay under the limit.
+func (s *Store) evicted(n int) {
+	if n > 0 {
+		s.evictions.Add(uint64(n))
+	}
+}
+
+// Evictions returns how many live records were evicted to stay under the
+// limit since New ([store.Mirror]).
+func (s *Store) Evictions() uint64 { return s.evictions.Load() }
+
+// RecordStats is the size of a Store's records, for metrics and tests.
+type RecordStats struct {
+	Records   int    // records held, expired ones not yet swept included
+	Bytes     int64  // their cost as counted against the limit (keys, values, overhead)
+	MaxBytes  int64  // the limit ([WithMaxRecordBytes]); 0 is unbounded
+	Evictions uint64 // live records evicted to stay under the limit, since New
+}
+
+// RecordStats returns the current size of the records.
+func (s *Store) RecordStats() RecordStats {
+	st := RecordStats{Evictions: s.evictions.Load()}
+	for i := range s.records {
+		sh := &s.records[i]
+		sh.mu.RLock()
+		st.Records += len(sh.m)
+		st.Bytes += sh.bytes
+		st.MaxBytes += sh.max
+		sh.mu.RUnlock()
+	}
+	return st
 }

@@ -110,16 +110,19 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) er
 	return nil
 }
 
-// RotateRefreshToken marks oldHash used at now and stores next, as
-// [store.RefreshTokens] documents. Errors: store.ErrNotFound (unknown,
-// expired, revoked), store.ErrReused (family revoked), store.ErrAlreadyExists
-// when next.Hash is taken, and a plain error when next.FamilyID differs
-// from the old token's.
+// RotateRefreshToken marks oldHash used and stores next as its successor,
+// under the store's lock, as [store.RefreshTokens] documents; the time
+// compared is [store.RotationTime] of now and the store's clock. Errors:
+// store.ErrNotFound (unknown, expired, revoked), store.ErrReused (family
+// revoked), store.ErrAlreadyExists when next.Hash is taken or the token was
+// rotated into another successor within grace, and a plain error when
+// next.FamilyID differs from the old token's.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next store.RefreshToken, now time.Time, grace time.Duration) (store.RefreshToken, error) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
+	at := store.RotationTime(now, s.now)
 	old, ok := s.refresh[oldHash]
-	if !ok || !now.Before(old.ExpiresAt) {
+	if !ok || !at.Before(old.ExpiresAt) {
 		return store.RefreshToken{}, store.ErrNotFound
 	}
 	if _, gone := s.revoked[old.FamilyID]; gone {
@@ -128,17 +131,23 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 	if next.FamilyID != old.FamilyID {
 		return store.RefreshToken{}, fmt.Errorf("memory: next refresh token is not of the rotated family")
 	}
-	if !old.UsedAt.IsZero() && now.Sub(old.UsedAt) >= grace {
-		s.revoked[old.FamilyID] = now
+	if store.UsedOutsideGrace(old.UsedAt, at, grace) {
+		s.revoked[old.FamilyID] = at
 		return store.RefreshToken{}, store.ErrReused
+	}
+	if !old.UsedAt.IsZero() {
+		// Within grace: the same successor again, or nothing.
+		if s.successor[oldHash] != next.Hash {
+			return store.RefreshToken{}, store.ErrAlreadyExists
+		}
+		return old, nil
 	}
 	if _, taken := s.refresh[next.Hash]; taken {
 		return store.RefreshToken{}, store.ErrAlreadyExists
 	}
-	if old.UsedAt.IsZero() {
-		old.UsedAt = now
-		s.refresh[oldHash] = old
-	}
+	old.UsedAt = at
+	s.refresh[oldHash] = old
+	s.successor[oldHash] = next.Hash
 	s.refresh[next.Hash] = next
 	return old, nil
 }

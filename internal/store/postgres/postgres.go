@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/wxauth/wxauth/internal/store"
 )
@@ -76,8 +78,12 @@ func Open(ctx context.Context, url string, now func() time.Time) (*DB, error) {
 	if err != nil {
 		return nil, errors.New("postgres: invalid URL: expected postgres://user@host:port/dbname")
 	}
+	pl, err := newPool(cfg, MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pool: %w", err)
+	}
 	d := &DB{
-		pool: newPool(cfg, MaxConns),
+		pool: pl,
 		now:  now,
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -264,58 +270,56 @@ func wrap(step string, err error) error {
 // errPoolClosed is returned by the pool after Close.
 var errPoolClosed = errors.New("connection pool closed")
 
-// pool is a small connection pool over *pgx.Conn: at most max connections,
-// idle ones reused, broken ones dropped.
+// pool runs statements on connections of a pgxpool.Pool. pgxpool opens,
+// reuses, health-checks and closes the connections; pool only adds the
+// wrapping of errors into store sentinels and one retry for a connection
+// that died while idle.
 type pool struct {
-	cfg  *pgx.ConnConfig
-	sem  chan struct{}  // one token per open or opening connection
-	idle chan *pgx.Conn // connections ready for use
-	mu   sync.Mutex     // guards shut and sends to idle
-	shut bool           // set by close
-	quit chan struct{}  // closed by close
+	p *pgxpool.Pool
 }
 
-func newPool(cfg *pgx.ConnConfig, max int) *pool {
-	return &pool{
-		cfg:  cfg,
-		sem:  make(chan struct{}, max),
-		idle: make(chan *pgx.Conn, max),
-		quit: make(chan struct{}),
-	}
-}
-
-// with runs fn on a connection of the pool and gives it back. When a
-// reused idle connection turns out dead before fn's statement ran (the
-// server terminated it while idle, or nothing was sent), fn runs once more
-// on a new connection. Errors: from fn; store.ErrUnavailable wrapped when
-// no connection can be made.
-func (p *pool) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	select {
-	case <-p.quit: // checked first: below, a free slot could win the draw
-		return wrap("connect", errPoolClosed)
-	default:
-	}
-	select {
-	case p.sem <- struct{}{}:
-	case <-p.quit:
-		return wrap("connect", errPoolClosed)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-p.sem }()
-	c, reused, err := p.take(ctx)
+// newPool builds the pgxpool over cfg with at most max connections. It
+// connects lazily: the first statement dials.
+func newPool(cfg *pgx.ConnConfig, max int) (*pool, error) {
+	pc, err := pgxpool.ParseConfig("")
 	if err != nil {
-		return wrap("connect", err)
+		return nil, err
 	}
-	err = fn(c)
-	if err != nil && reused && c.IsClosed() && diedIdle(err) && ctx.Err() == nil {
-		if c, err = pgx.ConnectConfig(ctx, p.cfg); err != nil {
+	pc.ConnConfig = cfg
+	pc.MaxConns = int32(max)
+	pc.MinConns = 0
+	p, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, err
+	}
+	return &pool{p: p}, nil
+}
+
+// with runs fn on a connection of the pool and gives it back. When the
+// connection turns out dead before fn's statement ran (the server
+// terminated it while idle, or nothing was sent), fn runs once more on
+// another connection. Errors: from fn; store.ErrUnavailable wrapped when no
+// connection can be made or the pool is closed.
+func (p *pool) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
+	for attempt := 0; ; attempt++ {
+		c, err := p.p.Acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, puddle.ErrClosedPool) {
+				err = errPoolClosed
+			}
 			return wrap("connect", err)
 		}
-		err = fn(c)
+		err = fn(c.Conn())
+		dead := err != nil && c.Conn().IsClosed() && diedIdle(err)
+		c.Release() // a closed connection is destroyed, not reused
+		if dead && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return err
 	}
-	p.put(c)
-	return err
 }
 
 // diedIdle reports whether err says the connection was dead before the
@@ -329,61 +333,9 @@ func diedIdle(err error) bool {
 	return pgconn.SafeToRetry(err)
 }
 
-// take returns an idle live connection (reused true) or opens one.
-func (p *pool) take(ctx context.Context) (*pgx.Conn, bool, error) {
-	for {
-		select {
-		case c := <-p.idle:
-			if c.IsClosed() {
-				continue
-			}
-			return c, true, nil
-		default:
-			c, err := pgx.ConnectConfig(ctx, p.cfg)
-			return c, false, err
-		}
-	}
-}
-
-// put returns c to the idle set when it is healthy, outside a transaction
-// and the pool is open, else closes it. The caller frees c's slot after.
-func (p *pool) put(c *pgx.Conn) {
-	if !c.IsClosed() && !c.PgConn().IsBusy() && c.PgConn().TxStatus() == 'I' {
-		p.mu.Lock()
-		if !p.shut {
-			p.idle <- c // never blocks: at most max connections exist
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.Close(ctx)
-}
-
-// close closes the idle connections and makes later calls fail; connections
-// in use close when given back.
-func (p *pool) close() {
-	p.mu.Lock()
-	if p.shut {
-		p.mu.Unlock()
-		return
-	}
-	p.shut = true
-	close(p.quit)
-	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		select {
-		case c := <-p.idle:
-			_ = c.Close(ctx)
-		default:
-			return
-		}
-	}
-}
+// close closes every connection; later calls fail with errPoolClosed.
+// Connections in use close when given back.
+func (p *pool) close() { p.p.Close() }
 
 // nullTime returns nil for the zero time (SQL NULL), else t.
 func nullTime(t time.Time) any {

@@ -44,16 +44,17 @@ func insertRefresh[E interface {
 const refreshColumns = `hash, family_id, user_id, scope, created_at, expires_at, used_at,
 	EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id)`
 
-// scanRefresh reads one row of refreshColumns; pgx.ErrNoRows becomes
+// scanRefresh reads one row of refreshColumns, then any extra columns into
+// extra; pgx.ErrNoRows becomes
 // store.ErrNotFound.
-func scanRefresh(r pgx.Row) (store.RefreshToken, bool, error) {
+func scanRefresh(r pgx.Row, extra ...any) (store.RefreshToken, bool, error) {
 	var (
 		t            store.RefreshToken
 		created, exp time.Time
 		used         *time.Time
 		revoked      bool
 	)
-	err := r.Scan(&t.Hash, &t.FamilyID, &t.UserID, &t.Scope, &created, &exp, &used, &revoked)
+	err := r.Scan(append([]any{&t.Hash, &t.FamilyID, &t.UserID, &t.Scope, &created, &exp, &used, &revoked}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.RefreshToken{}, false, store.ErrNotFound
 	}
@@ -64,12 +65,13 @@ func scanRefresh(r pgx.Row) (store.RefreshToken, bool, error) {
 	return t, revoked, nil
 }
 
-// RotateRefreshToken marks oldHash used at now and stores next in one
+// RotateRefreshToken marks oldHash used and stores next as its successor in one
 // transaction holding the old row's lock (SELECT ... FOR UPDATE), so of two
 // concurrent rotations the second sees the first's used_at. Errors, as
 // [store.RefreshTokens] documents: store.ErrNotFound (unknown, expired at
-// now, family revoked); store.ErrReused (the family revocation is committed
-// before returning); store.ErrAlreadyExists when next.Hash is taken;
+// [store.RotationTime], family revoked); store.ErrReused (the family revocation is committed
+// before returning); store.ErrAlreadyExists when next.Hash is taken
+// or the token was rotated into another successor within grace;
 // wrapped driver errors.
 func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.RefreshToken, now time.Time, grace time.Duration) (store.RefreshToken, error) {
 	var (
@@ -78,27 +80,36 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.
 	)
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		reused = false
+		var nextHash string
 		t, revoked, err := scanRefresh(tx.QueryRow(ctx,
-			`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1 FOR UPDATE`, oldHash))
+			`SELECT `+refreshColumns+`, next_hash FROM refresh_tokens WHERE hash = $1 FOR UPDATE`, oldHash), &nextHash)
 		if err != nil {
 			return err
 		}
-		if revoked || !now.Before(t.ExpiresAt) {
+		at := store.RotationTime(now, d.now)
+		if revoked || !at.Before(t.ExpiresAt) {
 			return store.ErrNotFound
 		}
 		if next.FamilyID != t.FamilyID {
 			return errors.New("next refresh token is not of the rotated family")
 		}
-		if !t.UsedAt.IsZero() && now.Sub(t.UsedAt) >= grace {
+		if store.UsedOutsideGrace(t.UsedAt, at, grace) {
 			reused = true // commit the revocation, then report
-			return revokeFamily(ctx, tx, t.FamilyID, now)
+			return revokeFamily(ctx, tx, t.FamilyID, at)
 		}
-		if t.UsedAt.IsZero() {
-			if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1`, oldHash, now); err != nil {
-				return err
+		if !t.UsedAt.IsZero() {
+			// Within grace: the same successor again, or nothing.
+			if nextHash != next.Hash {
+				return store.ErrAlreadyExists
 			}
-			t.UsedAt = now
+			old = t
+			return nil
 		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2, next_hash = $3 WHERE hash = $1`,
+			oldHash, at, next.Hash); err != nil {
+			return err
+		}
+		t.UsedAt = at
 		old = t
 		return insertRefresh(ctx, tx, next)
 	})

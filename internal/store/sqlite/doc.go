@@ -1,6 +1,9 @@
 // Package sqlite is wxauth's embedded default store: one SQLite file
-// (WXAUTH_DATABASE_URL=sqlite:PATH) through the pure-Go modernc.org/sqlite
-// driver, in WAL mode with a busy timeout. It implements Users,
+// (WXAUTH_DATABASE_URL=sqlite:PATH) through github.com/ncruces/go-sqlite3
+// (SQLite translated to Go from its Wasm build: no cgo, about 9 MB of module
+// source against modernc.org/sqlite's 245 MB), in WAL mode with a busy
+// timeout. The file format is SQLite's own, so a database written by another
+// driver opens as is (times are Unix nanoseconds, no driver encoding). It implements Users,
 // RefreshTokens, Keys, Records, TokenCache and Locker (lease rows with a
 // fencing counter) of package store, for a single instance. Its schema is
 // embedded (migrations/*.sql) and applied at [Open] in one transaction,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/store"
@@ -86,6 +87,47 @@ func (d *DB) Take(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("sqlite: take record: %w", err)
 	}
 	return nonNilBytes(val), nil
+}
+
+// EachRecord calls fn with every live record whose key starts with prefix
+// and its time left at the DB's clock, in no particular order, until fn
+// returns an error (returned as is). Errors: the driver's, wrapped with
+// "sqlite: each record".
+func (d *DB) EachRecord(ctx context.Context, prefix string, fn func(key string, val []byte, ttl time.Duration) error) error {
+	now := d.now()
+	// The range [prefix, prefix+U+FFFF) uses the primary key's index.
+	rows, err := d.db.QueryContext(ctx, `SELECT key, val, expires_at FROM records
+		WHERE key >= ?1 AND key < ?2 AND expires_at > ?3`, prefix, prefix+"\uffff", now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite: each record: %w", err)
+	}
+	type rec struct {
+		key string
+		val []byte
+		exp int64
+	}
+	var recs []rec
+	for rows.Next() {
+		var r rec
+		if err := rows.Scan(&r.key, &r.val, &r.exp); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: each record: %w", err)
+		}
+		recs = append(recs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: each record: %w", err)
+	}
+	for _, r := range recs {
+		if !strings.HasPrefix(r.key, prefix) {
+			continue
+		}
+		if err := fn(r.key, nonNilBytes(r.val), time.Duration(r.exp-now.UnixNano())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delete removes key; deleting an absent key returns nil. Errors: the

@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"modernc.org/sqlite"
+	"github.com/ncruces/go-sqlite3"
+	_ "github.com/ncruces/go-sqlite3/driver"    // registers database/sql driver "sqlite3"
+	_ "github.com/ncruces/go-sqlite3/vfs/memdb" // the memdb VFS of :memory: databases
 
 	"github.com/wxauth/wxauth/internal/store"
 )
@@ -74,7 +76,7 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*DB, error) {
 	memory := path == ":memory:"
 	var conn string
 	if memory {
-		conn = "file:wxauth-" + store.RandomBase62(16) + "?mode=memory&cache=shared&_txlock=immediate" +
+		conn = "file:/wxauth-" + store.RandomBase62(16) + "?vfs=memdb&_txlock=immediate" +
 			"&_pragma=foreign_keys(1)"
 	} else {
 		// Escape what would end the path part of an SQLite URI filename.
@@ -83,7 +85,7 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*DB, error) {
 			fmt.Sprintf("&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
 			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	}
-	db, err := sql.Open("sqlite", conn)
+	db, err := sql.Open("sqlite3", conn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -241,9 +243,9 @@ const (
 
 // sqliteCode returns the primary result code of a driver error, or 0.
 func sqliteCode(err error) int {
-	var e *sqlite.Error
+	var e *sqlite3.Error
 	if errors.As(err, &e) {
-		return e.Code() & 0xff
+		return int(e.Code())
 	}
 	return 0
 }

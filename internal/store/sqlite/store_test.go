@@ -3,12 +3,14 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/store/sqlite"
 	"github.com/wxauth/wxauth/internal/store/storetest"
 )
@@ -145,4 +147,91 @@ func TestDB_Sweep(t *testing.T) {
 			t.Fatalf("Get %s after Sweep: %v", k, err)
 		}
 	}
+}
+
+// TestMirroredRecords runs the Records contract on the SQLite records with
+// an in-memory mirror (what `authsvc serve` does for revocations), and
+// checks that a mirror that has evicted reads through to the database and
+// that Load fills a fresh mirror from it.
+func TestMirroredRecords(t *testing.T) {
+	t.Run("Contract", func(t *testing.T) {
+		storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records {
+			mem := memory.New(now)
+			t.Cleanup(func() { mem.Close() })
+			return store.MirroredRecords{Mirror: mem, Durable: open(t, "sqlite::memory:", now)}
+		})
+	})
+	t.Run("EvictedReadsThrough", func(t *testing.T) {
+		ctx := context.Background()
+		db := open(t, "sqlite:"+filepath.Join(t.TempDir(), "wxauth.db"), nil)
+		mem := memory.New(nil, memory.WithMaxRecordBytes(64*200))
+		t.Cleanup(func() { mem.Close() })
+		m := store.MirroredRecords{Mirror: mem, Durable: db}
+		const n = 2000
+		for i := range n {
+			if err := m.Put(ctx, fmt.Sprint("revoked:", i), []byte{1}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		found := 0
+		for i := range n {
+			if _, err := m.Get(ctx, fmt.Sprint("revoked:", i)); err == nil {
+				found++
+			}
+		}
+		t.Logf("%d records through a mirror bounded at %d bytes (%d evicted) -> %d found", n, 64*200, mem.Evictions(), found)
+		if mem.Evictions() == 0 || found != n {
+			t.Fatalf("%d evictions, %d of %d found", mem.Evictions(), found, n)
+		}
+
+		fresh := memory.New(nil)
+		t.Cleanup(func() { fresh.Close() })
+		m2 := store.MirroredRecords{Mirror: fresh, Durable: db}
+		if err := m2.Load(ctx, func(ctx context.Context, fn func(string, []byte, time.Duration) error) error {
+			return db.EachRecord(ctx, "revoked:", fn)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if st := fresh.RecordStats(); st.Records != n {
+			t.Fatalf("Load filled %d records, want %d", st.Records, n)
+		}
+		if _, err := m2.Get(ctx, "revoked:7"); err != nil {
+			t.Fatalf("Get after Load: %v", err)
+		}
+	})
+}
+
+// TestBatchedRecords runs the Records contract on grouped Puts, and checks
+// that Close writes what is waiting.
+func TestBatchedRecords(t *testing.T) {
+	t.Run("Contract", func(t *testing.T) {
+		storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records {
+			b := open(t, "sqlite:"+filepath.Join(t.TempDir(), "wxauth.db"), now).Batched(time.Hour, 0)
+			t.Cleanup(func() { b.Close() })
+			return b
+		})
+	})
+	t.Run("CloseWrites", func(t *testing.T) {
+		ctx := context.Background()
+		path := "sqlite:" + filepath.Join(t.TempDir(), "wxauth.db")
+		db := open(t, path, nil)
+		b := db.Batched(time.Hour, 0)
+		const n = 300
+		for i := range n {
+			if err := b.Put(ctx, fmt.Sprint("state:", i), []byte("v"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		written := 0
+		db.EachRecord(ctx, "state:", func(string, []byte, time.Duration) error { written++; return nil })
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after := 0
+		db.EachRecord(ctx, "state:", func(string, []byte, time.Duration) error { after++; return nil })
+		t.Logf("%d Puts with an hour's interval: %d in the database before Close, %d after", n, written, after)
+		if after != n {
+			t.Fatalf("%d of %d records written by Close", after, n)
+		}
+	})
 }

@@ -47,15 +47,16 @@ func insertRefresh(ctx context.Context, tx *sql.Tx, t store.RefreshToken) error 
 const refreshColumns = `hash, family_id, user_id, scope, created_at, expires_at, used_at,
 	EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id)`
 
-// scanRefresh reads one row of refreshColumns; sql.ErrNoRows becomes
+// scanRefresh reads one row of refreshColumns, then any extra columns into
+// extra; sql.ErrNoRows becomes
 // store.ErrNotFound.
-func scanRefresh(r rowScanner) (store.RefreshToken, bool, error) {
+func scanRefresh(r rowScanner, extra ...any) (store.RefreshToken, bool, error) {
 	var (
 		t                   store.RefreshToken
 		created, exp, usedT int64
 		revoked             bool
 	)
-	err := r.Scan(&t.Hash, &t.FamilyID, &t.UserID, &t.Scope, &created, &exp, &usedT, &revoked)
+	err := r.Scan(append([]any{&t.Hash, &t.FamilyID, &t.UserID, &t.Scope, &created, &exp, &usedT, &revoked}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.RefreshToken{}, false, store.ErrNotFound
 	}
@@ -66,12 +67,13 @@ func scanRefresh(r rowScanner) (store.RefreshToken, bool, error) {
 	return t, revoked, nil
 }
 
-// RotateRefreshToken marks oldHash used at now and stores next in one
-// transaction, as [store.RefreshTokens] documents. Errors: store.ErrNotFound
-// (unknown, expired at now, family revoked); store.ErrReused (the family is
-// revoked and committed before returning); store.ErrAlreadyExists when
-// next.Hash is taken; the driver's. All wrapped with "sqlite: rotate refresh
-// token".
+// RotateRefreshToken marks oldHash used and stores next as its successor
+// in one write transaction, as [store.RefreshTokens] documents. Errors:
+// store.ErrNotFound (unknown, expired at [store.RotationTime], family
+// revoked); store.ErrReused (the family is revoked and committed before
+// returning); store.ErrAlreadyExists when next.Hash is taken or the token
+// was rotated into another successor within grace; the driver's. All
+// wrapped with "sqlite: rotate refresh token".
 func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.RefreshToken, now time.Time, grace time.Duration) (store.RefreshToken, error) {
 	var (
 		old    store.RefreshToken
@@ -79,28 +81,36 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.
 	)
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		reused = false
+		var nextHash string
 		t, revoked, err := scanRefresh(tx.QueryRowContext(ctx,
-			`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?1`, oldHash))
+			`SELECT `+refreshColumns+`, next_hash FROM refresh_tokens WHERE hash = ?1`, oldHash), &nextHash)
 		if err != nil {
 			return err
 		}
-		if revoked || !now.Before(t.ExpiresAt) {
+		at := store.RotationTime(now, d.now)
+		if revoked || !at.Before(t.ExpiresAt) {
 			return store.ErrNotFound
 		}
 		if next.FamilyID != t.FamilyID {
 			return errNextFamily()
 		}
-		if !t.UsedAt.IsZero() && now.Sub(t.UsedAt) >= grace {
+		if store.UsedOutsideGrace(t.UsedAt, at, grace) {
 			reused = true // commit the revocation, then report
-			return revokeFamily(ctx, tx, t.FamilyID, now)
+			return revokeFamily(ctx, tx, t.FamilyID, at)
 		}
-		if t.UsedAt.IsZero() {
-			if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1`,
-				oldHash, ns(now)); err != nil {
-				return err
+		if !t.UsedAt.IsZero() {
+			// Within grace: the same successor again, or nothing.
+			if nextHash != next.Hash {
+				return store.ErrAlreadyExists
 			}
-			t.UsedAt = now
+			old = t
+			return nil
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?2, next_hash = ?3 WHERE hash = ?1`,
+			oldHash, ns(at), next.Hash); err != nil {
+			return err
+		}
+		t.UsedAt = at
 		old = t
 		return insertRefresh(ctx, tx, next)
 	})

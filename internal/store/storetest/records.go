@@ -183,7 +183,7 @@ func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
 					got++
 				case errors.Is(err, store.ErrNotFound):
 				default:
-					otherErrs = append(otherErrs, fmt.Errorf("Take = %q, %w", v, err))
+					otherErrs = append(otherErrs, fmt.Errorf("take = %q, %w", v, err))
 				}
 			})
 		}

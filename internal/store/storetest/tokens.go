@@ -164,6 +164,62 @@ func TestRefreshTokens(t *testing.T, newStore NewFunc[store.RefreshTokens]) {
 		}
 	})
 
+	// Every caller reads its clock before the rotation, so the loser's
+	// reading may precede the winner's used_at: it must still count as a
+	// reuse with grace 0 (it used to read as "within grace" and fork the
+	// family into two live chains).
+	t.Run("ConcurrentRotateEarlierClock", func(t *testing.T) {
+		const trials, callers = 10, 6
+		forks := 0
+		for trial := range trials {
+			s := setup(t)
+			ctx := testCtx(t)
+			first := fmt.Sprint("r", trial)
+			create(t, s, tok(first, "f1"))
+			var wg sync.WaitGroup
+			errs := make([]error, callers)
+			start := make(chan struct{})
+			for i := range callers {
+				// Distinct readings, a millisecond apart.
+				at := Epoch().Add(time.Minute + time.Duration(i)*time.Millisecond)
+				wg.Go(func() {
+					<-start
+					_, errs[i] = s.RotateRefreshToken(ctx, hashOf(first), next(fmt.Sprint("succ", trial, "-", i), "f1", at), at, 0)
+				})
+			}
+			close(start)
+			wg.Wait()
+			ok := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, store.ErrReused), errors.Is(err, store.ErrNotFound):
+					// the reuse, or a caller after it found the family revoked
+				default:
+					t.Fatalf("RotateRefreshToken: %v", err)
+				}
+			}
+			if ok != 1 {
+				forks++
+			}
+		}
+		t.Logf("%d trials of %d concurrent rotations of one token with distinct clock readings: %d forked", trials, callers, forks)
+		if forks != 0 {
+			t.Fatalf("%d of %d trials had more than one successful rotation, want exactly one each", forks, trials)
+		}
+		// Sequentially, a later caller with an earlier reading.
+		s := setup(t)
+		ctx := testCtx(t)
+		create(t, s, tok("r1", "f1"))
+		at := Epoch().Add(time.Minute)
+		_, err := s.RotateRefreshToken(ctx, hashOf("r1"), next("r2", "f1", at), at, 0)
+		noErr(t, err, "first rotation")
+		early := at.Add(-time.Millisecond)
+		_, err = s.RotateRefreshToken(ctx, hashOf("r1"), next("r2b", "f1", early), early, 0)
+		isErr(t, err, store.ErrReused, "second rotation with a reading before the first's")
+	})
+
 	t.Run("GraceWindow", func(t *testing.T) {
 		s := setup(t)
 		ctx := testCtx(t)
@@ -173,16 +229,21 @@ func TestRefreshTokens(t *testing.T, newStore NewFunc[store.RefreshTokens]) {
 		_, err := s.RotateRefreshToken(ctx, hashOf("r1"), next("r2", "f1", at), at, grace)
 		noErr(t, err, "first rotation")
 		within := at.Add(grace - time.Second)
+		_, err = s.RotateRefreshToken(ctx, hashOf("r1"), next("r2", "f1", within), within, grace)
+		noErr(t, err, "second rotation within grace, same successor")
 		_, err = s.RotateRefreshToken(ctx, hashOf("r1"), next("r2b", "f1", within), within, grace)
-		noErr(t, err, "second rotation within grace")
-		for _, h := range []string{"r2", "r2b"} {
-			_, err := s.GetRefreshToken(ctx, hashOf(h))
-			noErr(t, err, "successor "+h)
-		}
+		isErr(t, err, store.ErrAlreadyExists, "second rotation within grace into another successor (a fork)")
+		_, err = s.GetRefreshToken(ctx, hashOf("r2b"))
+		isErr(t, err, store.ErrNotFound, "the refused fork's successor")
+		// A caller whose clock reading precedes the first use is within
+		// grace too, never "before" it.
+		early := at.Add(-time.Second)
+		_, err = s.RotateRefreshToken(ctx, hashOf("r1"), next("r2", "f1", early), early, grace)
+		noErr(t, err, "rotation within grace by a caller whose clock is behind")
 		after := at.Add(grace + time.Second)
 		_, err = s.RotateRefreshToken(ctx, hashOf("r1"), next("r2c", "f1", after), after, grace)
 		isErr(t, err, store.ErrReused, "rotation after grace")
-		_, err = s.RotateRefreshToken(ctx, hashOf("r2b"), next("r3", "f1", after), after, grace)
+		_, err = s.RotateRefreshToken(ctx, hashOf("r2"), next("r3", "f1", after), after, grace)
 		isErr(t, err, store.ErrNotFound, "successor after reuse")
 	})
 
