@@ -1,6 +1,6 @@
 // Package web holds the service's pages and static assets, embedded into the
-// binary: the H5 error page (zh/en) shown by the login flow, and the QR login
-// page. Templates are parsed once, by [Parse], at server construction.
+// binary: the H5 error page (zh/en) shown by the login flow, the QR login
+// page, and the service's landing page at /. Templates are parsed once, by [Parse], at server construction.
 package web
 
 import (

@@ -199,6 +199,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	return errors.Join(errs...)
 }
 
+// writeDevConfig writes env as a YAML configuration file (mode 0600: it
+// holds the development secrets) that --config of every command reads.
+func writeDevConfig(path string, env map[string]string) error {
+	b, err := yaml.Marshal(env)
+	if err != nil {
+		return err
+	}
+	header := "# Written by `authsvc dev` at every start: the configuration of this development setup.\n" +
+		"# Use it with any command: authsvc keys list --config " + path + "\n"
+	return os.WriteFile(path, append([]byte(header), b...), 0o600)
+}
+
 // devBackendRedirect is demo-backend's redirect_uri: oauth2-proxy's default
 // callback on its default port.
 const devBackendRedirect = "http://127.0.0.1:4180/oauth2/callback"
@@ -226,18 +238,6 @@ func devClients(h5URL, backendSecret string) []byte {
     - http://127.0.0.1:4180/
   grant_types: [authorization_code, refresh_token, client_credentials]
 `)
-}
-
-// writeDevConfig writes env as a YAML configuration file (mode 0600: it
-// holds the development secrets) that --config of every command reads.
-func writeDevConfig(path string, env map[string]string) error {
-	b, err := yaml.Marshal(env)
-	if err != nil {
-		return err
-	}
-	header := "# Written by `authsvc dev` at every start: the configuration of this development setup.\n" +
-		"# Use it with any command: authsvc keys list --config " + path + "\n"
-	return os.WriteFile(path, append([]byte(header), b...), 0o600)
 }
 
 func portOf(ln net.Listener) string {

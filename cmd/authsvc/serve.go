@@ -194,7 +194,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	// The WeChat API proxy (/cgi-bin/): registered clients (WXAUTH_CLIENTS)
 	// call WeChat through wxauth and never hold the access_token.
 	var wxProxy *proxy.Proxy
-	if cfg.ClientsFile != "" {
+	if len(cfg.Clients.All()) > 0 {
 		wxProxy, err = proxy.New(proxy.Config{
 			APIBase: cfg.WeChatAPIBase, Tokens: tokens, Clients: cfg.Clients, Records: stores.Records,
 			Verifier: proxy.SessionVerifier(sessions), Timeout: cfg.WeChatTimeout,

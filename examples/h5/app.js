@@ -1,16 +1,9 @@
-// wxauth example: everything a page needs, in plain JavaScript.
+// wxauth example: what a page does with wxauth.js, in plain JavaScript.
+// wxauth.js (included just before) runs the login; this file only shows it.
 (function () {
   "use strict";
-  var cfg = window.WXAUTH || {};
-  var base = cfg.wxauth;
-  var token = null;
+  var cfg = window.WXAUTH_DEMO || {};
   var $ = function (id) { return document.getElementById(id); };
-
-  function pageURL() { return location.href.split("#")[0]; }
-
-  function loginURL(scope) {
-    return base + "/login?redirect=" + encodeURIComponent(pageURL()) + (scope ? "&scope=" + scope : "");
-  }
 
   function show(id) {
     ["signed-in", "signed-out"].forEach(function (s) { $(s).classList.toggle("hidden", s !== id); });
@@ -20,83 +13,83 @@
 
   function fail(text) {
     $("error").textContent = text;
-    $("error").classList.remove("hidden");
+    $("error").classList.toggle("hidden", !text);
   }
 
-  // 1. The access token arrives in the fragment, which never reaches a
-  // server or a log; take it and remove it from the address bar at once.
-  function takeFragment() {
-    if (!location.hash) return null;
-    var p = new URLSearchParams(location.hash.slice(1));
-    history.replaceState(null, "", pageURL());
-    if (p.get("error")) return { error: p.get("error") };
-    if (p.get("access_token")) return { token: p.get("access_token") };
-    return null;
+  // OAuth errors wxauth sends back to the page, in words a user understands.
+  function explain(e) {
+    if (e.snapshot) return "Please tap 「使用完整服务」 at the bottom to use the full page. 请点击底部的「使用完整服务」。";
+    if (e.error === "access_denied") return "You declined the authorization. 您拒绝了授权。";
+    if (e.error === "login_required") return "Please sign in again. 请重新登录。";
+    return (e.error || "error") + (e.description ? ": " + e.description : "") + (e.error ? "" : " " + e);
   }
 
-  // 2. A new access token from the refresh cookie (HttpOnly, scoped to
-  // wxauth's /session), or null when the session is over.
-  function refresh() {
-    return fetch(base + "/session/refresh", { method: "POST", credentials: "include" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (j) { token = j ? j.access_token : null; return token; })
-      .catch(function () { return null; });
-  }
-
-  // 3. API calls carry the JWT; on 401 refresh once and retry.
-  function api(path, retried) {
-    return fetch(base + path, { headers: token ? { Authorization: "Bearer " + token } : {}, credentials: "include" })
-      .then(function (r) {
-        if (r.status === 401 && !retried) {
-          return refresh().then(function (t) { return t ? api(path, true) : r; });
+  // The page's own API (/api/hello on this origin) checks the access token
+  // against wxauth's JWKS; wxauth.fetch adds it and refreshes on a 401.
+  function callAPI() {
+    return wxauth.fetch("/api/hello").then(function (r) {
+      return r.json().then(function (j) {
+        var out = $("api-result");
+        out.classList.remove("hidden");
+        out.textContent = "GET /api/hello -> " + r.status + "\n" + JSON.stringify(j, null, 2);
+        out.dataset.status = String(r.status);
+        if (r.ok) {
+          $("scope").textContent = j.scope;
+          $("openid").textContent = j.hello; // the API read it from the access token
         }
-        return r;
-      });
-  }
-
-  function loadProfile() {
-    return api("/me").then(function (r) {
-      if (r.status === 401) { location.href = loginURL(); return; }
-      if (!r.ok) { fail("GET /me failed: HTTP " + r.status); return; }
-      return r.json().then(function (me) {
-        $("nickname").textContent = me.nickname || "(no nickname: snsapi_base)";
-        if (me.headimgurl) $("avatar").src = me.headimgurl;
-        $("openid").textContent = me.openid;
-        $("sub").textContent = me.sub;
-        $("scope").textContent = me.scope;
-        status("Signed in. 已登录。");
-        show("signed-in");
+        return j;
       });
     });
   }
 
-  $("login-userinfo").href = loginURL("snsapi_userinfo");
-  $("login-base").href = loginURL("snsapi_base");
+  function render(user) {
+    if (!user) {
+      status("Not signed in. 未登录。");
+      show("signed-out");
+      return;
+    }
+    $("nickname").textContent = user.nickname || user.name || "(no profile: scope openid, snsapi_base)";
+    if (user.picture || user.headimgurl) $("avatar").src = user.picture || user.headimgurl;
+    $("openid").textContent = user.openid || "";
+    $("sub").textContent = user.sub;
+    status("Signed in. 已登录。");
+    show("signed-in");
+    callAPI();
+  }
+
+  $("login-userinfo").onclick = function () { wxauth.login({ scope: "snsapi_userinfo" }); };
+  $("login-base").onclick = function () { wxauth.login({ scope: "snsapi_base" }); };
+  $("call-api").onclick = callAPI;
 
   $("refresh").onclick = function () {
-    refresh().then(function (t) { status(t ? "Session refreshed." : "Session ended."); if (!t) show("signed-out"); });
+    var refreshes = Number($("refresh").dataset.count || 0);
+    wxauth.refresh().then(function () {
+      $("refresh").dataset.count = String(refreshes + 1);
+      status("Session refreshed. 已刷新。");
+      return callAPI();
+    }, function (e) { fail(explain(e)); });
   };
 
   $("logout").onclick = function () {
-    fetch(base + "/session/logout", {
-      method: "POST", credentials: "include",
-      headers: token ? { Authorization: "Bearer " + token } : {}
-    }).then(function () {
-      token = null;
+    wxauth.logout().then(function () {
+      fail("");
       status("Signed out. 已退出。");
       show("signed-out");
     });
   };
 
+  // JS-SDK: wxauth signs wx.config for this page's URL (without the #fragment).
   $("jssdk").onclick = function () {
-    api("/jssdk/config?url=" + encodeURIComponent(pageURL())).then(function (r) {
+    var page = location.href.split("#")[0];
+    fetch(cfg.wxauth + "/jssdk/config?url=" + encodeURIComponent(page)).then(function (r) {
       return r.json().then(function (j) {
         var out = $("jssdk-result");
         out.classList.remove("hidden");
         if (!r.ok) { out.textContent = "error: " + JSON.stringify(j); return; }
         var check = cfg.emulator
-          ? fetch(cfg.emulator + "/emu/jssdk/check?url=" + encodeURIComponent(pageURL()) + "&timestamp=" + j.timestamp +
-              "&nonceStr=" + encodeURIComponent(j.nonceStr) + "&signature=" + j.signature).then(function (c) { return c.ok ? c.json() : null; }).catch(function () { return null; })
+          ? fetch(cfg.emulator + "/emu/jssdk/check?url=" + encodeURIComponent(page) + "&timestamp=" + j.timestamp +
+              "&nonceStr=" + encodeURIComponent(j.nonceStr) + "&signature=" + j.signature)
+            .then(function (c) { return c.ok ? c.json() : null; }).catch(function () { return null; })
           : Promise.resolve(null);
         return check.then(function (c) {
           out.textContent = "wx.config(" + JSON.stringify({ debug: false, appId: j.appId, timestamp: j.timestamp,
@@ -113,23 +106,12 @@
       cfg.emulator + '/emu/users">test users</a>';
   }
 
-  var got = takeFragment();
-  if (got && got.error) {
-    var msg = { access_denied: "You declined the authorization. 您拒绝了授权。",
-      snapshot_user: "Please tap 「使用完整服务」 to use the full page. 请点击「使用完整服务」。" }[got.error] || got.error;
-    fail(msg);
+  wxauth.on("logout", function (why) {
+    if (why === "expired") { status("Session ended. 会话已结束。"); show("signed-out"); }
+  });
+  wxauth.ready().then(render, function (e) {
+    fail(explain(e));
     status("");
     show("signed-out");
-    return;
-  }
-  if (got && got.token) {
-    token = got.token;
-    loadProfile();
-    return;
-  }
-  // No token in the fragment: a returning visitor may still have a session.
-  refresh().then(function (t) {
-    if (t) { loadProfile(); return; }
-    location.href = loginURL();
   });
 })();

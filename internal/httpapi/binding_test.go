@@ -21,8 +21,9 @@ func (h *harness) startLogin(c *client) string {
 	return resp.Header.Get("Location")
 }
 
-// wechatRedirect opens WeChat's authorize URL in c as user (consent
-// allowed) and returns the /oauth/callback URL WeChat sends the browser to.
+// wechatRedirect opens WeChat's authorize URL in c (WeChat's in-app
+// browser: the emulator, as WeChat, refuses other user agents) as user
+// (consent allowed) and returns the /oauth/callback URL WeChat sends the browser to.
 func (h *harness) wechatRedirect(c *client, authURL, user string) string {
 	c.t.Helper()
 	resp, body := c.do("GET", authURL, "", "User-Agent", wechatAgent, "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")

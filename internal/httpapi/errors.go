@@ -111,11 +111,7 @@ func (p *pages) error(w http.ResponseWriter, r *http.Request, e apiError) {
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(e.Status)
-		data := struct {
-			apiError
-			RequestID string
-		}{e, RequestID(r.Context())}
-		if err := p.tmpl.ExecuteTemplate(w, "error.html", data); err != nil {
+		if err := p.tmpl.ExecuteTemplate(w, "error.html", errorPageFor(r, e)); err != nil { // pages.go
 			p.logger.Error("render error page", "err", err)
 		}
 		return

@@ -23,7 +23,9 @@ func handleJSSDKConfig(p *pages, allow *redirect.Allowlist, tokens *wechat.Token
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw := r.URL.Query().Get("url")
 		if _, err := allow.Check(raw, true); err != nil {
-			p.error(w, r, errBadRequest.withMessage("url is not an allowed page ("+err.Error()+").", "url 不在允许列表中。"))
+			// The reason is for the operator's log, not the client.
+			p.logger.WarnContext(r.Context(), "jssdk url refused", "err", err, "setting", "WXAUTH_ALLOWED_REDIRECTS", "request_id", RequestID(r.Context()))
+			p.error(w, r, errBadRequest.withMessage("url is not a page on an allowed origin.", "url 不在允许的网页范围内。"))
 			return
 		}
 		if i := strings.IndexByte(raw, '#'); i >= 0 {

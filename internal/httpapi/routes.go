@@ -63,9 +63,12 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 		r.PathPrefix("/cgi-bin/").Handler(o.Proxy)
 	}
 
+	r.Handle("/wxauth.js", handleScript()).Methods(http.MethodGet, http.MethodHead) // the script H5 pages include (code + PKCE)
+
 	// Health.
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(o.Stores.Ping, o.WeChat.Healthy)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/", handleHome(p, o.PublicURL)).Methods(http.MethodGet, http.MethodHead) // the landing page (home.go)
 	if o.MetricsHandler != nil {
 		r.Handle("/metrics", o.MetricsHandler).Methods(http.MethodGet)
 	}

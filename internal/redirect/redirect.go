@@ -108,7 +108,8 @@ func (a *Allowlist) Check(raw string, stripFragment bool) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: invalid host", ErrNotAllowed)
 	}
 	if !a.allowed(scheme, host) {
-		return nil, fmt.Errorf("%w: %s://%s is not in WXAUTH_ALLOWED_REDIRECTS", ErrNotAllowed, scheme, host)
+		// Not the setting's name: the reason may reach an end user's page.
+		return nil, fmt.Errorf("%w: %s://%s is not an allowed origin", ErrNotAllowed, scheme, host)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.User != nil || u.Opaque != "" || !strings.EqualFold(u.Host, authority) {

@@ -167,15 +167,12 @@ type Tokens struct {
 // nbf, exp, jti, and the WeChat identity.
 type Claims struct {
 	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
-	OpenID               string `json:"openid,omitempty"`  // openid under AppID; absent in client_credentials tokens
-	UnionID              string `json:"unionid,omitempty"` // unionid, absent when unknown
-	AppID                string `json:"appid"`             // Official Account appid
-	Scope                string `json:"scope"`             // granted at login: snsapi_base or snsapi_userinfo, or a client's OIDC scopes
-	SessionID            string `json:"sid"`               // login family id, the unit of revocation
-	// ClientID is the client_id the token was issued to (RFC 9068); a
-	// client_credentials token has sub == client_id. Absent for a
-	// first-party (cookie) login.
-	ClientID string `json:"client_id,omitempty"`
+	OpenID               string `json:"openid,omitempty"`    // openid under AppID; absent in client_credentials tokens
+	UnionID              string `json:"unionid,omitempty"`   // unionid, absent when unknown
+	AppID                string `json:"appid"`               // Official Account appid
+	Scope                string `json:"scope"`               // snsapi_base or snsapi_userinfo, granted at login
+	SessionID            string `json:"sid"`                 // login family id, the unit of revocation
+	ClientID             string `json:"client_id,omitempty"` // OAuth client the token was issued to; absent for first-party logins
 }
 
 // Manager issues, refreshes, revokes and verifies sessions, and owns the

@@ -292,7 +292,9 @@ func (e *Emulator) silentUserInfo(ctx context.Context, req authRequest, openID, 
 
 // finishAuthorize answers an allowed authorization with a 302 carrying a new
 // code (or, with the double_redirect fault, two codes), and a denied one per
-// Config.DenyRedirect.
+// Config.DenyRedirect: a 302 with state only, or the declined page (status
+// 200, no redirect) standing in for WeChat's blank page, with a link to
+// redirect_uri?state=STATE and a form back to the consent page.
 func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req authRequest, openID string, allow bool) {
 	ctx := r.Context()
 	if !allow {
@@ -301,8 +303,14 @@ func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req a
 			http.Redirect(w, r, withParams(req.redirectURI, "state="+req.state), http.StatusFound)
 			return
 		}
-		e.behaviour(ctx, "deny_blank", "the user declined: no redirect, a blank page", slog.String("openid", openID))
-		e.render(w, http.StatusOK, "blank.html", nil)
+		e.behaviour(ctx, "deny_blank", "the user declined: no redirect (the declined page stands in for WeChat's blank page)", slog.String("openid", openID))
+		e.mu.Lock()
+		user := e.pageUserLocked(e.users[openID])
+		e.mu.Unlock()
+		e.render(w, http.StatusOK, "declined.html", authPageData{
+			Query: req.raw, AppID: req.appID, Scope: req.scope, Host: hostOf(req.redirectURI), User: user,
+			Redirect: withParams(req.redirectURI, "state="+req.state),
+		})
 		return
 	}
 	code, first := e.randomString(24), e.randomString(24)

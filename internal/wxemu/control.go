@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,12 +29,38 @@ func (e *Emulator) usersLocked() []User {
 	return out
 }
 
-// handleUsers serves GET /emu/users: the users as a JSON array.
+// handleUsers serves GET /emu/users: the users as a JSON array, or, for a
+// browser (Accept with text/html and no ?format=json), a page listing them
+// (openid, nickname, unionid, follows). Scripts get JSON: they send no
+// Accept, or application/json, or ?format=json.
 func (e *Emulator) handleUsers(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	out := e.usersLocked()
+	var page usersPageData
+	for _, id := range e.order {
+		page.Users = append(page.Users, usersPageUser{pageUser: e.pageUserLocked(e.users[id]), UnionID: e.users[id].UnionID})
+	}
 	e.mu.Unlock()
+	if wantsHTML(r) {
+		e.render(w, http.StatusOK, "users.html", page)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+type usersPageUser struct {
+	pageUser
+	UnionID string
+}
+
+type usersPageData struct {
+	Users []usersPageUser
+}
+
+// wantsHTML reports whether r is a browser asking for a page: Accept names
+// text/html and the query has no format=json.
+func wantsHTML(r *http.Request) bool {
+	return r.URL.Query().Get("format") != "json" && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // handlePutUser serves POST /emu/users {User}: adds or replaces a user.
@@ -222,13 +249,15 @@ func (e *Emulator) handleAvatar(w http.ResponseWriter, r *http.Request) {
 }
 
 type chatPageData struct {
-	Users []pageUser
+	Users             []pageUser
+	CallbackURL, Mode string
 }
 
 // handleChat serves GET /emu/chat: chat as a follower (calls /emu/send).
 func (e *Emulator) handleChat(w http.ResponseWriter, r *http.Request) {
 	var data chatPageData
 	e.mu.Lock()
+	data.CallbackURL, data.Mode = e.cb.url, e.cb.mode
 	for _, id := range e.order {
 		data.Users = append(data.Users, e.pageUserLocked(e.users[id]))
 	}

@@ -185,6 +185,29 @@ func TestEmulator_Users(t *testing.T) {
 	if m := postJSON(t, srv.URL+"/emu/users", `{"openid":"","nickname":"x"}`); m["_status"] != 400.0 {
 		t.Errorf("empty openid accepted: %v", m)
 	}
+
+	// A browser gets a page; ?format=json and Accept: application/json get JSON.
+	for _, tc := range []struct {
+		name, query, accept, wantType, want string
+	}{
+		{"Browser", "", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html", `<code>uCarol</code>`},
+		{"FormatJSON", "?format=json", "text/html,*/*", "application/json", `"unionid":"uCarol"`},
+		{"AcceptJSON", "", "application/json", "application/json", `"unionid":"uCarol"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/emu/users"+tc.query, nil)
+			req.Header.Set("Accept", tc.accept)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) || !bytes.Contains(b, []byte(tc.want)) {
+				t.Errorf("Content-Type %q, body lacks %s: %s", ct, tc.want, b)
+			}
+		})
+	}
 }
 
 func TestEmulator_Clock(t *testing.T) {

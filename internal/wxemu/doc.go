@@ -47,9 +47,16 @@
 //     "对于已关注公众号的用户，如果用户从公众号的会话或者自定义菜单进入本公众号的
 //     网页授权页，即使是scope为snsapi_userinfo，也是静默授权"); forcePopup=true
 //     shows it anyway. Where the user comes from is X-Wxemu-Scene.
-//   - deny_redirect / deny_blank: 拒绝 redirects with state only, or (the
-//     default, as WeChat mostly does in practice) does not redirect at all
-//     (web auth; wechat-protocol.md section 1).
+//   - deny_redirect / deny_blank: 拒绝 redirects with state only
+//     ([Config.DenyRedirect]), or (the default, as WeChat mostly does in
+//     practice) does not redirect at all (web auth says 302 to
+//     redirect_uri?state=STATE; wechat-protocol.md section 1: iOS closes the
+//     page, Android shows a blank page). Where WeChat leaves a blank page
+//     the emulator shows a "declined" page (status 200, no redirect, no
+//     callback reaches the service) saying so, with the developer's two ways
+//     on: a link to redirect_uri?state=STATE ("return to the page as WeChat
+//     does on some clients") and a form back to the consent page. A
+//     scripted deny (X-Wxemu-Consent: deny) gets the same page.
 //   - code_issued: 302 to redirect_uri?code=CODE&state=STATE; the code works
 //     once, for 5 minutes (web auth).
 //   - snapshot_page: snapshot mode (快照页, since 2022-07-12) exists for
@@ -145,11 +152,35 @@
 //     exchange lacks is_snapshotuser, as first exchanges have been seen to;
 //     sns/userinfo still answers 48001.
 //
+// # Pages
+//
+// The pages follow WeChat's own look (grey background, white cards, the
+// green #07C160 primary button), are laid out for a phone first, and say
+// everything in Chinese first, English below. Where a page has no
+// counterpart in WeChat (the user picker) or replaces what WeChat does not
+// show (the declined page), a dashed "emulator note" box says so. Each page
+// offers the next action:
+//
+//   - GET /connect/oauth2/authorize: the user picker (tap a test user; the
+//     note says whether the consent page comes next) or the error page.
+//   - POST /connect/oauth2/authorize/confirm: the consent page (允许 / 拒绝).
+//   - POST /connect/oauth2/authorize/consent with decision=deny: the
+//     declined page (see deny_blank above).
+//   - GET /emu/chat: chat with the Official Account as a chosen user: what
+//     it sends (signed, encrypted in safe mode, to the callback) and what
+//     each kind of bubble means (reply, refused reply, success).
+//   - GET /q/{id} and showqrcode with page=1: the scan page; "scan as ..."
+//     shows a result card (which event was pushed, the account's reply or
+//     WeChat's refusal, what the desktop login page does next) and the raw
+//     answer folded away.
+//   - GET /emu/users from a browser: the test users (openid, nickname,
+//     unionid, follows); GET /emu/: the emulator's overview.
+//
 // # Control API
 //
 // JSON bodies and answers:
 //
-//	GET  /emu/users                  [User, ...]
+//	GET  /emu/users                  [User, ...]; a browser (Accept: text/html, no ?format=json) gets the test-users page
 //	POST /emu/users                  add or replace a User
 //	GET|POST /emu/clock              {"advance_seconds": N} -> {"now": unix}
 //	GET  /emu/calls                  {"/sns/oauth2/access_token": 3, ...}

@@ -113,7 +113,9 @@ type Config struct {
 	// "compat" or "safe".
 	Mode string
 	// DenyRedirect decides what 拒绝 on the consent page does: true = 302 to
-	// redirect_uri?state=STATE (no code); false = no redirect (a blank page).
+	// redirect_uri?state=STATE (no code); false = no redirect: WeChat leaves
+	// the user on a blank page or closes it, and the emulator shows a
+	// "declined" page with both ways on (see the package documentation).
 	DenyRedirect bool
 	// AllowOutsideWeChat lets a browser without "MicroMessenger" in its
 	// User-Agent through the authorize page. False (the default) plays

@@ -142,7 +142,8 @@ func TestEmulator_Authorize(t *testing.T) {
 		t.Run("DenyNoRedirect", func(t *testing.T) {
 			hdr := map[string]string{"X-Wxemu-User": "oWXEMU_bob", "X-Wxemu-Consent": "deny"}
 			status, loc, body := getPage(t, authorizeURL(srv, "https://"+testDomain+"/cb", "snsapi_userinfo", "st"), hdr)
-			if status != http.StatusOK || loc != "" || !strings.Contains(body, "wx-blank") {
+			if status != http.StatusOK || loc != "" || !strings.Contains(body, `id="wx-declined"`) ||
+				!strings.Contains(body, `id="deny-continue" href="https://`+testDomain+`/cb?state=st"`) || !strings.Contains(body, `id="back-to-consent"`) {
 				t.Errorf("status %d Location %q body %q", status, loc, body)
 			}
 		})

@@ -7,7 +7,11 @@
 // with a closed-loop load generator (keep-alive connections, one
 // http.Client), and prints one table: requests/s (median of the rounds),
 // p50 and p99 latency, the ratio to the hello ceiling of the same round, the
-// goal and PASS or MISS. It then measures the peak RSS (VmHWM) of a fresh
+// goal and PASS or MISS. The targets: /wx (safe and plaintext), /verify,
+// /login (cookie mode), /jssdk/config, the token endpoint's
+// client_credentials grant and its refresh grant (rotating refresh tokens
+// of a public client), and the full login through
+// the OIDC code flow with PKCE via the emulator. It then measures the peak RSS (VmHWM) of a fresh
 // service loaded at -rss-c concurrency and the cold storm (-storm concurrent
 // /jssdk/config on a fresh service, counting the emulator's upstream token
 // and ticket calls), then floods a fresh service that keeps the production
@@ -99,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.floodAddrs, "flood", 100000, "client addresses (X-Forwarded-For) of the flood phase at -rss-c concurrency, with the production limits (0 skips it)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
-	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,full-login,token")
+	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,token,token-refresh,full-login")
 	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return errors.New("want KEY=VALUE")
@@ -207,11 +211,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	// A session JWT by one scripted login, and a warm jsapi_ticket.
 	setup := &worker{client: client}
-	jwt, err := login(ctx, setup, svc.url)
+	tok, err := login(ctx, setup, svc.url)
 	if err != nil {
-		return fmt.Errorf("scripted login: %w", err)
+		return fmt.Errorf("scripted login: %w\n%s", err, svc.output())
 	}
-	fmt.Fprintf(stderr, "session JWT of the scripted login: %d bytes\n", len(jwt))
+	jwt := tok.AccessToken
+	fmt.Fprintf(stderr, "tokens of the scripted login: access %d bytes, ID %d bytes, refresh %d bytes\n",
+		len(tok.AccessToken), len(tok.IDToken), len(tok.RefreshToken))
 	if err := opJSSDK(svc.url)(ctx, setup); err != nil {
 		return fmt.Errorf("warming /jssdk/config: %w", err)
 	}
@@ -239,12 +245,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{slug: "verify", name: "/verify, ES256 JWT", goal: 0.5, fn: opVerify(svc.url, jwt), server: svc, pprof: pprofOf("pprof")},
 		{slug: "login", name: "/login (302 + state record)", goal: 0.5, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "jssdk", name: "/jssdk/config, warm", goal: 0.6, fn: opJSSDK(svc.url), server: svc, pprof: pprofOf("pprof")},
-		{slug: "full-login", name: "full login via emulator", fn: opFullLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "token", name: "/oauth/token client_credentials, ES256", fn: opToken(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "token-refresh", name: "/oauth/token, refresh grant (rotation)", goal: 0.5, server: svc, pprof: pprofOf("pprof")},
+		{slug: "full-login", name: "full login, OIDC code flow + PKCE via emulator", fn: opFullLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 	}
 	if o.only != "" {
 		keep := strings.Split(o.only, ",")
 		targets = slices.DeleteFunc(targets, func(t *target) bool { return t.slug != "hello" && !slices.Contains(keep, t.slug) })
+	}
+	for _, t := range targets {
+		if t.slug == "token-refresh" {
+			fmt.Fprintf(stderr, "%d logins for the refresh-token pool...\n", o.c)
+			if t.fn, err = opRefresh(ctx, svc.url, o.c); err != nil {
+				return err
+			}
+		}
 	}
 
 	for r := range o.rounds {
@@ -421,10 +436,11 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 	}
 	defer p.stop()
 	setup := &worker{client: client}
-	jwt, err := login(ctx, setup, p.url)
+	tok, err := login(ctx, setup, p.url)
 	if err != nil {
 		return nil, err
 	}
+	jwt := tok.AccessToken
 	wx, err := newWXSender(p.url, true)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -33,26 +34,9 @@ const (
 	keywordReply    = "Hello from the benchmark"
 )
 
-// clientsYAML registers the benchmark's page as a public OpenID Connect
-// client (WXAUTH_CLIENTS).
-const clientsYAML = `- client_id: bench
-  public: true
-  redirect_uris: ["` + benchPage + `"]
-- client_id: bench-backend
-  client_secret: ` + benchBackendSecret + `
-  grant_types: [client_credentials]
-`
-
 // benchBackendSecret is the client_secret of bench-backend, the
-// confidential client of the token-endpoint target.
+// confidential client of the client_credentials target.
 const benchBackendSecret = "bench-backend-secret-0123456789"
-
-// benchVerifier is the PKCE code_verifier of every benchmark login; its
-// S256 challenge is benchChallenge.
-const (
-	benchVerifier  = "bench-code-verifier-0123456789-abcdefghijklmnop"
-	benchChallenge = "Juhxw2JhDeUPCzENdvxTLAJChjUg96j0oz3rrcHVz9s"
-)
 
 // rulesYAML is the callback rules file of the benchmark: the text "hi" meets
 // a keyword rule with a text reply.
@@ -188,69 +172,160 @@ func (s *wxSender) checkEnvelope(reply []byte, nonce string) error {
 	return nil
 }
 
-// login is one whole OpenID Connect login of benchUser with the profile
-// scope through WeChat web authorization: the authorization request
-// (/login with client_id, PKCE S256: 302 to the emulator's authorize URL),
-// the emulator's authorize with scripted consent (302 to /oauth/callback
-// with a code), the callback, which exchanges the WeChat code, fetches
-// sns/userinfo, upserts the user and issues an authorization code (302 to
-// the page), and the token endpoint, which redeems it for the access JWT
-// and the ID token. It returns the access JWT.
-func login(ctx context.Context, w *worker, svc string) (string, error) {
-	q := url.Values{"client_id": {"bench"}, "redirect_uri": {benchPage}, "response_type": {"code"}, "scope": {"openid profile"},
-		"state": {"bench"}, "code_challenge": {benchChallenge}, "code_challenge_method": {"S256"}}
-	resp, err := w.get(ctx, svc+"/login?"+q.Encode(), http.StatusFound, "User-Agent", weChatUA)
-	if err != nil {
-		return "", err
+// benchClient is the public client (an H5 page) the benchmark logs in as,
+// registered in clientsYAML with benchPage as its redirect_uri.
+const benchClient = "bench-page"
+
+// clientsYAML is the WXAUTH_CLIENTS file of every `authsvc serve`.
+const clientsYAML = `clients:
+  - client_id: ` + benchClient + `
+    public: true
+    redirect_uris: ["` + benchPage + `"]
+  - client_id: bench-backend
+    client_secret: ` + benchBackendSecret + `
+    grant_types: [client_credentials]
+`
+
+// tokens is the token endpoint's answer.
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+}
+
+// login is one whole login of benchUser through the OIDC code flow, as the
+// page's wxauth.js and WeChat's in-app browser do it: the authorization
+// request (GET /login with client_id, redirect_uri, scope openid profile
+// offline_access, state, nonce and an S256 code_challenge, followed on the
+// service until it sends the browser to WeChat), the emulator's authorize
+// with scripted consent (302 to /oauth/callback with WeChat's code), the
+// callback with the browser's cookies (which exchanges WeChat's code,
+// fetches sns/userinfo, upserts the user, and sends the browser back to the
+// page with an authorization code), and the token request with the
+// code_verifier. It checks the state and the ID token's nonce, and returns
+// the tokens.
+func login(ctx context.Context, w *worker, svc string) (tokens, error) {
+	var tok tokens
+	state, nonce, verifier := randomB64(16), randomB64(16), randomB64(32)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {benchClient}, "redirect_uri": {benchPage},
+		"scope": {"openid profile offline_access"}, "state": {state}, "nonce": {nonce},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
-	authURL := resp.Header.Get("Location")
-	var cookie strings.Builder
-	for _, c := range resp.Cookies() {
-		if cookie.Len() > 0 {
-			cookie.WriteString("; ")
-		}
-		cookie.WriteString(c.Name + "=" + c.Value)
-	}
-	resp, err = w.get(ctx, authURL, http.StatusFound, "User-Agent", weChatUA, "X-Wxemu-User", benchUser, "X-Wxemu-Consent", "allow")
+	jar := cookies{}
+	loc, err := followService(ctx, w, svc, svc+"/login?"+q.Encode(), jar)
 	if err != nil {
-		return "", err
+		return tok, err
+	}
+	resp, err := w.get(ctx, loc, http.StatusFound, "User-Agent", weChatUA, "X-Wxemu-User", benchUser, "X-Wxemu-Consent", "allow")
+	if err != nil {
+		return tok, fmt.Errorf("WeChat's authorize at %.80q: %w", loc, err)
 	}
 	cbURL := resp.Header.Get("Location")
-	if !strings.HasPrefix(cbURL, svc+"/oauth/callback?") {
-		return "", fmt.Errorf("authorize redirected to %.120q, not to the service's callback", cbURL)
+	if !strings.HasPrefix(cbURL, svc+"/") {
+		return tok, fmt.Errorf("authorize redirected to %.120q, not to the service", cbURL)
 	}
-	headers := []string{"User-Agent", weChatUA}
-	if cookie.Len() > 0 {
-		headers = append(headers, "Cookie", cookie.String())
+	if loc, err = followService(ctx, w, svc, cbURL, jar); err != nil {
+		return tok, err
 	}
-	resp, err = w.get(ctx, cbURL, http.StatusFound, headers...)
-	if err != nil {
-		return "", err
-	}
-	loc := resp.Header.Get("Location")
 	page, query, _ := strings.Cut(loc, "?")
-	v, _ := url.ParseQuery(query)
-	if page != benchPage || v.Get("code") == "" {
-		return "", fmt.Errorf("callback redirected to %.120q, not to the page with a code", loc)
+	back, err := url.ParseQuery(query)
+	if page != benchPage || err != nil || back.Get("state") != state || back.Get("code") == "" {
+		return tok, fmt.Errorf("the login ended at %.160q, not at the page with a code and this state", loc)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {v.Get("code")}, "redirect_uri": {benchPage},
-		"client_id": {"bench"}, "code_verifier": {benchVerifier}}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Get("code")}, "redirect_uri": {benchPage},
+		"client_id": {benchClient}, "code_verifier": {verifier}}
+	if tok, err = tokenRequest(ctx, w, svc, form); err != nil {
+		return tok, err
+	}
+	if tok.IDToken == "" || tok.RefreshToken == "" {
+		return tok, errors.New("token endpoint: no id_token or refresh_token")
+	}
+	var claims struct {
+		Nonce string `json:"nonce"`
+	}
+	if _, payload, ok := strings.Cut(tok.IDToken, "."); ok {
+		payload, _, _ = strings.Cut(payload, ".")
+		b, _ := base64.RawURLEncoding.DecodeString(payload)
+		json.Unmarshal(b, &claims)
+	}
+	if claims.Nonce != nonce {
+		return tok, errors.New("the ID token does not carry this login's nonce")
+	}
+	return tok, nil
+}
+
+// followService GETs u with the browser's cookies and follows the
+// service's redirects among its own pages; it returns the first Location
+// that leaves the service (WeChat's authorize URL, or the page).
+func followService(ctx context.Context, w *worker, svc, u string, jar cookies) (string, error) {
+	for range 5 {
+		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", weChatUA, "Cookie", jar.header())
+		if err != nil {
+			return "", err
+		}
+		jar.keep(resp)
+		loc := resp.Header.Get("Location")
+		if strings.HasPrefix(loc, "/") {
+			loc = svc + loc
+		}
+		if !strings.HasPrefix(loc, svc+"/") {
+			return loc, nil
+		}
+		u = loc
+	}
+	return "", fmt.Errorf("more than 5 redirects within the service from %.80q", u)
+}
+
+// tokenRequest posts form to the token endpoint and decodes the tokens.
+func tokenRequest(ctx context.Context, w *worker, svc string, form url.Values) (tokens, error) {
+	var tok tokens
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc+"/oauth/token", strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", err
+		return tok, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if _, err := w.do(req, http.StatusOK); err != nil {
-		return "", err
+		return tok, err
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		IDToken     string `json:"id_token"`
+	if err := json.Unmarshal(w.buf.Bytes(), &tok); err != nil || tok.AccessToken == "" || !strings.EqualFold(tok.TokenType, "Bearer") {
+		return tok, fmt.Errorf("token endpoint: %.200s", w.buf.Bytes())
 	}
-	if err := json.Unmarshal(w.buf.Bytes(), &tok); err != nil || tok.AccessToken == "" || tok.IDToken == "" {
-		return "", errors.New("token endpoint: no access_token or id_token")
+	return tok, nil
+}
+
+// cookies is one browser's cookies for the service (one host, so names
+// are enough).
+type cookies map[string]string
+
+func (c cookies) keep(resp *http.Response) {
+	for _, k := range resp.Cookies() {
+		if k.MaxAge < 0 || k.Value == "" {
+			delete(c, k.Name)
+		} else {
+			c[k.Name] = k.Value
+		}
 	}
-	return tok.AccessToken, nil
+}
+
+func (c cookies) header() string {
+	var b strings.Builder
+	for name, value := range c {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(name + "=" + value)
+	}
+	return b.String()
+}
+
+// randomB64 is n random bytes, base64url without padding.
+func randomB64(n int) string {
+	b := make([]byte, n)
+	crand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func opHello(base string) op {
@@ -324,4 +399,41 @@ func opFullLogin(base string) op {
 		_, err := login(ctx, w, base)
 		return err
 	}
+}
+
+// opRefresh is the token endpoint's refresh grant: each operation spends
+// one refresh token from a pool and puts back the one that replaces it
+// (rotation), so every request is a valid, first use. The pool starts with
+// size logins; a token lost to an error is replaced by a new login.
+func opRefresh(ctx context.Context, base string, size int) (op, error) {
+	pool := make(chan string, size)
+	setup := &worker{client: newClient(1)}
+	for range size {
+		tok, err := login(ctx, setup, base)
+		if err != nil {
+			return nil, fmt.Errorf("logins for the refresh pool: %w", err)
+		}
+		pool <- tok.RefreshToken
+	}
+	return func(ctx context.Context, w *worker) error {
+		var refresh string
+		select {
+		case refresh = <-pool:
+		default:
+			tok, err := login(ctx, w, base)
+			if err != nil {
+				return fmt.Errorf("replacing a lost refresh token: %w", err)
+			}
+			refresh = tok.RefreshToken
+		}
+		tok, err := tokenRequest(ctx, w, base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {benchClient}})
+		if err != nil {
+			return err
+		}
+		if tok.RefreshToken == "" || tok.RefreshToken == refresh {
+			return errors.New("token endpoint: the refresh token was not rotated")
+		}
+		pool <- tok.RefreshToken
+		return nil
+	}, nil
 }

@@ -62,15 +62,19 @@ const (
 	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 )
 
-// oidcClientsYAML registers a page as a public client and a back end as a
-// confidential one, beside the proxy's clientsYAML.
-const oidcClientsYAML = `- client_id: page
+// clientsYAML registers a page as a public client, a back end as a
+// confidential one, and the owner's service that calls WeChat through the
+// proxy (svc).
+const clientsYAML = `- client_id: page
   public: true
   redirect_uris: ["` + page + `"]
   scopes: [openid, profile, offline_access]
 - client_id: backend
   client_secret: cluster-backend-secret-0123456789
   redirect_uris: ["https://backend.example.com/cb"]
+- client_id: svc
+  client_secret: ` + svcSecret + `
+  apis: ["user/", "message/"]
 `
 
 // cluster is three instances (A, B, C) and the emulator.
@@ -145,7 +149,7 @@ func newCluster(t *testing.T) *cluster {
 	e2e.Start(t, binary, nil, 1, "emulate", "--listen", emuAddr, "--appid", appID, "--appsecret", appSecret,
 		"--oauth-domain", addrs[0], "--callback-url", c.urls[1]+"/wx", "--callback-token", cbToken, "--mode", "plain")
 	clientsFile := filepath.Join(t.TempDir(), "clients.yaml")
-	if err := os.WriteFile(clientsFile, []byte(clientsYAML+oidcClientsYAML), 0o600); err != nil {
+	if err := os.WriteFile(clientsFile, []byte(clientsYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.env = map[string]string{

@@ -11,15 +11,9 @@ import (
 	"time"
 )
 
-// clientsYAML registers the owner's service that calls WeChat through the
-// proxy (WXAUTH_CLIENTS of every instance).
-const (
-	svcSecret   = "cluster-svc-secret-0123456789"
-	clientsYAML = `- client_id: svc
-  client_secret: ` + svcSecret + `
-  apis: ["user/", "message/"]
-`
-)
+// svcSecret is the secret of client svc (clientsYAML), the owner's service
+// that calls WeChat through the proxy.
+const svcSecret = "cluster-svc-secret-0123456789"
 
 // TestCluster_Proxy: a proxy token issued by one instance works on all;
 // when WeChat voids the access_token while the three instances serve 30
