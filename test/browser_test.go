@@ -200,10 +200,21 @@ func TestBrowser_Login(t *testing.T) {
 
 	t.Run("SnapshotUser", func(t *testing.T) {
 		ctx := newChromium(t, wechatUA)
+		// Snapshot mode exists for snsapi_userinfo only: the page's silent
+		// snsapi_base login goes through, and the profile login meets the
+		// snapshot page.
 		err := chromedp.Do(ctx,
 			chromedp.Navigate(h5+"/"),
 			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_snap")),
 			chromedp.Click(chromedp.ID("user-oWXEMU_snap")),
+			chromedp.WaitVisible(chromedp.ID("logout")),
+			chromedp.Click(chromedp.ID("logout")),
+			chromedp.WaitVisible(chromedp.ID("login-userinfo")),
+			chromedp.Click(chromedp.ID("login-userinfo")),
+			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_snap")),
+			chromedp.Click(chromedp.ID("user-oWXEMU_snap")),
+			chromedp.WaitVisible(chromedp.ID("allow")),
+			chromedp.Click(chromedp.ID("allow")),
 			chromedp.WaitVisible(chromedp.ID("error")),
 		)
 		if err != nil {

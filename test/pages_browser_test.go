@@ -125,13 +125,18 @@ func TestBrowser_Pages(t *testing.T) {
 	})
 
 	t.Run("PickerConsentDecline", func(t *testing.T) {
-		login := svc + "/login?scope=snsapi_userinfo&redirect=" + url.QueryEscape(h5+"/")
-		if err := chromedp.Do(ctx, chromedp.Navigate(login), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob"))); err != nil {
+		// The example page: its silent snsapi_base login on load meets the
+		// picker; then its profile login (snsapi_userinfo) asks Bob, who does
+		// not follow the account, for consent.
+		if err := chromedp.Do(ctx, chromedp.Navigate(h5+"/"), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob"))); err != nil {
 			t.Fatal(err)
 		}
 		pageCheck(t, ctx, dir, "04-picker", []string{"谁在打开", "Who is opening", "Alice 爱丽丝", "oWXEMU_bob", "已关注", "模拟器说明"}, never)
 
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("user-oWXEMU_bob")), chromedp.WaitVisible(chromedp.ID("allow"))); err != nil {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("user-oWXEMU_bob")), chromedp.WaitVisible(chromedp.ID("logout")),
+			chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-userinfo")),
+			chromedp.Click(chromedp.ID("login-userinfo")), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob")),
+			chromedp.Click(chromedp.ID("user-oWXEMU_bob")), chromedp.WaitVisible(chromedp.ID("allow"))); err != nil {
 			t.Fatal(err)
 		}
 		pageCheck(t, ctx, dir, "05-consent", []string{"申请获得以下权限", "允许", "拒绝", "Bob"}, never)

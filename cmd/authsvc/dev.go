@@ -23,6 +23,7 @@ import (
 	"github.com/wxauth/wxauth/examples/h5"
 	"github.com/wxauth/wxauth/internal/callback"
 	"github.com/wxauth/wxauth/internal/config"
+	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wxemu"
 )
 
@@ -38,16 +39,8 @@ type devSecrets struct {
 	DemoBackendSecret string `json:"demo_backend_secret"`
 }
 
-const devAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-func devRandom(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = devAlphabet[int(b[i])%len(devAlphabet)]
-	}
-	return string(b)
-}
+// devRandom returns n uniformly random characters of [A-Za-z0-9].
+func devRandom(n int) string { return store.RandomBase62(n) }
 
 func loadDevSecrets(dir string) (devSecrets, error) {
 	var s devSecrets

@@ -137,9 +137,9 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	if err != nil {
 		return nil, fmt.Errorf("WXAUTH_ALLOWED_REDIRECTS: %w", err)
 	}
-	httpClient := &http.Client{Timeout: cfg.WeChatTimeout, Transport: &metrics.Transport{Metrics: met}}
+	httpClient := &http.Client{Timeout: cfg.WeChatTimeout}
 	wx, err := wechat.NewClient(wechat.Config{
-		AppID: cfg.AppID, AppSecret: cfg.AppSecret, HTTPClient: httpClient, Logger: logger, Now: now,
+		AppID: cfg.AppID, AppSecret: cfg.AppSecret, HTTPClient: httpClient, Logger: logger, Now: now, Observer: met.WeChat(),
 		Endpoint: wechat.Endpoint{
 			AuthorizeURL: cfg.WeChatOpenBase + "/connect/oauth2/authorize",
 			APIBase:      cfg.WeChatAPIBase,
@@ -292,8 +292,8 @@ func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logg
 	srv, err := callback.NewServer(callback.Config{
 		Token: cfg.CallbackToken, AESKey: cfg.EncodingAESKey, PreviousAESKey: cfg.EncodingAESKeyPrevious,
 		AppID: cfg.AppID, OriginalID: cfg.OriginalID, Mode: cfg.CallbackMode, MaxSkew: cfg.CallbackMaxSkew,
-		Records: stores.Records, Logger: slog.New(metrics.CallbackReasons(logger.Handler())), Now: now,
-	}, met.CallbackHandler(callback.First(chain...)))
+		Records: stores.Records, Logger: logger, Now: now, Observer: met.Callback(),
+	}, callback.First(chain...))
 	if err != nil {
 		return nil, fmt.Errorf("callback: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -21,7 +22,7 @@ const benchDistinct = 4096
 
 func newBenchRequests(tb testing.TB, safe bool) *benchRequests {
 	tb.Helper()
-	ts := itoa(testNow)
+	ts := strconv.FormatInt(testNow, 10)
 	c := mustCrypter(tb, testKey, testAppID)
 	br := &benchRequests{}
 	for i := 0; i < benchDistinct; i++ {

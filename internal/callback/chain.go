@@ -18,7 +18,8 @@ import (
 //	withBudget  answers nil ("success") when the budget is spent; the
 //	            handler runs on, and its result is still recorded
 //	withDedup   handles a message once per de-duplication record and
-//	            answers redeliveries with the recorded reply
+//	            answers redeliveries with the recorded reply (wrapped in
+//	            redelivered, so that the Server reports a duplicate)
 //	withErrors  turns ErrNotHandled, errors and panics into nil, logged
 //
 // so that each concern is a func(Handler) Handler, testable alone.
@@ -111,7 +112,7 @@ func (s *Server) withDedup(next Handler) Handler {
 			return next.ServeMessage(ctx, m)
 		}
 		if !claimed {
-			return s.await(ctx, key, m), nil
+			return redelivered{s.await(ctx, key, m)}, nil
 		}
 		reply, err := next.ServeMessage(ctx, m)
 		if err != nil {

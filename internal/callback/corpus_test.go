@@ -76,9 +76,9 @@ func TestServer_Corpus(t *testing.T) {
 			})
 			for _, mode := range []string{"plain", "safe"} {
 				e := newEnv(t, h, func(c *Config) { c.Mode, c.OriginalID = mode, "" })
-				r := plainRequest(string(body), itoa(testNow))
+				r := plainRequest(string(body), strconv.FormatInt(testNow, 10))
 				if mode == "safe" {
-					r = safeRequest(t, testKey, string(body), itoa(testNow), false)
+					r = safeRequest(t, testKey, string(body), strconv.FormatInt(testNow, 10), false)
 				}
 				w := e.serve(r)
 				if w.Code != 200 {

@@ -22,6 +22,9 @@
 //     typed views ([Text], [Location], [SubscribeEvent], [ClickEvent], ...).
 //   - [Sign] and [Crypter] are WeChat's signature and AES scheme, usable on
 //     their own.
+//   - An [Observer] set in [Config] is told how each request was answered
+//     (verified, answered with an [Outcome], refused with its reason);
+//     wxauth's metrics implement it.
 //
 // A typical wiring (cmd/authsvc):
 //
@@ -29,10 +32,10 @@
 //	fwd, err := callback.NewForwarder(callback.ForwardConfig{URL: hook, Secret: key, HTTPClient: client})
 //	srv, err := callback.NewServer(callback.Config{Token: token, AESKey: aesKey, AppID: appID,
 //		OriginalID: ghID, Mode: "safe", MaxSkew: 300 * time.Second, Records: stores.Records,
-//		Logger: logger}, callback.First(rules, fwd))
+//		Logger: logger, Observer: met.Callback()}, callback.First(rules, fwd))
 //	router.Handle("/wx", limitBody(1<<20)(srv))
 //
-// It imports the standard library, gopkg.in/yaml.v3 and internal/store
+// It imports the standard library, go.yaml.in/yaml/v3 and internal/store
 // (de-duplication records) only: it knows no routes, sessions or outbound
 // WeChat API.
 //

@@ -1,6 +1,9 @@
 package callback
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Error is a failure to verify, decrypt or parse a callback request, in the
 // vocabulary of WeChat's WXBizMsgCrypt samples: Code is the sample's return
@@ -23,7 +26,7 @@ func (e *Error) Error() string {
 	if e.Code == 0 {
 		return "callback: " + e.Reason
 	}
-	return "callback: " + e.Reason + " (" + itoa(int64(e.Code)) + ")"
+	return "callback: " + e.Reason + " (" + strconv.Itoa(e.Code) + ")"
 }
 
 // Sentinel errors, returned (possibly wrapped) by [Crypter], [NewServer] and
@@ -51,9 +54,3 @@ var (
 // so that [First] tries the next one. The [Server] answers "success" when
 // its handler returns it.
 var ErrNotHandled = errors.New("callback: message not handled")
-
-// itoa formats n in decimal without fmt.
-func itoa(n int64) string {
-	var b [20]byte
-	return string(appendInt(b[:0], n))
-}

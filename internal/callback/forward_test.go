@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestForwarder_TimeoutIsSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, fwd, nil)
-	w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow)))
+	w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
 	if w.Code != http.StatusOK || w.Body.String() != "success" {
 		t.Fatalf("got %d %q", w.Code, w.Body)
 	}

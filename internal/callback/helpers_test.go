@@ -3,7 +3,6 @@ package callback
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"io"
@@ -13,12 +12,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/logtest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -109,52 +110,17 @@ func (fixedRand) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// logBuf collects JSON log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			panic(err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type env struct {
 	srv     *Server
 	records *fakeRecords
-	logs    *logBuf
+	logs    *logtest.Buffer
 	cfg     Config
 }
 
 // newEnv builds a Server on the test account; mod adjusts the config.
 func newEnv(tb testing.TB, h Handler, mod func(*Config)) *env {
 	tb.Helper()
-	logs := &logBuf{}
+	logs := &logtest.Buffer{}
 	cfg := Config{
 		Token:      testToken,
 		AESKey:     testKey,
@@ -181,14 +147,14 @@ func newEnv(tb testing.TB, h Handler, mod func(*Config)) *env {
 // textXML is a user's text message.
 func textXML(msgID int64, content string) string {
 	return "<xml><ToUserName><![CDATA[" + testGhID + "]]></ToUserName><FromUserName><![CDATA[" + testOpenID +
-		"]]></FromUserName><CreateTime>" + itoa(testNow) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" +
-		content + "]]></Content><MsgId>" + itoa(msgID) + "</MsgId></xml>"
+		"]]></FromUserName><CreateTime>" + strconv.FormatInt(testNow, 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" +
+		content + "]]></Content><MsgId>" + strconv.FormatInt(msgID, 10) + "</MsgId></xml>"
 }
 
 // eventXML is an event push.
 func eventXML(event, key string) string {
 	return "<xml><ToUserName><![CDATA[" + testGhID + "]]></ToUserName><FromUserName><![CDATA[" + testOpenID +
-		"]]></FromUserName><CreateTime>" + itoa(testNow) + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" +
+		"]]></FromUserName><CreateTime>" + strconv.FormatInt(testNow, 10) + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" +
 		event + "]]></Event><EventKey><![CDATA[" + key + "]]></EventKey></xml>"
 }
 

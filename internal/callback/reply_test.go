@@ -3,6 +3,7 @@ package callback
 import (
 	"encoding/xml"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -46,7 +47,7 @@ func TestAppendReply_Golden(t *testing.T) {
 
 func TestServer_EncryptedEnvelope_Golden(t *testing.T) {
 	e := newEnv(t, static(TextReply{Content: "Hello!"}), func(c *Config) { c.Mode = "safe" })
-	w := e.serve(safeRequest(t, testKey, textXML(1, "hi"), itoa(testNow), false))
+	w := e.serve(safeRequest(t, testKey, textXML(1, "hi"), strconv.FormatInt(testNow, 10), false))
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/internal/logtest"
 )
 
 func msgText(content string) *Message {
@@ -205,7 +207,7 @@ func TestReloader(t *testing.T) {
 	rulesA := "default: {type: text, content: A}\n"
 	rulesB := "default: {type: text, content: B}\n"
 	writeFile(t, path, rulesA)
-	logs := &logBuf{}
+	logs := &logtest.Buffer{}
 	r, err := NewReloader(path, newJSONLogger(logs))
 	if err != nil {
 		t.Fatal(err)
@@ -317,12 +319,12 @@ func TestRules_Warnings(t *testing.T) {
 	t.Run("ReloaderLogs", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "rules.yaml")
 		writeFile(t, path, "default: {type: text, content: '"+long+"'}\n")
-		logs := &logBuf{}
+		logs := &logtest.Buffer{}
 		if _, err := NewReloader(path, newJSONLogger(logs)); err != nil {
 			t.Fatal(err)
 		}
 		var found bool
-		for _, l := range logs.lines() {
+		for _, l := range logs.JSONLines(t) {
 			if l["level"] == "WARN" && strings.Contains(l["problem"].(string), "2049 bytes") {
 				found = true
 			}

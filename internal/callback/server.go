@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,11 +61,12 @@ type Config struct {
 	Mode           string        // "plain", "compat" or "safe"; empty = "compat" with an AESKey, else "plain"
 	MaxSkew        time.Duration // largest |Now - timestamp| accepted; 0 = check off
 	Records        store.Records // de-duplication records (required)
-	DedupTTL       time.Duration // lifetime of a de-duplication record; 0 = 60 s; raised to at least 30 s
+	DedupTTL       time.Duration // lifetime of a de-duplication record; 0 = DefaultDedupTTL (30 s); raised to at least MinDedupTTL (30 s)
 	Budget         time.Duration // time the handler chain may take before "success"; 0 = 4 s; at most 4.5 s
 	Logger         *slog.Logger  // nil = discard
 	Now            func() time.Time
 	Rand           io.Reader // random prefixes of encrypted replies; nil = crypto/rand; must be safe for concurrent use
+	Observer       Observer  // told how each request was answered (metrics); nil = none
 }
 
 // Server is the Official Account's message callback, an [http.Handler] for
@@ -100,6 +100,7 @@ type Server struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	rand       io.Reader
+	obs        Observer  // nil: nothing reported
 	chain      Handler   // the handler inside the adapters of chain.go
 	bufs       sync.Pool // *[]byte
 }
@@ -129,6 +130,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		logger:     cfg.Logger,
 		now:        cfg.Now,
 		rand:       cfg.Rand,
+		obs:        cfg.Observer,
 	}
 	if cfg.AESKey != "" {
 		if cfg.AppID == "" {
@@ -200,7 +202,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.servePost(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.reject(r.Context(), w, http.StatusMethodNotAllowed, errNotAllowed)
+		q, _ := parseQuery(r.URL.RawQuery)
+		s.reject(r.Context(), w, q, http.StatusMethodNotAllowed, errNotAllowed)
 	}
 }
 
@@ -208,20 +211,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 	q, ok := parseQuery(r.URL.RawQuery)
 	if !ok {
-		s.reject(r.Context(), w, http.StatusBadRequest, ErrSignature)
+		s.reject(r.Context(), w, q, http.StatusBadRequest, ErrSignature)
 		return
 	}
 	if !checkSign(q.signature, s.token, q.timestamp, q.nonce) {
-		s.reject(r.Context(), w, http.StatusForbidden, ErrSignature)
+		s.reject(r.Context(), w, q, http.StatusForbidden, ErrSignature)
 		return
 	}
 	if !s.fresh(q.timestamp) {
-		s.reject(r.Context(), w, http.StatusForbidden, ErrTimestamp)
+		s.reject(r.Context(), w, q, http.StatusForbidden, ErrTimestamp)
 		return
 	}
 	if q.echostr == "" {
-		s.reject(r.Context(), w, http.StatusBadRequest, errNoEcho)
+		s.reject(r.Context(), w, q, http.StatusBadRequest, errNoEcho)
 		return
+	}
+	if s.obs != nil {
+		s.obs.Verified(r.Context(), queryMode(q))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -234,7 +240,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q, ok := parseQuery(r.URL.RawQuery)
 	if !ok {
-		s.reject(ctx, w, http.StatusBadRequest, ErrSignature)
+		s.reject(ctx, w, q, http.StatusBadRequest, ErrSignature)
 		return
 	}
 	bp := s.getBuf()
@@ -243,32 +249,38 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	*bp = body[:0]
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
-			s.reject(ctx, w, http.StatusRequestEntityTooLarge, ErrTooLarge)
+			s.reject(ctx, w, q, http.StatusRequestEntityTooLarge, ErrTooLarge)
 		} else {
-			s.reject(ctx, w, http.StatusBadRequest, errEmptyBody)
+			s.reject(ctx, w, q, http.StatusBadRequest, errEmptyBody)
 		}
 		return
 	}
 	if len(body) == 0 {
-		s.reject(ctx, w, http.StatusBadRequest, errEmptyBody)
+		s.reject(ctx, w, q, http.StatusBadRequest, errEmptyBody)
 		return
 	}
 
 	m, crypter, status, err := s.message(q, body)
 	if err != nil {
-		s.reject(ctx, w, status, err)
+		s.reject(ctx, w, q, status, err)
 		return
 	}
 	answer, _ := s.chain.ServeMessage(ctx, m) // the chain answers every error with nil
+	outcome := OutcomeReplied
+	if d, ok := answer.(redelivered); ok {
+		answer, outcome = d.reply, OutcomeDuplicate
+	}
 	rp := s.getBuf()
 	defer s.putBuf(rp)
 	reply := s.encode(ctx, (*rp)[:0], m, answer)
 	*rp = reply[:0]
 	if len(reply) == 0 {
+		s.answered(ctx, m, outcome, OutcomeSuccess)
 		writeSuccess(w)
 		return
 	}
 	if crypter == nil { // plaintext request: plaintext reply
+		s.answered(ctx, m, outcome, OutcomeReplied)
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.Write(reply)
 		return
@@ -279,9 +291,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelError, "callback reply not encrypted, answering success",
 			slog.String("reason", errRandom.Reason), slog.Int("wxcode", errRandom.Code))
+		s.answered(ctx, m, outcome, OutcomeSuccess)
 		writeSuccess(w)
 		return
 	}
+	s.answered(ctx, m, outcome, OutcomeReplied)
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.Write(out)
 }
@@ -404,18 +418,35 @@ func (s *Server) fresh(timestamp string) bool {
 	return d <= s.maxSkew && d >= -s.maxSkew
 }
 
-// reject writes status with an empty body and logs one line naming the
-// reason.
-func (s *Server) reject(ctx context.Context, w http.ResponseWriter, status int, err error) {
+// answered reports m to the Observer: outcome is OutcomeDuplicate for a
+// redelivery, otherwise written (what WeChat got).
+func (s *Server) answered(ctx context.Context, m *Message, outcome, written Outcome) {
+	if s.obs == nil {
+		return
+	}
+	if outcome != OutcomeDuplicate {
+		outcome = written
+	}
+	s.obs.Answered(ctx, m, outcome)
+}
+
+// reject writes status with an empty body, logs one line naming the reason
+// and reports it to the Observer; q is the request's query.
+func (s *Server) reject(ctx context.Context, w http.ResponseWriter, q query, status int, err error) {
 	attrs := []slog.Attr{slog.Int("status", status)}
+	reason := "status_" + strconv.Itoa(status)
 	var e *Error
 	if errors.As(err, &e) {
+		reason = e.Reason
 		attrs = append(attrs, slog.String("reason", e.Reason))
 		if e.Code != 0 {
 			attrs = append(attrs, slog.Int("wxcode", e.Code))
 		}
 	}
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "callback rejected", attrs...)
+	if s.obs != nil {
+		s.obs.Refused(ctx, status, reason, queryMode(q))
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 }
@@ -455,94 +486,4 @@ func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply
 func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:6])
-}
-
-func (s *Server) getBuf() *[]byte {
-	if bp, ok := s.bufs.Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, 0, 4096)
-	return &b
-}
-
-func (s *Server) putBuf(bp *[]byte) {
-	if cap(*bp) <= pooledBufMax {
-		s.bufs.Put(bp)
-	}
-}
-
-// readBody appends the request body to buf, failing with ErrTooLarge past
-// MaxBodyBytes.
-func readBody(r *http.Request, buf []byte) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return buf, ErrTooLarge
-	}
-	if r.Body == nil {
-		return buf, nil
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > MaxBodyBytes {
-			return buf, ErrTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			var mb *http.MaxBytesError
-			if errors.As(err, &mb) {
-				return buf, ErrTooLarge
-			}
-			return buf, fmt.Errorf("callback: read body: %w", err)
-		}
-	}
-}
-
-// query holds the callback's query parameters.
-type query struct {
-	signature, timestamp, nonce, echostr, encryptType, msgSignature string
-}
-
-// parseQuery reads the callback parameters from a raw query without
-// building a url.Values; the first occurrence of a key wins. It reports
-// false for a bad percent-encoding.
-func parseQuery(raw string) (q query, ok bool) {
-	for raw != "" {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		var dst *string
-		switch k {
-		case "signature":
-			dst = &q.signature
-		case "timestamp":
-			dst = &q.timestamp
-		case "nonce":
-			dst = &q.nonce
-		case "echostr":
-			dst = &q.echostr
-		case "encrypt_type":
-			dst = &q.encryptType
-		case "msg_signature":
-			dst = &q.msgSignature
-		default:
-			continue
-		}
-		if *dst != "" {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			u, err := url.QueryUnescape(v)
-			if err != nil {
-				return q, false
-			}
-			v = u
-		}
-		*dst = v
-	}
-	return q, true
 }

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/logtest"
 	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
@@ -80,7 +82,7 @@ func TestServer_ServeHTTP_Plain(t *testing.T) {
 	})
 	t.Run("NilReplyIsSuccess", func(t *testing.T) {
 		e := newEnv(t, static(nil), nil)
-		w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow)))
+		w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
 		if w.Code != http.StatusOK || w.Body.String() != "success" {
 			t.Fatalf("got %d %q", w.Code, w.Body)
 		}
@@ -88,7 +90,7 @@ func TestServer_ServeHTTP_Plain(t *testing.T) {
 	t.Run("UnknownTypeIsSuccess", func(t *testing.T) {
 		e := newEnv(t, NewMux(), nil)
 		body := "<xml><ToUserName>" + testGhID + "</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>hologram</MsgType><MsgId>9</MsgId><Depth><A><B>x</B></A></Depth></xml>"
-		w := e.serve(plainRequest(body, itoa(testNow)))
+		w := e.serve(plainRequest(body, strconv.FormatInt(testNow, 10)))
 		if w.Code != http.StatusOK || w.Body.String() != "success" {
 			t.Fatalf("got %d %q", w.Code, w.Body)
 		}
@@ -97,14 +99,14 @@ func TestServer_ServeHTTP_Plain(t *testing.T) {
 		e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) {
 			return TextReply{Content: "ignored"}, errors.New("database down")
 		}), nil)
-		w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow)))
+		w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
 		if w.Body.String() != "success" {
 			t.Fatalf("got %q", w.Body)
 		}
 	})
 	t.Run("HandlerPanicIsSuccess", func(t *testing.T) {
 		e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) { panic("boom") }), nil)
-		w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow)))
+		w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
 		if w.Code != http.StatusOK || w.Body.String() != "success" {
 			t.Fatalf("got %d %q", w.Code, w.Body)
 		}
@@ -112,7 +114,7 @@ func TestServer_ServeHTTP_Plain(t *testing.T) {
 	t.Run("MessageFields", func(t *testing.T) {
 		var got *Message
 		e := newEnv(t, HandlerFunc(func(_ context.Context, m *Message) (Reply, error) { got = m; return nil, nil }), nil)
-		e.serve(plainRequest(textXML(1234567890123456789, "hi &amp; <b>"), itoa(testNow)))
+		e.serve(plainRequest(textXML(1234567890123456789, "hi &amp; <b>"), strconv.FormatInt(testNow, 10)))
 		if got == nil || got.MsgID != 1234567890123456789 || got.MsgType != "text" || got.FromUserName != testOpenID ||
 			got.Content != "hi &amp; <b>" || got.Encrypted || got.Mode != "plain" || got.CreateTime != testNow {
 			t.Fatalf("message %+v", got)
@@ -125,7 +127,7 @@ func TestServer_ServeHTTP_Plain(t *testing.T) {
 }
 
 func TestServer_ServeHTTP_Safe(t *testing.T) {
-	ts := itoa(testNow)
+	ts := strconv.FormatInt(testNow, 10)
 	t.Run("TextRoundTrip", func(t *testing.T) {
 		var got *Message
 		e := newEnv(t, HandlerFunc(func(_ context.Context, m *Message) (Reply, error) {
@@ -190,7 +192,7 @@ func TestServer_ServeHTTP_Safe(t *testing.T) {
 }
 
 func TestServer_ServeHTTP_Compat(t *testing.T) {
-	ts := itoa(testNow)
+	ts := strconv.FormatInt(testNow, 10)
 	e := newEnv(t, static(TextReply{Content: "both"}), nil)
 	t.Run("EncryptedAnsweredEncrypted", func(t *testing.T) {
 		var mode string
@@ -222,7 +224,7 @@ func TestServer_ServeHTTP_Compat(t *testing.T) {
 }
 
 func TestServer_ServeHTTP_BadInput(t *testing.T) {
-	ts := itoa(testNow)
+	ts := strconv.FormatInt(testNow, 10)
 	c := mustCrypter(t, testKey, testAppID)
 	other := mustCrypter(t, testKey, "wx0000000000000000")
 	good, _ := c.Encrypt([]byte("0123456789abcdef"), []byte(textXML(1, "x")))
@@ -298,9 +300,9 @@ func TestServer_ServeHTTP_BadInput(t *testing.T) {
 		{"EncryptedNotXML", func() *http.Request { return encryptedRequest(notXMLEnc, ts, false) }, 400, "xml", -40002},
 		{"WrongToUserNamePlain", func() *http.Request { return plainRequest(wrongTo, ts) }, 403, "to_user_name", 0},
 		{"WrongToUserNameEncrypted", func() *http.Request { return encryptedRequest(wrongToEnc, ts, false) }, 403, "to_user_name", 0},
-		{"ReplayStale", func() *http.Request { return plainRequest(textXML(1, "x"), itoa(testNow-301)) }, 403, "timestamp", 0},
-		{"ReplayEncryptedStale", func() *http.Request { return encryptedRequest(good, itoa(testNow-3600), false) }, 403, "timestamp", 0},
-		{"FutureTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), itoa(testNow+301)) }, 403, "timestamp", 0},
+		{"ReplayStale", func() *http.Request { return plainRequest(textXML(1, "x"), strconv.FormatInt(testNow-301, 10)) }, 403, "timestamp", 0},
+		{"ReplayEncryptedStale", func() *http.Request { return encryptedRequest(good, strconv.FormatInt(testNow-3600, 10), false) }, 403, "timestamp", 0},
+		{"FutureTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), strconv.FormatInt(testNow+301, 10)) }, 403, "timestamp", 0},
 		{"NonNumericTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), "yesterday") }, 403, "timestamp", 0},
 		{"MissingTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), "") }, 403, "timestamp", 0},
 		{"MethodPut", func() *http.Request { return httptest.NewRequest(http.MethodPut, "/wx", nil) }, 405, "method_not_allowed", 0},
@@ -336,9 +338,9 @@ func (readCloser) Close() error { return nil }
 
 // assertOneReject checks that the log holds exactly one rejection line
 // naming reason and code.
-func assertOneReject(tb testing.TB, logs *logBuf, reason string, code int) {
+func assertOneReject(tb testing.TB, logs *logtest.Buffer, reason string, code int) {
 	tb.Helper()
-	lines := logs.lines()
+	lines := logs.JSONLines(tb)
 	if len(lines) != 1 {
 		tb.Fatalf("%d log lines, want 1: %s", len(lines), logs)
 	}
@@ -356,7 +358,7 @@ func TestServer_ServeHTTP_News(t *testing.T) {
 	articles := func(n int) []Article {
 		a := make([]Article, n)
 		for i := range a {
-			a[i] = Article{Title: "t" + itoa(int64(i)), URL: "https://example.com/" + itoa(int64(i))}
+			a[i] = Article{Title: "t" + strconv.FormatInt(int64(i), 10), URL: "https://example.com/" + strconv.FormatInt(int64(i), 10)}
 		}
 		return a
 	}
@@ -373,7 +375,7 @@ func TestServer_ServeHTTP_News(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, static(NewsReply{Articles: articles(tt.n)}), nil)
-			w := e.serve(plainRequest(tt.body, itoa(testNow)))
+			w := e.serve(plainRequest(tt.body, strconv.FormatInt(testNow, 10)))
 			r := parseReply(t, w.Body.String())
 			if r.ArticleCount != tt.want || len(r.Articles) != tt.want {
 				t.Errorf("ArticleCount %d, items %d, want %d", r.ArticleCount, len(r.Articles), tt.want)
@@ -385,7 +387,7 @@ func TestServer_ServeHTTP_News(t *testing.T) {
 	}
 	t.Run("EmptyIsSuccess", func(t *testing.T) {
 		e := newEnv(t, static(NewsReply{}), nil)
-		if w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow))); w.Body.String() != "success" {
+		if w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10))); w.Body.String() != "success" {
 			t.Errorf("got %q", w.Body)
 		}
 	})
@@ -400,7 +402,7 @@ func TestServer_ServeHTTP_Budget(t *testing.T) {
 		<-release // ignores ctx: a handler that runs past the budget
 		return TextReply{Content: "late"}, nil
 	}), func(c *Config) { c.Budget = 50 * time.Millisecond })
-	w := e.serve(plainRequest(textXML(1, "x"), itoa(testNow)))
+	w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
 	if w.Code != http.StatusOK || w.Body.String() != "success" {
 		t.Fatalf("got %d %q", w.Code, w.Body)
 	}
@@ -410,12 +412,12 @@ func TestServer_ServeHTTP_Budget(t *testing.T) {
 }
 
 func TestServer_ServeHTTP_Dedup(t *testing.T) {
-	ts := itoa(testNow)
+	ts := strconv.FormatInt(testNow, 10)
 	t.Run("Sequential", func(t *testing.T) {
 		calls := 0
 		e := newEnv(t, HandlerFunc(func(_ context.Context, m *Message) (Reply, error) {
 			calls++
-			return TextReply{Content: "call " + itoa(int64(calls))}, nil
+			return TextReply{Content: "call " + strconv.FormatInt(int64(calls), 10)}, nil
 		}), func(c *Config) {
 			now := time.Unix(testNow, 0)
 			c.Now = func() time.Time { now = now.Add(time.Second); return now } // a later reply would differ
@@ -558,9 +560,9 @@ func TestServer_ReplyVector(t *testing.T) {
 func TestServer_LogsNoContents(t *testing.T) {
 	const content = "my-private-message-1234"
 	e := newEnv(t, static(TextReply{Content: "reply-private-5678"}), nil)
-	e.serve(safeRequest(t, testKey, textXML(1, content), itoa(testNow), false))
-	e.serve(plainRequest(textXML(2, content), itoa(testNow)))
-	e.serve(plainRequest(textXML(2, content), itoa(testNow-1000)))
+	e.serve(safeRequest(t, testKey, textXML(1, content), strconv.FormatInt(testNow, 10), false))
+	e.serve(plainRequest(textXML(2, content), strconv.FormatInt(testNow, 10)))
+	e.serve(plainRequest(textXML(2, content), strconv.FormatInt(testNow-1000, 10)))
 	logs := e.logs.String()
 	if !strings.Contains(logs, "callback handled") || !strings.Contains(logs, "openid_hash") {
 		t.Fatalf("debug lines missing: %s", logs)
@@ -578,14 +580,14 @@ func TestServer_LateReplyServesRedelivery(t *testing.T) {
 		<-release // past the budget
 		return TextReply{Content: "late"}, nil
 	}), func(c *Config) { c.Budget = 30 * time.Millisecond })
-	if w := e.serve(plainRequest(textXML(77, "x"), itoa(testNow))); w.Body.String() != "success" {
+	if w := e.serve(plainRequest(textXML(77, "x"), strconv.FormatInt(testNow, 10))); w.Body.String() != "success" {
 		t.Fatalf("first delivery: %q", w.Body)
 	}
 	close(release)
 	for e.records.puts.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	w := e.serve(plainRequest(textXML(77, "x"), itoa(testNow)))
+	w := e.serve(plainRequest(textXML(77, "x"), strconv.FormatInt(testNow, 10)))
 	if r := parseReply(t, w.Body.String()); r.Content != "late" {
 		t.Errorf("redelivery: %q", w.Body)
 	}
@@ -600,7 +602,7 @@ func TestServer_DedupWithMemoryStore(t *testing.T) {
 	}), func(c *Config) { c.Records = mem; c.Mode = "safe" })
 	var plain []string
 	for i := 0; i < 3; i++ {
-		w := e.serve(safeRequest(t, testKey, eventXML("subscribe", "qrscene_42"), itoa(testNow), false))
+		w := e.serve(safeRequest(t, testKey, eventXML("subscribe", "qrscene_42"), strconv.FormatInt(testNow, 10), false))
 		plain = append(plain, openReply(t, testKey, w.Body.Bytes()))
 	}
 	if calls != 1 || plain[0] != plain[1] || plain[1] != plain[2] {

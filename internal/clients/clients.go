@@ -15,6 +15,7 @@
 package clients
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -215,7 +216,7 @@ func decodeStrict(n *yaml.Node, v any) error {
 	if err != nil {
 		return fmt.Errorf("malformed YAML: %w", err)
 	}
-	d := yaml.NewDecoder(strings.NewReader(string(b)))
+	d := yaml.NewDecoder(bytes.NewReader(b))
 	d.KnownFields(true)
 	if err := d.Decode(v); err != nil {
 		return fmt.Errorf("malformed YAML: %w", err)

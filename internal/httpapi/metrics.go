@@ -13,7 +13,7 @@ import (
 
 // routeInfo is filled while a request is served: the gorilla/mux route
 // template that matched (set by [routeLabel] inside the router) and the
-// WeChat errcodes of the calls made for it (filled by metrics.Transport).
+// WeChat errcodes of the calls made for it (filled by metrics.WeChat).
 // It lives in the request context for the access log and the metrics.
 type routeInfo struct {
 	id    string // request id

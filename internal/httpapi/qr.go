@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	qrcode "github.com/skip2/go-qrcode"
+	qr "github.com/piglig/go-qr"
 
 	"github.com/wxauth/wxauth/internal/qrlogin"
 )
@@ -37,7 +37,7 @@ const (
 	// qrReuseMin is the least scanning time an attempt must have left to be
 	// shown again on a reload; with less, a new QR code is made.
 	qrReuseMin = time.Minute
-	// qrImageSize is the side of the rendered QR code, in pixels.
+	// qrImageSize is the largest side of the rendered QR code, in pixels.
 	qrImageSize = 320
 )
 
@@ -240,7 +240,7 @@ func handleQRStatus(p *pages, o Options) http.Handler {
 }
 
 // handleQRImage serves GET /qr/sessions/{id}/qr.png: the attempt's QR code
-// (its ticket's url) as a PNG of qrImageSize pixels; 404 for an unknown id.
+// (its ticket's url) as a PNG of at most qrImageSize pixels; 404 for an unknown id.
 func handleQRImage(p *pages, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := o.QR.Status(r.Context(), mux.Vars(r)["id"])
@@ -248,7 +248,7 @@ func handleQRImage(p *pages, o Options) http.Handler {
 			p.error(w, r, qrError(r.Context(), p, "qr image", a, err))
 			return
 		}
-		png, err := qrcode.Encode(a.QRURL, qrcode.Medium, qrImageSize)
+		png, err := qrPNG(a.QRURL, qrImageSize)
 		if err != nil {
 			p.error(w, r, p.fromError(r.Context(), "render qr", err))
 			return
@@ -383,4 +383,15 @@ func handleQRComplete(p *pages, o Options) http.Handler {
 		}
 		o.login.IssueCookieSession(w, r, a.Redirect, a.UserID, a.OpenID, a.UnionID)
 	})
+}
+
+// qrPNG renders content as a QR code PNG at error-correction level M (15%)
+// with the standard 4-module quiet zone, at most side pixels wide.
+func qrPNG(content string, side int) ([]byte, error) {
+	code, err := qr.EncodeText(content, qr.Medium)
+	if err != nil {
+		return nil, err
+	}
+	const border = 4
+	return code.ToPNGBytes(qr.NewQrCodeImgConfig(max(1, side/(code.Size()+2*border)), border))
 }

@@ -34,7 +34,7 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 
 	// The Official Account's message callback (服务器配置 URL).
 	if o.Callback != nil {
-		r.Handle("/wx", limitBody(1<<20, o.Metrics.Callback(o.Callback))).Methods(http.MethodGet, http.MethodPost)
+		r.Handle("/wx", limitBody(1<<20, o.Callback)).Methods(http.MethodGet, http.MethodPost)
 	}
 
 	// Desktop login by scanning the Official Account's QR code.

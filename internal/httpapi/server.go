@@ -14,7 +14,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -238,28 +237,9 @@ func recoverer(logger *slog.Logger, p *pages, next http.Handler) http.Handler {
 	})
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// randomString returns n base62 characters from crypto/rand (about 5.95 bits
-// each; 22 characters carry 130 bits).
-func randomString(n int) string {
-	out := make([]byte, n)
-	var buf [64]byte
-	for i := 0; i < n; {
-		rand.Read(buf[:])
-		for _, b := range buf {
-			if b >= 248 { // 248 = 4*62: reject to keep the distribution uniform
-				continue
-			}
-			out[i] = base62[b%62]
-			i++
-			if i == n {
-				break
-			}
-		}
-	}
-	return string(out)
-}
+// randomString returns n uniformly random base62 characters
+// ([store.RandomBase62]: about 5.95 bits each; 22 characters carry 130 bits).
+func randomString(n int) string { return store.RandomBase62(n) }
 
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -1,12 +1,15 @@
 // Package metrics holds wxauth's Prometheus metric families and the small
-// adapters that feed them: an http.RoundTripper for calls to WeChat's API,
-// wrappers of the store interfaces that count backend failures, and plain
-// methods called by the HTTP layer (logins, callback messages, QR login
-// attempts). Nothing registers globally: [New] registers every family on the
+// adapters that feed them: the observers the wechat client and the callback
+// Server report to ([Metrics.WeChat], [Metrics.Callback]), wrappers of the
+// store interfaces that count backend failures, and plain methods called by
+// the HTTP layer (logins, QR login attempts). It never reads another
+// package's traffic or logs: the package that knows a fact reports it.
+// Nothing registers globally: [New] registers every family on the
 // Registerer it is given, so tests build several instances in one process.
 //
-// It imports the standard library, client_golang, store (the wrappers) and
-// callback (the handler adapter) only; httpapi and cmd/authsvc import it.
+// It imports the standard library, client_golang, store (the wrappers),
+// wechat and callback (their Observer types) only; httpapi and cmd/authsvc
+// import it.
 // Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
 package metrics
 
@@ -31,7 +34,8 @@ type Metrics struct {
 	Logins *prometheus.CounterVec
 	// WeChatCalls is wxauth_wechat_calls_total{api,errcode}: HTTP calls to
 	// WeChat by URL path; errcode is WeChat's errcode, "0" for success,
-	// "http_<status>" for a non-200 answer and "transport" for no answer.
+	// "http_<status>" for a non-200 answer and "transport" for no complete
+	// answer.
 	WeChatCalls *prometheus.CounterVec
 	// WeChatDuration is wxauth_wechat_call_duration_seconds{api}, in seconds.
 	WeChatDuration *prometheus.HistogramVec

@@ -1,14 +1,15 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/wxauth/wxauth/internal/callback"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
+	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 func TestNew_RegistersEveryFamily(t *testing.T) {
@@ -59,9 +61,8 @@ func TestMetrics_NilIsNoop(t *testing.T) {
 	m.QRAttemptStarted()
 	m.QRAttemptEnded()
 	m.StoreError("x")
-	h := http.NotFoundHandler()
-	if got := m.Callback(h); fmt.Sprint(got) != fmt.Sprint(h) {
-		t.Error("nil Metrics wraps the callback handler")
+	if m.WeChat() != nil || m.Callback() != nil {
+		t.Error("nil Metrics returns a non-nil observer")
 	}
 	set := store.Set{Records: memory.New(time.Now)}
 	if m.Stores(set).Records != set.Records {
@@ -88,92 +89,82 @@ func wechatServer(t *testing.T, answers map[string]struct {
 	return srv
 }
 
-func TestTransport_RoundTrip(t *testing.T) {
-	big := `{"errcode":0,"pad":"` + strings.Repeat("x", maxInspect) + `"}`
+// TestMetrics_WeChat runs a real wechat client against canned answers and
+// reads the labels its observer produced.
+func TestMetrics_WeChat(t *testing.T) {
 	srv := wechatServer(t, map[string]struct {
 		status int
 		body   string
 	}{
-		"/sns/oauth2/access_token":  {200, `{"errcode":40029,"errmsg":"invalid code, rid: 1"}`},
-		"/sns/userinfo":             {200, `{"openid":"o1","nickname":"n"}`},
-		"/cgi-bin/stable_token":     {200, `{"access_token":"AT","expires_in":7200}`},
-		"/cgi-bin/ticket/getticket": {200, `{"errcode":0,"errmsg":"ok","ticket":"T","expires_in":7200}`},
-		"/cgi-bin/showqrcode":       {200, "\x89PNG\r\n"},
-		"/busy":                     {200, `{"errcode":-1,"errmsg":"system error"}`},
-		"/gateway":                  {502, "<html>bad gateway</html>"},
-		"/big":                      {200, big},
+		"/sns/oauth2/access_token": {200, `{"errcode":40029,"errmsg":"invalid code, rid: 1"}`},
+		"/sns/userinfo":            {200, `{"openid":"o1","nickname":"n"}`},
+		"/cgi-bin/stable_token":    {200, `{"access_token":"AT","expires_in":7200}`},
+		"/cgi-bin/showqrcode":      {200, "\x89PNG\r\n"},
+		"/cgi-bin/token":           {502, "<html>bad gateway</html>"},
 	})
 	m := New(nil)
-	hc := &http.Client{Transport: &Transport{Metrics: m}}
-	call := func(ctx context.Context, method, path, body string) string {
-		t.Helper()
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
-		}
-		req, _ := http.NewRequestWithContext(ctx, method, srv.URL+path+"?access_token=SECRET", rd)
-		resp, err := hc.Do(req)
+	newClient := func(base string) *wechat.Client {
+		c, err := wechat.NewClient(wechat.Config{AppID: "wx1234567890abcdef", AppSecret: "S",
+			Endpoint: wechat.EmulatorEndpoint(base), HTTPClient: &http.Client{Timeout: 5 * time.Second}, Observer: m.WeChat()})
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("%s: read: %v", path, err)
-		}
-		return string(b)
+		return c
 	}
-	for path, want := range map[string]string{
-		"/sns/oauth2/access_token": "40029", "/sns/userinfo": "0", "/cgi-bin/showqrcode": "0", "/busy": "-1",
-		"/gateway": "http_502", "/big": "unread", "/cgi-bin/ticket/getticket": "0",
-	} {
-		body := call(context.Background(), "GET", path, "")
-		if path == "/big" && len(body) != len(big) {
-			t.Errorf("/big body came back with %d bytes, want %d", len(body), len(big))
-		}
-		if path == "/sns/oauth2/access_token" && !strings.Contains(body, "invalid code") {
-			t.Errorf("body not restored: %q", body)
-		}
-		api := strings.TrimPrefix(path, "/")
-		if got := value(t, m.WeChatCalls.WithLabelValues(api, want)); got != 1 {
-			t.Errorf("%s: wxauth_wechat_calls_total{errcode=%q} = %v, want 1", path, want, got)
-		}
-	}
-	if n := count(m.WeChatCalls); n != 7 {
-		t.Errorf("%d series, want 7 (one per call; the query never makes a label)", n)
-	}
-
-	// stable_token: the cause comes from force_refresh; the body is intact.
-	call(context.Background(), "POST", "/cgi-bin/stable_token", `{"grant_type":"client_credential","appid":"wx1","secret":"S","force_refresh":false}`)
-	call(context.Background(), "POST", "/cgi-bin/stable_token", `{"grant_type":"client_credential","appid":"wx1","secret":"S","force_refresh":true}`)
-	for cause, want := range map[string]float64{"fetch": 1, "force_refresh": 1} {
-		if got := value(t, m.TokenRefreshes.WithLabelValues("access_token", cause)); got != want {
-			t.Errorf("token refreshes cause %s = %v, want %v", cause, got, want)
-		}
-	}
-	if got := value(t, m.TokenRefreshes.WithLabelValues("jsapi_ticket", "fetch")); got != 1 {
-		t.Errorf("jsapi_ticket refreshes = %v, want 1", got)
-	}
-
-	// The trace keeps the last failing errcode of the calls made with ctx.
+	c := newClient(srv.URL)
 	ctx, tr := WithTrace(context.Background())
-	call(ctx, "GET", "/busy", "")
-	call(ctx, "GET", "/sns/userinfo", "")
-	if tr.ErrCode() != "-1" {
-		t.Errorf("trace errcode %q, want -1", tr.ErrCode())
+	c.Exchange(ctx, "CODE")
+	c.UserInfo(ctx, "AT", "o1", "")
+	wechat.NewAPI(c, nil).ShowQRCode(ctx, "T")
+	c.StableToken(ctx, true) // a direct call: not a TokenManager refresh
+	if tr.ErrCode() != "40029" {
+		t.Errorf("trace errcode %q, want 40029 (the last failure)", tr.ErrCode())
+	}
+	for api, code := range map[string]string{
+		"sns/oauth2/access_token": "40029", "sns/userinfo": "0", "cgi-bin/showqrcode": "0", "cgi-bin/stable_token": "0",
+	} {
+		if got := value(t, m.WeChatCalls.WithLabelValues(api, code)); got != 1 {
+			t.Errorf("%s: wxauth_wechat_calls_total{errcode=%q} = %v, want 1", api, code, got)
+		}
+	}
+	if n := count(m.WeChatCalls); n != 4 {
+		t.Errorf("%d series, want 4 (one per call; the query never makes a label)", n)
+	}
+	if n := count(m.TokenRefreshes); n != 0 {
+		t.Errorf("%d refresh series, want 0: only a TokenManager reports refreshes", n)
+	}
+
+	// A 5xx (retried: every attempt counts) and no answer at all.
+	ctx, tr = WithTrace(context.Background())
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c.ClassicToken(tctx)
+	if got := value(t, m.WeChatCalls.WithLabelValues("cgi-bin/token", "http_502")); got < 1 {
+		t.Errorf("http_502 calls = %v, want >= 1", got)
+	}
+	newClient("http://127.0.0.1:1").UserInfo(tctx, "AT", "o1", "")
+	if got := value(t, m.WeChatCalls.WithLabelValues("sns/userinfo", "transport")); got < 1 {
+		t.Errorf("transport failures = %v, want >= 1", got)
+	}
+	if tr.ErrCode() != "transport" {
+		t.Errorf("trace errcode %q, want transport", tr.ErrCode())
 	}
 	var none *Trace
 	if none.ErrCode() != "" {
 		t.Error("nil Trace has an errcode")
 	}
 
-	// No answer at all: errcode "transport", error unchanged.
-	dead := &http.Client{Transport: &Transport{Metrics: m}, Timeout: 5 * time.Second}
-	if _, err := dead.Get("http://127.0.0.1:1/sns/userinfo"); err == nil {
-		t.Fatal("call to a closed port succeeded")
-	}
-	if got := value(t, m.WeChatCalls.WithLabelValues("sns/userinfo", "transport")); got != 1 {
-		t.Errorf("transport failures = %v, want 1", got)
+	// Refreshes, by cause.
+	o := m.WeChat()
+	o.CredentialRefreshed(ctx, "access_token", false)
+	o.CredentialRefreshed(ctx, "access_token", true)
+	o.CredentialRefreshed(ctx, "jsapi_ticket", false)
+	for labels, want := range map[[2]string]float64{
+		{"access_token", "fetch"}: 1, {"access_token", "force_refresh"}: 1, {"jsapi_ticket", "fetch"}: 1,
+	} {
+		if got := value(t, m.TokenRefreshes.WithLabelValues(labels[:]...)); got != want {
+			t.Errorf("token refreshes %v = %v, want %v", labels, got, want)
+		}
 	}
 }
 
@@ -220,81 +211,57 @@ func TestMetrics_Stores(t *testing.T) {
 	}
 }
 
-// fakeCallback imitates callback.Server for the adapters: it refuses with
-// a logged reason, answers a redelivery without the chain, or runs it.
-type fakeCallback struct {
-	logger  *slog.Logger
-	h       callback.Handler
-	entered chan struct{} // closed when the chain starts on "slow"
-}
-
-func (f fakeCallback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Query().Get("case") {
-	case "refuse":
-		f.logger.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", slog.Int("status", 403), slog.String("reason", "signature"))
-		w.WriteHeader(http.StatusForbidden)
-	case "hostile":
-		f.logger.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", slog.String("reason", "bad reason\n{}"))
-		w.WriteHeader(http.StatusBadRequest)
-	case "duplicate":
-		io.WriteString(w, "success")
-	case "verify":
-		io.WriteString(w, "echo")
-	case "slow":
-		// The Server's budget ends while the chain still runs.
-		go f.h.ServeMessage(context.WithoutCancel(r.Context()), &callback.Message{MsgType: "text", Mode: "safe", Content: "slow"})
-		<-f.entered
-		io.WriteString(w, "success")
-	default:
-		m := &callback.Message{MsgType: r.URL.Query().Get("type"), Event: r.URL.Query().Get("event"), Mode: "compat"}
-		reply, _ := f.h.ServeMessage(context.WithoutCancel(r.Context()), m)
-		if reply == nil {
-			io.WriteString(w, "success")
-			return
-		}
-		io.WriteString(w, "<xml/>")
-	}
-}
-
+// TestMetrics_Callback runs a real callback.Server (plaintext mode) and
+// reads the labels its observer produced.
 func TestMetrics_Callback(t *testing.T) {
 	m := New(nil)
-	var logs bytes.Buffer
-	logger := slog.New(CallbackReasons(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError})))
-	entered, unblock := make(chan struct{}), make(chan struct{})
-	defer close(unblock)
-	chain := m.CallbackHandler(callback.HandlerFunc(func(ctx context.Context, msg *callback.Message) (callback.Reply, error) {
-		if msg.Content == "slow" {
-			close(entered)
-			<-unblock
-			return callback.TextReply{Content: "late"}, nil
-		}
-		if msg.MsgType == "text" {
-			return callback.TextReply{Content: "hi"}, nil
-		}
-		return nil, nil
-	}))
-	h := m.Callback(fakeCallback{logger: logger, h: chain, entered: entered})
-	for _, q := range []string{"case=refuse&encrypt_type=aes", "case=hostile", "case=duplicate", "type=text", "type=event&event=SCAN",
-		"type=%3Cscript%3E", "case=slow"} {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/wx?"+q, strings.NewReader("<xml/>")))
+	mem := memory.New(time.Now)
+	t.Cleanup(func() { mem.Close() })
+	srv, err := callback.NewServer(callback.Config{Token: "tok", Records: mem, Mode: "plain", Observer: m.Callback()},
+		callback.HandlerFunc(func(ctx context.Context, msg *callback.Message) (callback.Reply, error) {
+			if msg.MsgType == "text" {
+				return callback.TextReply{Content: "hi"}, nil
+			}
+			return nil, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/wx?case=verify", nil))
+	sign := func(parts ...string) string {
+		slices.Sort(parts)
+		sum := sha1.Sum([]byte(strings.Join(parts, "")))
+		return hex.EncodeToString(sum[:])
+	}
+	query := "signature=" + sign("tok", "1", "n") + "&timestamp=1&nonce=n"
+	post := func(q, body string) {
+		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/wx?"+q, strings.NewReader(body)))
+	}
+	msg := func(typ, extra string, id int) string {
+		return fmt.Sprintf(`<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>`+
+			`<MsgType>%s</MsgType>%s<MsgId>%d</MsgId></xml>`, typ, extra, id)
+	}
+	post(query, msg("text", "<Content>a</Content>", 1))
+	post(query, msg("text", "<Content>a</Content>", 1)) // redelivery
+	post(query, msg("event", "<Event>SCAN</Event>", 0))
+	post(query, msg("Not-A-Label", "", 2))
+	post("signature=bad&timestamp=1&nonce=n&encrypt_type=aes", "<xml/>")
+	post("signature=bad&timestamp=1&nonce=n", "<xml/>")
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/wx?"+query+"&echostr=e", nil))
+	if n := count(m.CallbackMessages); n != 7 {
+		t.Errorf("%d series, want 7", n)
+	}
 	for labels, want := range map[[3]string]float64{
-		{"unknown", "safe", "refused_signature"}:   1,
-		{"unknown", "plain", "refused_status_400"}: 1,
-		{"unknown", "plain", "duplicate"}:          1,
-		{"text", "compat", "replied"}:              1,
-		{"event:scan", "compat", "success"}:        1,
-		{"other", "compat", "success"}:             1,
-		{"url_verification", "plain", "replied"}:   1,
-		{"text", "safe", "success"}:                1,
+		{"text", "plain", "replied"}:                             1,
+		{"text", "plain", "duplicate"}:                           1,
+		{"event:scan", "plain", "success"}:                       1,
+		{"other", "plain", "success"}:                            1,
+		{"unknown", "safe", "refused_encrypted_without_aes_key"}: 1,
+		{"unknown", "plain", "refused_signature"}:                1,
+		{"url_verification", "plain", "replied"}:                 1,
 	} {
 		if got := value(t, m.CallbackMessages.WithLabelValues(labels[:]...)); got != want {
 			t.Errorf("callback messages %v = %v, want %v", labels, got, want)
 		}
-	}
-	if logs.Len() != 0 {
-		t.Errorf("the tap wrote warn lines below the configured level: %s", logs.String())
 	}
 }
 
@@ -320,27 +287,4 @@ func count(c prometheus.Collector) int {
 		n++
 	}
 	return n
-}
-
-// staticRT answers every request with the same small JSON body.
-type staticRT struct{ body string }
-
-func (s staticRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(s.body)), ContentLength: int64(len(s.body)), Request: r}, nil
-}
-
-// BenchmarkTransport is the cost the RoundTripper adds to one WeChat call
-// (buffering and decoding the errcode), without any network.
-func BenchmarkTransport(b *testing.B) {
-	t := &Transport{Base: staticRT{`{"access_token":"ACCESS","expires_in":7200,"refresh_token":"R","openid":"o","scope":"snsapi_base"}`}, Metrics: New(nil)}
-	req, _ := http.NewRequest(http.MethodGet, "https://api.weixin.qq.com/sns/oauth2/access_token?appid=a&secret=s&code=c", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, err := t.RoundTrip(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
 }

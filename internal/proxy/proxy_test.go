@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wxauth/wxauth/internal/clients"
+	"github.com/wxauth/wxauth/internal/logtest"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/wechat"
@@ -53,7 +54,7 @@ type env struct {
 	srv    *httptest.Server
 	tokens *wechat.TokenManager
 	obs    *fakeObserver
-	logs   *bytes.Buffer
+	logs   *logtest.Buffer
 }
 
 type fakeObserver struct {
@@ -106,9 +107,9 @@ func newEnv(tb testing.TB, mod func(*Config)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{emu: es, tokens: tm, obs: &fakeObserver{}, logs: &bytes.Buffer{}}
+	e := &env{emu: es, tokens: tm, obs: &fakeObserver{}, logs: &logtest.Buffer{}}
 	cfg := Config{APIBase: es.URL, Tokens: tm, Clients: reg, Records: st, Observer: e.obs,
-		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: e.logs}, nil))}
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -119,17 +120,6 @@ func newEnv(tb testing.TB, mod func(*Config)) *env {
 	e.srv = httptest.NewServer(p)
 	tb.Cleanup(e.srv.Close)
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 type wxAnswer struct {
@@ -285,11 +275,10 @@ func TestProxy_Call(t *testing.T) {
 			t.Fatalf("getticket: %s", b)
 		}
 	})
-	if bytes.Contains(e.logs.Bytes(), []byte(tok)) || bytes.Contains(e.logs.Bytes(), []byte(real)) ||
-		bytes.Contains(e.logs.Bytes(), []byte(svcSecret)) {
+	if logs := e.logs.String(); strings.Contains(logs, tok) || strings.Contains(logs, real) || strings.Contains(logs, svcSecret) {
 		t.Fatal("a token or secret reached the log")
 	}
-	if !bytes.Contains(e.logs.Bytes(), []byte(`"client":"svc","api":"cgi-bin/user/info","method":"GET","errcode":"0"`)) {
+	if !strings.Contains(e.logs.String(), `"client":"svc","api":"cgi-bin/user/info","method":"GET","errcode":"0"`) {
 		t.Fatalf("no access line for user/info:\n%s", e.logs)
 	}
 }

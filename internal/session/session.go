@@ -640,24 +640,6 @@ func isB64URL(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// randomBase62 returns n uniformly random base62 characters.
-func randomBase62(n int) (string, error) {
-	out := make([]byte, 0, n)
-	var buf [64]byte
-	for len(out) < n {
-		if _, err := rand.Read(buf[:]); err != nil {
-			return "", fmt.Errorf("session: random: %w", err)
-		}
-		for _, b := range buf {
-			if b < 248 { // 248 = 4*62: no modulo bias
-				out = append(out, base62[b%62])
-				if len(out) == n {
-					break
-				}
-			}
-		}
-	}
-	return string(out), nil
-}
+// randomBase62 returns n uniformly random base62 characters
+// ([store.RandomBase62]); the error is always nil.
+func randomBase62(n int) (string, error) { return store.RandomBase62(n), nil }

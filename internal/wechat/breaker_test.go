@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/internal/clocktest"
 )
 
 // TestClient_CircuitBreaker: after breakerThreshold calls failed with 5xx
@@ -27,8 +29,8 @@ func TestClient_CircuitBreaker(t *testing.T) {
 		"/sns/oauth2/access_token": errBody(CodeInvalidCode, "invalid code"),
 	})
 	c := newTestClient(t, f)
-	now := time.Now()
-	c.br.now = func() time.Time { return now }
+	clock := clocktest.New(time.Now())
+	c.br.now = clock.Now
 	ctx := context.Background()
 
 	for i := range breakerThreshold {
@@ -48,7 +50,7 @@ func TestClient_CircuitBreaker(t *testing.T) {
 		t.Error("an open circuit still called WeChat")
 	}
 
-	now = now.Add(breakerCooldown + time.Second)
+	clock.Advance(breakerCooldown + time.Second)
 	down.Store(false)
 	if err := c.CheckToken(ctx, "t", "o"); err != nil {
 		t.Fatalf("probe after the cooldown: %v", err)

@@ -73,6 +73,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock used for token expiry. Nil means time.Now.
 	Now func() time.Time
+	// Observer is told of every HTTP attempt and every credential refresh
+	// (metrics). Nil reports nothing.
+	Observer Observer
 }
 
 // Client calls WeChat's HTTP API for one Official Account. It is safe for
@@ -89,6 +92,7 @@ type Client struct {
 	// zero.
 	backoff func(n int) time.Duration
 	br      *breaker // stops calling WeChat while it keeps failing
+	obs     Observer // nil: nothing reported
 }
 
 // NewClient returns a Client for cfg. The error names the first missing or
@@ -145,6 +149,7 @@ func NewClient(cfg Config) (*Client, error) {
 		now:        now,
 		backoff:    jitteredBackoff,
 		br:         &breaker{now: now},
+		obs:        cfg.Observer,
 	}, nil
 }
 
@@ -226,10 +231,13 @@ func (c *Client) do(ctx context.Context, r request) (body []byte, err error) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		body, status, sent, err := c.once(ctx, r)
-		if err == nil {
+		answered := err == nil
+		if answered {
 			err = checkBody(r, status, body)
 		}
-		c.logCall(ctx, r.api, status, err, attempt, time.Since(start))
+		took := time.Since(start)
+		c.logCall(ctx, r.api, status, err, attempt, took)
+		c.observeCall(ctx, r.api, answered, status, took, err)
 		if err == nil {
 			return body, nil
 		}

@@ -21,6 +21,11 @@
 // line: transport errors stay [*url.Error] with those query values
 // replaced by REDACTED, and logs carry the API path only.
 //
+// What the client does is reported, not re-read from its traffic: an
+// [Observer] set in [Config] is told of every HTTP attempt (API path,
+// status, errcode, duration, failure) and of every credential refresh
+// (which, forced or not); wxauth's metrics implement it.
+//
 // Where WeChat is, is data ([Endpoint]): production, or the wxemu emulator
 // in development and tests. The package imports the standard library,
 // golang.org/x/oauth2 (token types), golang.org/x/sync/singleflight, and

@@ -32,8 +32,9 @@ func (e *Error) Error() string {
 }
 
 // WeChat return codes the package and its callers match on. The meaning of
-// each is in wechat-protocol.md section 8 and on
+// each is on
 // https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html
+// and on the page of the API that returns it.
 const (
 	CodeBusy                 = -1    // system busy: retry with backoff
 	CodeOK                   = 0     // success

@@ -1,39 +1,21 @@
 package wechat
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/internal/logtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNoSecretInLogsOrErrors runs every kind of call, successful, refused,
 // retried and timed out, with a debug logger, and checks that neither the
 // log nor any error string holds the appsecret, a code or a token.
 func TestNoSecretInLogsOrErrors(t *testing.T) {
 	const code = "CODE_LEAKCHECK_0001"
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ts := &tokenServer{ticketErr: "TOKEN-1"}
 	routes := ts.routes(t)
 	routes["/sns/oauth2/access_token"] = sequence(errBody(-1, "system error"), jsonBody(exchangeOK), errBody(CodeCodeUsed, "code been used"))

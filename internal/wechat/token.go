@@ -107,12 +107,14 @@ type snapshot struct {
 
 // cred is one cached credential.
 type cred struct {
-	name  string // cache name, also the Box aad
-	lock  string // Locker name
-	fetch func(ctx context.Context, force bool) (Credential, error)
-	cur   atomic.Pointer[snapshot]
-	sf    singleflight.Group
-	used  atomic.Bool // asked for at least once (Run refreshes it then)
+	kind   string // "access_token" or "jsapi_ticket", as the Observer names it
+	name   string // cache name, also the Box aad
+	lock   string // Locker name
+	fetch  func(ctx context.Context, force bool) (Credential, error)
+	forces bool // fetch honours force (stable_token's force_refresh)
+	cur    atomic.Pointer[snapshot]
+	sf     singleflight.Group
+	used   atomic.Bool // asked for at least once (Run refreshes it then)
 }
 
 // NewTokenManager returns a TokenManager for c's appid. The error names the
@@ -134,17 +136,16 @@ func NewTokenManager(c *Client, cfg TokenConfig) (*TokenManager, error) {
 	if m.ahead == 0 {
 		m.ahead = defaultRefreshAhead
 	}
-	var fetchToken func(ctx context.Context, force bool) (Credential, error)
+	m.access = &cred{kind: "access_token", name: "access_token:" + c.appID, lock: "wechat:access_token:" + c.appID}
 	switch cfg.API {
 	case "", TokenAPIStable:
-		fetchToken = c.StableToken
+		m.access.fetch, m.access.forces = c.StableToken, true
 	case TokenAPIClassic:
-		fetchToken = func(ctx context.Context, _ bool) (Credential, error) { return c.ClassicToken(ctx) }
+		m.access.fetch = func(ctx context.Context, _ bool) (Credential, error) { return c.ClassicToken(ctx) }
 	default:
 		return nil, fmt.Errorf("wechat: TokenConfig.API %q: want %q or %q", cfg.API, TokenAPIStable, TokenAPIClassic)
 	}
-	m.access = &cred{name: "access_token:" + c.appID, lock: "wechat:access_token:" + c.appID, fetch: fetchToken}
-	m.ticket = &cred{name: "jsapi_ticket:" + c.appID, lock: "wechat:jsapi_ticket:" + c.appID, fetch: m.fetchTicket}
+	m.ticket = &cred{kind: "jsapi_ticket", name: "jsapi_ticket:" + c.appID, lock: "wechat:jsapi_ticket:" + c.appID, fetch: m.fetchTicket}
 	return m, nil
 }
 
@@ -371,10 +372,10 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 	// when the refused value may still be WeChat's current one; a merely
 	// due value is renewed normally.
 	force := failed != "" && (cached == nil || cached.value == failed)
-	v, err := cr.fetch(ctx, force)
+	v, err := m.fetch(ctx, cr, force)
 	if err == nil && !force && failed != "" && v.Value == failed {
 		force = true
-		v, err = cr.fetch(ctx, true)
+		v, err = m.fetch(ctx, cr, true)
 	}
 	if err != nil {
 		return "", fmt.Errorf("wechat: refresh %s: %w", cr.name, err)
@@ -419,6 +420,16 @@ func (m *TokenManager) load(ctx context.Context, cr *cred, failed string) (strin
 			slog.String("credential", cr.name), slog.String("error", err.Error()))
 	}
 	return m.publishFenced(cr, s, true), nil
+}
+
+// fetch gets a new value of cr from WeChat and reports it to the Client's
+// Observer.
+func (m *TokenManager) fetch(ctx context.Context, cr *cred, force bool) (Credential, error) {
+	v, err := cr.fetch(ctx, force)
+	if err == nil && m.c.obs != nil {
+		m.c.obs.CredentialRefreshed(ctx, cr.kind, force && cr.forces)
+	}
+	return v, err
 }
 
 // forgive lifts the failed mark of value so that it can be published and

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -98,14 +99,14 @@ type tokenEnv struct {
 	fake   *fakeWeChat
 	cache  *fakeCache
 	locker *fakeLocker
-	clock  *fakeClock
+	clock  *clocktest.Clock
 }
 
 func newTokenEnv(tb testing.TB) *tokenEnv {
 	ts := &tokenServer{}
 	return &tokenEnv{
 		ts: ts, fake: newFake(tb, ts.routes(tb)), cache: newFakeCache(), locker: newFakeLocker(),
-		clock: &fakeClock{t: time.Unix(1700000000, 0)},
+		clock: clocktest.New(time.Unix(1700000000, 0)),
 	}
 }
 
@@ -616,7 +617,7 @@ func TestTokenManager_InvalidateForceOnlyWhenNeeded(t *testing.T) {
 		}
 		jsonBody(`{"access_token":"T1","expires_in":7200}`)(w, r)
 	}})
-	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	clock := clocktest.New(time.Unix(1700000000, 0))
 	cache := newFakeCache()
 	name := "access_token:" + testAppID
 	cache.m[name] = store.CachedToken{Value: newTestBox(t).Seal([]byte("X"), []byte(name)), ExpiresAt: clock.Now().Add(time.Minute)}

@@ -1,38 +1,20 @@
 package wxemu
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/wxauth/wxauth/internal/logtest"
 )
 
-// logBuffer is a concurrency-safe log sink for a test's emulator.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // withLog makes newTestEmulator log to the returned buffer.
-func withLog(edit func(*Config)) (func(*Config), *logBuffer) {
-	var logs logBuffer
+func withLog(edit func(*Config)) (func(*Config), *logtest.Buffer) {
+	var logs logtest.Buffer
 	return func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		if edit != nil {
@@ -42,7 +24,7 @@ func withLog(edit func(*Config)) (func(*Config), *logBuffer) {
 }
 
 // wantLogged fails unless the log has a line with attr=value.
-func wantLogged(tb testing.TB, logs *logBuffer, attr, value string) {
+func wantLogged(tb testing.TB, logs *logtest.Buffer, attr, value string) {
 	tb.Helper()
 	if !strings.Contains(logs.String(), attr+"="+value+" ") && !strings.HasSuffix(strings.TrimSpace(logs.String()), attr+"="+value) {
 		tb.Errorf("the log does not name %s=%s:\n%s", attr, value, logs.String())

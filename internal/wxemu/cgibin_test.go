@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	qr "github.com/piglig/go-qr"
 )
 
 func fetchToken(tb testing.TB, srv *httptest.Server) map[string]any {
@@ -301,8 +303,12 @@ func TestEmulator_QRCode(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
 			t.Fatalf("status %d type %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
-		if img, err := png.Decode(bytes.NewReader(b)); err != nil || img.Bounds().Dx() < 100 {
-			t.Errorf("not a QR PNG: %v", err)
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil || img.Bounds().Dx() < 100 || img.Bounds().Dx() > 256 {
+			t.Fatalf("not a QR PNG of at most 256 px: %v", err)
+		}
+		if res, err := qr.DecodeDetailed(img); err != nil || !strings.HasPrefix(res.Text, srv.URL+"/q/") || res.Ecc < qr.Medium {
+			t.Errorf("QR decodes to %+v, %v; want level M or better and %s/q/...", res, err, srv.URL)
 		}
 		status, _, body := getPage(t, srv.URL+"/cgi-bin/showqrcode?ticket="+url.QueryEscape(ticket)+"&page=1", nil)
 		if status != 200 || !strings.Contains(body, `id="scan-oWXEMU_alice"`) || !strings.Contains(body, `id="scan-oWXEMU_bob"`) {

@@ -16,8 +16,9 @@ import (
 )
 
 // This file is WeChat's side of the callback cryptography, written from
-// wechat-protocol.md section 6 and the official WXBizMsgCrypt samples, and
-// independent of the service's own code so that each checks the other.
+// https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Message_encryption_and_decryption_instructions.html
+// and the official WXBizMsgCrypt samples, and independent of the service's
+// own code so that each checks the other.
 
 // blockSize is the PKCS#7 block WeChat pads to: 32 bytes, not AES's 16.
 const blockSize = 32

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Vectors from wechat-protocol.md section 6 (official WXBizMsgCrypt samples).
+// Vectors from the official WXBizMsgCrypt samples (Message_encryption_and_decryption_instructions.html).
 const (
 	vecKey       = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 	vecAppID     = "wxb11529c136998cb6"

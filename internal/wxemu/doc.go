@@ -10,7 +10,7 @@
 // service's /wx as WeChat does and judges its passive reply as WeChat would.
 //
 // It is WeChat, not wxauth: it imports only the standard library and
-// github.com/skip2/go-qrcode, so its signature, AES and XML code is a second,
+// github.com/piglig/go-qr (QR images), so its signature, AES and XML code is a second,
 // independent implementation that catches the service's mistakes instead of
 // sharing them. Its pages are html/template files embedded from templates/.
 //
@@ -27,8 +27,8 @@
 // log reads like a WeChat session. Sources are pages under
 // https://developers.weixin.qq.com/doc/offiaccount/ (OA_Web_Apps/Wechat_webpage_authorization.html
 // is "web auth", Basic_Information/getStableAccessToken.html "stable_token",
-// Getting_Started/Global_Return_Code.html "return codes"), and the shared
-// wechat-protocol.md where it records field behaviour.
+// Getting_Started/Global_Return_Code.html "return codes"); behaviour those
+// pages leave out is named as observed (e.g. the Android X5 double callback).
 //
 // Web authorization:
 //
@@ -50,7 +50,7 @@
 //   - deny_redirect / deny_blank: 拒绝 redirects with state only
 //     ([Config.DenyRedirect]), or (the default, as WeChat mostly does in
 //     practice) does not redirect at all (web auth says 302 to
-//     redirect_uri?state=STATE; wechat-protocol.md section 1: iOS closes the
+//     redirect_uri?state=STATE; in practice iOS closes the
 //     page, Android shows a blank page). Where WeChat leaves a blank page
 //     the emulator shows a "declined" page (status 200, no redirect, no
 //     callback reaches the service) saying so, with the developer's two ways
@@ -72,7 +72,7 @@
 //     developers.weixin.qq.com/community, not on the web auth page);
 //     refresh_invalid (40030, unknown),
 //     refresh_expired (42002, 30 days from the authorization: refreshing
-//     does not extend it; wechat-protocol.md section 2).
+//     does not extend it; web auth).
 //   - tokens_voided: after POST /emu/void-web-tokens the user's web
 //     access_tokens and refresh_tokens answer 42007 ("用户修改微信密码，
 //     accesstoken 和 refreshtoken 失效，需要重新授权", return codes).
@@ -141,7 +141,7 @@
 //   - double_redirect: on /connect/oauth2/authorize only, and alone: the next
 //     "times" authorizations call redirect_uri twice for one authorization,
 //     with two different codes and the same state (Android X5 webview, a
-//     page refresh; wechat-protocol.md section 1). A scripted request
+//     page refresh; observed, not on the web auth page). A scripted request
 //     (X-Wxemu-User) gets the 302 to the second code and the first URL in
 //     the header X-Wxemu-First-Redirect: the test, playing the webview,
 //     requests both (first, then Location; or concurrently) with the same
@@ -212,5 +212,5 @@
 // other).
 //
 // Protocol: https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
-// and the pages named above and on each handler; facts in wechat-protocol.md.
+// and the pages named above and on each handler.
 package wxemu

@@ -21,7 +21,8 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// Lifetimes and limits WeChat applies (wechat-protocol.md sections 1-3).
+// Lifetimes and limits WeChat applies (web auth and Get_access_token pages;
+// see the package doc).
 const (
 	codeTTL          = 5 * time.Minute     // web-authorization code
 	webTokenTTL      = 7200 * time.Second  // sns access_token

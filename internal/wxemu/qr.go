@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	qrcode "github.com/skip2/go-qrcode"
+	qr "github.com/piglig/go-qr"
 )
 
 // QR codes with parameters (cgi-bin/qrcode/create, showqrcode) and their scan
@@ -179,7 +179,7 @@ func (e *Emulator) handleShowQR(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	content := e.publicURL + "/q/" + q.id
 	e.mu.Unlock()
-	png, err := qrcode.Encode(content, qrcode.Medium, 256)
+	png, err := qrPNG(content, 256)
 	if err != nil {
 		http.Error(w, "qrcode", http.StatusInternalServerError)
 		return
@@ -253,4 +253,15 @@ func (e *Emulator) handleScan(w http.ResponseWriter, r *http.Request) {
 	}
 	e.behaviour(r.Context(), "qr_scan", "a QR code scanned: "+fields[0].value.(string)+" with its scene and Ticket", slog.String("openid", req.OpenID), slog.String("scene", q.scene()))
 	e.pushEvent(w, r, req.OpenID, fields)
+}
+
+// qrPNG renders content as a QR code PNG at error-correction level M (15%)
+// with the standard 4-module quiet zone, at most side pixels wide.
+func qrPNG(content string, side int) ([]byte, error) {
+	code, err := qr.EncodeText(content, qr.Medium)
+	if err != nil {
+		return nil, err
+	}
+	const border = 4
+	return code.ToPNGBytes(qr.NewQrCodeImgConfig(max(1, side/(code.Size()+2*border)), border))
 }

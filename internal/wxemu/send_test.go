@@ -19,10 +19,11 @@ type received struct {
 	err     string // what the callback found wrong with the request
 }
 
-// testCallback is a tiny service /wx written from wechat-protocol.md section
-// 6: it checks signature and msg_signature, decrypts with the official
-// token, key and appid, and answers reply(message) (plaintext XML, "" for
-// success), encrypting it in safe mode or when encryptReply is set.
+// testCallback is a tiny service /wx written from WeChat's message
+// encryption page and the WXBizMsgCrypt samples: it checks signature and
+// msg_signature, decrypts with the official token, key and appid, and
+// answers reply(message) (plaintext XML, "" for success), encrypting it in
+// safe mode or when encryptReply is set.
 type testCallback struct {
 	mu           sync.Mutex
 	got          []received

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/store/storetest"
@@ -17,7 +18,7 @@ import (
 // written are always there.
 func TestStore_MaxRecordBytes(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock(storetest.Epoch())
+	clock := clocktest.New(storetest.Epoch())
 	const limit = 1 << 20
 	s := memory.New(clock.Now, memory.WithMaxRecordBytes(limit))
 	t.Cleanup(func() { s.Close() })

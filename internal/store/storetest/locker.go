@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -22,8 +23,8 @@ const blockedFor = 150 * time.Millisecond
 // every grant, releasing a lost lease frees nothing, and concurrent holders
 // never overlap.
 func TestLocker(t *testing.T, newStore NewFunc[store.Locker]) {
-	setup := func(t *testing.T) (store.Locker, *Clock) {
-		clock := NewClock(Epoch())
+	setup := func(t *testing.T) (store.Locker, *clocktest.Clock) {
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now), clock
 	}
 	// mustBlock fails t unless Lock(name) is still refused after blockedFor.
@@ -192,7 +193,7 @@ func TestLocker(t *testing.T, newStore NewFunc[store.Locker]) {
 // for a lower fence (the stored token kept), equal and higher fences accepted.
 func TestTokenCache(t *testing.T, newStore NewFunc[store.TokenCache]) {
 	setup := func(t *testing.T) store.TokenCache {
-		clock := NewClock(Epoch())
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now)
 	}
 	check := func(t *testing.T, c store.TokenCache, name string, want store.CachedToken) {
@@ -243,7 +244,7 @@ func TestTokenCache(t *testing.T, newStore NewFunc[store.TokenCache]) {
 // delivered, and the channel closes when the subscriber's ctx ends.
 func TestBroker(t *testing.T, newStore NewFunc[store.Broker]) {
 	setup := func(t *testing.T) store.Broker {
-		clock := NewClock(Epoch())
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now)
 	}
 	recv := func(t *testing.T, ch <-chan []byte, want string) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -16,8 +17,8 @@ import (
 // callers (exactly one winner), expiry (lazy, as seen by every method), and
 // that a returned value is the caller's own copy.
 func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
-	setup := func(t *testing.T) (store.Records, *Clock) {
-		clock := NewClock(Epoch())
+	setup := func(t *testing.T) (store.Records, *clocktest.Clock) {
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now), clock
 	}
 

@@ -3,9 +3,10 @@ package storetest
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/internal/clocktest"
 )
 
 // NewFunc builds a fresh, empty store of type T for one subtest, reading the
@@ -14,34 +15,10 @@ import (
 // t.Cleanup.
 type NewFunc[T any] func(t *testing.T, now func() time.Time) T
 
-// Epoch returns the time every [Clock] of the suite starts at: a whole
+// Epoch returns the time every clock of the suite starts at: a whole
 // second (2026-01-02T03:04:05Z), so that backends storing microseconds
 // (PostgreSQL timestamptz) round-trip it.
 func Epoch() time.Time { return time.Date(2026, time.January, 2, 3, 4, 5, 0, time.UTC) }
-
-// Clock is a manual clock, safe for concurrent use. Its zero value is not
-// usable: call [NewClock].
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a clock reading t until advanced.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's current time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // waitLimit bounds every poll of the suite (server-side expiry, delivery). It
 // is a safety net against hangs, not an assertion on speed.
@@ -52,7 +29,7 @@ const pollEvery = 10 * time.Millisecond
 
 // eventually calls cond until it returns true, advancing clock by step
 // before each call, and fails t when waitLimit passes first.
-func eventually(t *testing.T, clock *Clock, step time.Duration, what string, cond func() bool) {
+func eventually(t *testing.T, clock *clocktest.Clock, step time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -24,7 +25,7 @@ func hashOf(s string) string {
 // concurrent rotations), the grace window, expiry and RevokeFamily.
 func TestRefreshTokens(t *testing.T, newStore NewFunc[store.RefreshTokens]) {
 	setup := func(t *testing.T) store.RefreshTokens {
-		clock := NewClock(Epoch())
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now)
 	}
 	tok := func(name, family string) store.RefreshToken {
@@ -273,7 +274,7 @@ func TestRefreshTokens(t *testing.T, newStore NewFunc[store.RefreshTokens]) {
 // concurrent UpdateKeys calls all applied (none lost).
 func TestKeys(t *testing.T, newStore NewFunc[store.Keys]) {
 	setup := func(t *testing.T) store.Keys {
-		clock := NewClock(Epoch())
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now)
 	}
 	key := func(id string, created time.Time) store.SigningKey {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -22,7 +23,7 @@ var userIDPattern = regexp.MustCompile(`^u_[0-9A-Za-z]{22}$`)
 // user.
 func TestUsers(t *testing.T, newStore NewFunc[store.Users]) {
 	setup := func(t *testing.T) store.Users {
-		clock := NewClock(Epoch())
+		clock := clocktest.New(Epoch())
 		return newStore(t, clock.Now)
 	}
 	upsert := func(t *testing.T, s store.Users, u store.User, now time.Time) store.User {
