@@ -494,3 +494,30 @@ func TestOIDC_Hostile(t *testing.T) {
 		}
 	})
 }
+
+// TestOIDC_ClientCredentialsToProxy: a back end gets an access token from
+// the token endpoint (client_credentials, client_secret_post) and calls
+// WeChat's API through the proxy with it as a Bearer token.
+func TestOIDC_ClientCredentialsToProxy(t *testing.T) {
+	t.Parallel()
+	svc, _, _ := startProxyPair(t)
+	resp, err := http.PostForm(svc+"/oauth/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {"svc"}, "client_secret": {proxySvcSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, svc+"/cgi-bin/user/info?openid=oWXEMU_alice", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	_, r, body := wxDo(t, req)
+	if r.code() != 0 || r.OpenID != "oWXEMU_alice" {
+		t.Fatalf("proxied user/info with the token endpoint's token: %s", body)
+	}
+}

@@ -178,3 +178,70 @@ func TestCallback_DeadCode(t *testing.T) {
 		t.Errorf("second dead code: %d %.300s", resp.StatusCode, body)
 	}
 }
+
+// emuFault scripts a fault of the emulator (POST /emu/faults).
+func (h *harness) emuFault(t *testing.T, body string) {
+	t.Helper()
+	resp, err := http.Post(h.emu.URL+"/emu/faults", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/emu/faults %s: %v %v", body, resp, err)
+	}
+	resp.Body.Close()
+}
+
+// TestCallback_AnswerLost: the code exchange reached WeChat, which consumed
+// the code, and its answer was lost: the busy page with a retry link (a
+// lost answer is also what an outage looks like), and the retry logs in.
+func TestCallback_AnswerLost(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
+	h.emuFault(t, `{"path":"/sns/oauth2/access_token","drop_answer":true}`)
+	resp, body := c.do("GET", cb, "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "/login?redirect=") {
+		t.Fatalf("lost answer: %d %s %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	resp, _ = c.do("GET", h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice"), "")
+	if cl, err := h.sessions.Verify(context.Background(), fragment(t, resp).Get("access_token")); err != nil || cl.OpenID != "oWXEMU_alice" {
+		t.Fatalf("after the retry: %+v %v", cl, err)
+	}
+}
+
+// TestCallback_DoubleRedirect: WeChat calls redirect_uri twice for one
+// authorization (two codes, one state) while the first is in flight; the
+// browser ends on one login either way.
+func TestCallback_DoubleRedirect(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	authURL := h.startLogin(c)
+	h.emuFault(t, `{"path":"/connect/oauth2/authorize","double_redirect":true}`)
+	resp, body := c.do("GET", authURL, "", "User-Agent", wechatAgent, "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
+	first, second := resp.Header.Get("X-Wxemu-First-Redirect"), resp.Header.Get("Location")
+	if first == "" || second == "" || first == second {
+		t.Fatalf("no double redirect: %d %s", resp.StatusCode, body)
+	}
+	type answer struct {
+		resp *http.Response
+	}
+	got := make(chan answer, 2)
+	for _, u := range []string{first, second} {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			r, err := c.c.Do(req)
+			if err != nil {
+				got <- answer{}
+				return
+			}
+			r.Body.Close()
+			got <- answer{r}
+		}()
+	}
+	a, b := <-got, <-got
+	if a.resp == nil || b.resp == nil {
+		t.Fatal("a callback failed")
+	}
+	ja, jb := fragment(t, a.resp).Get("access_token"), fragment(t, b.resp).Get("access_token")
+	if ja != jb {
+		t.Errorf("two logins for one authorization")
+	}
+}

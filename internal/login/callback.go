@@ -54,7 +54,8 @@ type outcome struct {
 // that did not start it is sent through a fresh, bound authorization
 // (silent for snsapi_base) instead, once, and never logged in on the
 // strength of the URL. The first callback of a state exchanges the code
-// (once; a dead code, 40029 or 40163, restarts the authorization once),
+// (once; a dead code, 40029, 40163 or 42003, restarts the authorization
+// once),
 // fetches sns/userinfo for snsapi_userinfo, upserts the user and answers:
 // the client's redirect_uri with a one-time code, or, for a cookie login,
 // the wxauth_session cookie and a 302 to the page. A duplicate callback of
@@ -170,8 +171,12 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	}
 	tok, err := s.cfg.WeChat.Exchange(ctx, code)
 	if err != nil {
-		if wechat.IsCode(err, wechat.CodeCodeUsed, wechat.CodeInvalidCode) && f.Restarts < maxRestarts {
-			// A dead code (used, or unknown to WeChat): ask for a new one.
+		if wechat.IsDeadCode(err) && f.Restarts < maxRestarts {
+			// A dead code (used, unknown, expired): ask WeChat for a new
+			// one, once (silent for snsapi_base). An exchange whose answer
+			// was lost (wechat.ErrAnswerLost) is left to the busy page and
+			// its retry link: it is also what a WeChat outage looks like,
+			// where a restart would only add a trip to WeChat.
 			s.count(f.WeChatScope, metrics.LoginExpiredCode)
 			return s.restart(ctx, f)
 		}
