@@ -82,6 +82,84 @@ func TestFaults_CodeExchange(t *testing.T) {
 			t.Fatalf("after a 502: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 	})
+	t.Run("AnswerLost", func(t *testing.T) {
+		// WeChat consumes the code and the connection drops before its
+		// answer: the exchange is not sent again (it could only meet
+		// 40163); the authorization restarts once, silently for
+		// snsapi_base, and the same browser ends logged in as Bob.
+		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","drop_answer":true,"times":1}`)
+		b := newBrowser(t)
+		cb, _ := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		resp, body := b.get(cb)
+		if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize?") {
+			t.Fatalf("lost answer: %d %q %s, want a new authorization", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		resp, _ = b.get(resp.Header.Get("Location"), "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+		resp, body = b.get(resp.Header.Get("Location"))
+		succeeded(t, resp, body)
+		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 2 {
+			t.Errorf("sns/oauth2/access_token called %v times, want 2 (one per code, none sent twice)", n)
+		}
+		if got := b.verifiedOpenID(svc); got != "oWXEMU_bob" {
+			t.Errorf("logged in as %q, want oWXEMU_bob", got)
+		}
+	})
+	t.Run("DoubleRedirect", func(t *testing.T) {
+		// WeChat calls redirect_uri twice for one authorization, with two
+		// codes (Android X5, a page refresh), both in flight at once: one
+		// login for this browser, both answers carry it.
+		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		emuFault(t, emu, `{"path":"/connect/oauth2/authorize","double_redirect":true,"times":1}`)
+		b := newBrowser(t)
+		second, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		first := resp.Header.Get("X-Wxemu-First-Redirect")
+		if first == "" || second == "" || first == second {
+			t.Fatalf("no double redirect: %q %q", first, second)
+		}
+		type answer struct {
+			status  int
+			loc     string
+			session string
+		}
+		answers := make(chan answer, 2)
+		for _, u := range []string{first, second} {
+			go func() {
+				req, _ := http.NewRequest(http.MethodGet, u, nil)
+				req.Header.Set("User-Agent", wechatUA)
+				r, err := b.c.Do(req)
+				if err != nil {
+					answers <- answer{}
+					return
+				}
+				r.Body.Close()
+				a := answer{status: r.StatusCode, loc: r.Header.Get("Location")}
+				for _, c := range r.Cookies() {
+					if c.Name == "wxauth_session" {
+						a.session = c.Value
+					}
+				}
+				answers <- a
+			}()
+		}
+		a, c := <-answers, <-answers
+		for _, x := range []answer{a, c} {
+			if x.status != http.StatusFound || x.loc != h5+"/" {
+				t.Fatalf("a callback of the pair: %+v, want 302 to the page", x)
+			}
+		}
+		// Session cookies are sealed with a fresh nonce each time, so the
+		// two values differ; one login means one code exchanged.
+		if a.session == "" || c.session == "" {
+			t.Errorf("an answer of the pair carries no session cookie")
+		}
+		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 1 {
+			t.Errorf("sns/oauth2/access_token called %v times for one authorization, want 1 (one login)", n)
+		}
+		if got := b.verifiedOpenID(svc); got != "oWXEMU_bob" {
+			t.Errorf("logged in as %q, want oWXEMU_bob", got)
+		}
+	})
 	t.Run("Delay10s", func(t *testing.T) {
 		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","delay_ms":10000,"times":1}`)
 		resp, body := login(t)
@@ -162,4 +240,15 @@ func TestFaults_CircuitBreaker(t *testing.T) {
 	if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 0 {
 		t.Errorf("the open circuit still called WeChat %v times", n)
 	}
+}
+
+// verifiedOpenID returns the openid /verify names for the browser's cookie
+// session, or "" when it is refused.
+func (b *browser) verifiedOpenID(svc string) string {
+	b.t.Helper()
+	resp, _ := b.get(svc + "/verify")
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return resp.Header.Get("X-Auth-Request-Openid")
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -190,20 +191,47 @@ func (h *harness) emuFault(t *testing.T, body string) {
 }
 
 // TestCallback_AnswerLost: the code exchange reached WeChat, which consumed
-// the code, and its answer was lost: the busy page with a retry link (a
-// lost answer is also what an outage looks like), and the retry logs in.
+// the code, and its answer was lost. The exchange is not sent again (it
+// would only get 40163): the authorization restarts once, transparently,
+// and the login completes for the same user; the exchange API saw exactly
+// one call per code.
 func TestCallback_AnswerLost(t *testing.T) {
 	h := newHarness(t, false)
 	c := newClient(t)
 	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
 	h.emuFault(t, `{"path":"/sns/oauth2/access_token","drop_answer":true}`)
 	resp, body := c.do("GET", cb, "")
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "/login?redirect=") {
-		t.Fatalf("lost answer: %d %s %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), h.emu.URL+"/connect/oauth2/authorize?") {
+		t.Fatalf("lost answer: %d %s %.300s, want a restart", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	resp, _ = c.do("GET", h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice"), "")
+	resp, _ = c.do("GET", h.wechatRedirect(c, resp.Header.Get("Location"), "oWXEMU_alice"), "")
 	if cl, err := h.sessions.Verify(context.Background(), fragment(t, resp).Get("access_token")); err != nil || cl.OpenID != "oWXEMU_alice" {
-		t.Fatalf("after the retry: %+v %v", cl, err)
+		t.Fatalf("after the restart: %+v %v", cl, err)
+	}
+	if n := h.emuCalls(t, "/sns/oauth2/access_token"); n != 2 {
+		t.Errorf("exchange calls: %d, want 2 (one per code, none repeated)", n)
+	}
+}
+
+// TestCallback_SnapshotWithoutFlag: WeChat leaves is_snapshotuser out of
+// a snapshot user's exchange at times; sns/userinfo then answers 48001 and
+// the user gets no session (the openid is a virtual one).
+func TestCallback_SnapshotWithoutFlag(t *testing.T) {
+	h := newHarness(t, false)
+	c := newClient(t)
+	resp, body := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_userinfo", "")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("/login: %d %s", resp.StatusCode, body)
+	}
+	h.emuFault(t, `{"path":"/sns/oauth2/access_token","omit_snapshot":true}`)
+	resp, _ = c.do("GET", h.wechatRedirect(c, resp.Header.Get("Location"), "oWXEMU_snap"), "")
+	for _, ck := range resp.Cookies() {
+		if (ck.Name == session.SessionCookie || ck.Name == session.RefreshCookie) && ck.MaxAge > 0 {
+			t.Errorf("snapshot user got %s", ck.Name)
+		}
+	}
+	if got := fragmentError(t, resp).Get("error"); got != "snapshot_user" {
+		t.Errorf("snapshot user without the flag: error=%q, want snapshot_user", got)
 	}
 }
 
@@ -244,4 +272,20 @@ func TestCallback_DoubleRedirect(t *testing.T) {
 	if ja != jb {
 		t.Errorf("two logins for one authorization")
 	}
+}
+
+// emuCalls returns how many times the emulator answered path
+// (GET /emu/calls).
+func (h *harness) emuCalls(t *testing.T, path string) int {
+	t.Helper()
+	resp, err := http.Get(h.emu.URL + "/emu/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var calls map[string]int
+	if err := json.NewDecoder(resp.Body).Decode(&calls); err != nil {
+		t.Fatal(err)
+	}
+	return calls[path]
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -171,12 +172,12 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	}
 	tok, err := s.cfg.WeChat.Exchange(ctx, code)
 	if err != nil {
-		if wechat.IsDeadCode(err) && f.Restarts < maxRestarts {
-			// A dead code (used, unknown, expired): ask WeChat for a new
-			// one, once (silent for snsapi_base). An exchange whose answer
-			// was lost (wechat.ErrAnswerLost) is left to the busy page and
-			// its retry link: it is also what a WeChat outage looks like,
-			// where a restart would only add a trip to WeChat.
+		if (wechat.IsDeadCode(err) || answerDropped(ctx, err)) && f.Restarts < maxRestarts {
+			// A dead code (used, unknown, expired), or an exchange that
+			// reached WeChat and whose connection dropped before the answer
+			// (the code is most likely consumed; sending it again would only
+			// get 40163): ask WeChat for a new code, once (silent for
+			// snsapi_base and for followers).
 			s.count(f.WeChatScope, metrics.LoginExpiredCode)
 			return s.restart(ctx, f)
 		}
@@ -206,8 +207,14 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 				u.UnionID = info.UnionID
 			}
 		case wechat.IsCode(err, wechat.CodeUnauthorized):
-			// Only base scope was granted after all: log in without a profile.
-			scope = wechat.ScopeBase
+			// 48001 for an snsapi_userinfo token: a snapshot-page user whose
+			// exchange did not say is_snapshotuser (WeChat leaves it out
+			// at times); the openid is a virtual one, so no session.
+			s.count(f.WeChatScope, metrics.LoginSnapshot)
+			if f.oidcMode() {
+				return outcome{Location: errorURL(f, "access_denied", SnapshotDescription)}
+			}
+			return outcome{Location: withFragment(f.Redirect, "error=snapshot_user")}
 		default:
 			s.countErr(f.WeChatScope, err)
 			return fail(s.cfg.Pages.FromError(ctx, "userinfo", err))
@@ -227,6 +234,21 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	}
 	s.count(f.WeChatScope, metrics.LoginSuccess)
 	return o
+}
+
+// answerDropped reports whether err is a code exchange whose request reached
+// WeChat and whose connection then dropped without an answer
+// ([wechat.ErrAnswerLost] without an HTTP status or a timeout). A timeout or
+// a 5xx is what an outage looks like: those get the busy page, since a new
+// authorization would meet the same outage and the callback's budget is
+// spent.
+func answerDropped(ctx context.Context, err error) bool {
+	if !errors.Is(err, wechat.ErrAnswerLost) || ctx.Err() != nil {
+		return false
+	}
+	var status *wechat.StatusError
+	var netErr net.Error
+	return !errors.As(err, &status) && !(errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // finish ends a flow for id: a code on the client's redirect_uri (and the
