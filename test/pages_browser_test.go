@@ -105,10 +105,10 @@ func TestBrowser_Pages(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(svc+"/login?redirect="+url.QueryEscape("https://evil.example/")), chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
 			t.Fatal(err)
 		}
-		// The /login handler still quotes the allowlist's reason ("redirect
-		// not allowed: ...") in this page's message; redirectRefused in
-		// internal/httpapi/pages.go keeps it in the log instead.
-		pageCheck(t, ctx, dir, "02-error-unlisted-redirect", []string{"请求无效", "Invalid request", "请求编号", "返回首页"}, []string{"WXAUTH_"})
+		// The allowlist's reason and the setting's name stay in the
+		// operator's log line; the page says it in plain words.
+		pageCheck(t, ctx, dir, "02-error-unlisted-redirect", []string{"请求无效", "Invalid request", "请求编号", "返回首页", "不在本服务允许返回的范围内"},
+			[]string{"WXAUTH_", "redirect not allowed", "evil.example"})
 		if href := attr(t, ctx, "start", "href"); href != svc+"/" {
 			t.Errorf("start again goes to %q, want the service's root", href)
 		}

@@ -26,6 +26,14 @@ func (l loginPages) FromError(ctx context.Context, step string, err error) login
 		Message: e.Message, MessageZh: e.MessageZh, RetryURL: e.RetryURL}
 }
 
+// RedirectRefused is [pages.redirectRefused] as a login.Problem: plain
+// words for the user, the reason and the setting in the operator's log.
+func (l loginPages) RedirectRefused(ctx context.Context, raw string, err error) login.Problem {
+	e := l.p.redirectRefused(ctx, raw, err)
+	return login.Problem{Status: e.Status, Code: e.Code, Title: e.Title, TitleZh: e.TitleZh,
+		Message: e.Message, MessageZh: e.MessageZh, RetryURL: e.RetryURL}
+}
+
 // qrFlowPrefix marks a QR login attempt that ends a client's authorization
 // request (login.Service.CompleteQR) instead of a cookie login.
 const qrFlowPrefix = "flow:"

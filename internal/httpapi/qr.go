@@ -86,7 +86,7 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options
 	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); !ok || !o.login.QRFlow(r.Context(), h) {
 		target, err := o.Allow.Check(redirect, true)
 		if err != nil {
-			e := errBadRequest.withMessage("The redirect address is not allowed ("+err.Error()+").", "跳转地址不在允许列表中，无法登录。")
+			e := p.redirectRefused(r.Context(), redirect, err)
 			return qrlogin.Attempt{}, &e
 		}
 		redirect = target.String()

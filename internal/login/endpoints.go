@@ -381,9 +381,7 @@ func (s *Service) cookieLogin() http.Handler {
 		}
 		target, err := s.cfg.Allow.Check(r.FormValue("redirect"), true)
 		if err != nil {
-			p := problemBadRequest
-			p.Message, p.MessageZh = "The redirect address is not allowed ("+err.Error()+").", "跳转地址不在允许列表中，无法登录。"
-			s.cfg.Pages.Problem(w, r, p)
+			s.cfg.Pages.Problem(w, r, s.cfg.Pages.RedirectRefused(r.Context(), r.FormValue("redirect"), err))
 			return
 		}
 		if s.cfg.QR && !inWeChat(r.Header) {

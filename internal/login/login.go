@@ -105,6 +105,10 @@ type Pages interface {
 	// FromError maps an internal error of step to what the user sees,
 	// logging the detail (never a secret) with the request id.
 	FromError(ctx context.Context, step string, err error) Problem
+	// RedirectRefused is the problem of a redirect (raw, as the client sent
+	// it) that WXAUTH_ALLOWED_REDIRECTS refuses with err: plain words for
+	// the user; the reason and the setting go to the operator's log.
+	RedirectRefused(ctx context.Context, raw string, err error) Problem
 }
 
 // Config are the dependencies and settings of [New]. Fields without a

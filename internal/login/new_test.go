@@ -16,8 +16,9 @@ import (
 
 type nopPages struct{}
 
-func (nopPages) Problem(http.ResponseWriter, *http.Request, Problem) {}
-func (nopPages) FromError(context.Context, string, error) Problem    { return Problem{} }
+func (nopPages) Problem(http.ResponseWriter, *http.Request, Problem)    {}
+func (nopPages) FromError(context.Context, string, error) Problem       { return Problem{} }
+func (nopPages) RedirectRefused(context.Context, string, error) Problem { return Problem{} }
 
 // TestNew refuses a client_id equal to the access tokens' audience and an
 // ID-token algorithm the key manager keeps no key of.
