@@ -444,26 +444,34 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 // profile, and snsapi_userinfo otherwise.
 func TestLogin_ReturningUserScope(t *testing.T) {
 	h := newHarness(t, false)
-	c := newClient(t)
-	scopeOf := func() string {
+	// noScope runs /login without a scope as user in a fresh browser (no
+	// session cookie: after a logout, on another phone) and returns where
+	// the callback of its silent snsapi_base leg sends the browser.
+	noScope := func(user string) (authScope string, after *url.URL) {
+		c := newClient(t)
 		resp, body := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage), "")
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("/login: %d %s", resp.StatusCode, body)
 		}
 		u, _ := url.Parse(resp.Header.Get("Location"))
-		return u.Query().Get("scope")
+		resp, _ = c.do("GET", h.wechatRedirect(c, resp.Header.Get("Location"), user), "")
+		after, _ = url.Parse(resp.Header.Get("Location"))
+		return u.Query().Get("scope"), after
 	}
-	if got := scopeOf(); got != wechat.ScopeUserInfo {
-		t.Errorf("first visit: scope %s", got)
+	// Alice without a profile yet: the silent leg, then snsapi_userinfo.
+	scope, after := noScope("oWXEMU_alice")
+	if scope != wechat.ScopeBase || after.Query().Get("scope") != wechat.ScopeUserInfo {
+		t.Errorf("first visit: %s, then %s, want snsapi_base then snsapi_userinfo", scope, after)
 	}
-	h.login(c, wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
-	if got := scopeOf(); got != wechat.ScopeBase {
-		t.Errorf("returning user with a fresh profile: scope %s", got)
+	h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
+	// With a fresh profile, the silent leg is the whole login, whatever the
+	// browser's cookies.
+	if scope, after = noScope("oWXEMU_alice"); scope != wechat.ScopeBase || after.String() != testPage {
+		t.Errorf("returning user with a fresh profile: %s, then %s, want snsapi_base then the page", scope, after)
 	}
-	c2 := newClient(t)
-	h.login(c2, wechat.ScopeBase, "oWXEMU_bob", "allow")
-	c = c2
-	if got := scopeOf(); got != wechat.ScopeUserInfo {
-		t.Errorf("returning user without a profile: scope %s", got)
+	// Bob logged in with snsapi_base only: no profile, so it is asked for.
+	h.login(newClient(t), wechat.ScopeBase, "oWXEMU_bob", "allow")
+	if _, after = noScope("oWXEMU_bob"); after.Query().Get("scope") != wechat.ScopeUserInfo {
+		t.Errorf("returning user without a profile: then %s, want snsapi_userinfo", after)
 	}
 }

@@ -28,6 +28,11 @@ type flow struct {
 	Redirect    string   `json:"redirect,omitempty"`       // cookie mode: the allowlisted page to return to
 	WeChatScope string   `json:"wechat_scope"`             // snsapi_base or snsapi_userinfo
 	Restarts    int      `json:"restarts,omitempty"`       // transparent restarts so far (<= maxRestarts)
+	// AutoScope marks a cookie login that asked for no scope: it starts
+	// with a silent snsapi_base and is upgraded to snsapi_userinfo in the
+	// callback only when the user's profile is missing or older than
+	// ProfileMaxAge.
+	AutoScope bool `json:"auto_scope,omitempty"`
 }
 
 // oidcMode reports whether f answers a client (else it sets the cookie).

@@ -195,6 +195,17 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	if scope == "" {
 		scope = f.WeChatScope
 	}
+	if f.AutoScope && !strings.Contains(scope, wechat.ScopeUserInfo) && !s.profileFresh(ctx, openID) {
+		// A login without a scope for a user whose profile is missing or
+		// stale: ask for snsapi_userinfo now (a consent page unless WeChat
+		// spares followers it).
+		f.AutoScope, f.WeChatScope = false, wechat.ScopeUserInfo
+		u, st, err := s.startWeChat(ctx, headerWriter{}, f)
+		if err != nil {
+			return fail(s.cfg.Pages.FromError(ctx, "ask for the profile", err))
+		}
+		return outcome{Location: u, State: st}
+	}
 	u := store.User{AppID: s.cfg.AppID, OpenID: openID, UnionID: wechat.UnionID(tok), Scope: scope}
 	if strings.Contains(scope, wechat.ScopeUserInfo) {
 		info, err := s.cfg.WeChat.UserInfo(ctx, tok.AccessToken, openID, "zh_CN")
@@ -234,6 +245,13 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 	}
 	s.count(f.WeChatScope, metrics.LoginSuccess)
 	return o
+}
+
+// profileFresh reports whether the user of openID has a profile younger
+// than ProfileMaxAge (a store error counts as no).
+func (s *Service) profileFresh(ctx context.Context, openID string) bool {
+	u, err := s.cfg.Users.FindUser(ctx, s.cfg.AppID, openID)
+	return err == nil && !u.ProfileUpdatedAt.IsZero() && s.now().Sub(u.ProfileUpdatedAt) <= s.cfg.ProfileMaxAge
 }
 
 // answerDropped reports whether err is a code exchange whose request reached

@@ -393,14 +393,17 @@ func (s *Service) cookieLogin() http.Handler {
 		switch scope {
 		case wechat.ScopeBase, wechat.ScopeUserInfo:
 		case "":
-			scope = s.chooseScope(r)
+			// Who the user is is known only after WeChat: a silent
+			// snsapi_base first; the callback asks for the profile when it
+			// is missing or older than ProfileMaxAge.
+			scope = wechat.ScopeBase
 		default:
 			p := problemBadRequest
 			p.Message, p.MessageZh = "scope must be snsapi_base or snsapi_userinfo.", "scope 只能是 snsapi_base 或 snsapi_userinfo。"
 			s.cfg.Pages.Problem(w, r, p)
 			return
 		}
-		u, _, err := s.startWeChat(r.Context(), w, flow{Redirect: target.String(), WeChatScope: scope})
+		u, _, err := s.startWeChat(r.Context(), w, flow{Redirect: target.String(), WeChatScope: scope, AutoScope: r.FormValue("scope") == ""})
 		if err != nil {
 			s.cfg.Pages.Problem(w, r, s.cfg.Pages.FromError(r.Context(), "start login", err))
 			return
@@ -411,25 +414,6 @@ func (s *Service) cookieLogin() http.Handler {
 		h.Set("Location", u)
 		w.WriteHeader(http.StatusFound)
 	})
-}
-
-// chooseScope picks the scope of a cookie login without one: snsapi_base
-// when the browser has a valid session whose user's profile is younger
-// than ProfileMaxAge, else snsapi_userinfo.
-func (s *Service) chooseScope(r *http.Request) string {
-	raw, ok := s.cfg.Cookies.Session(r)
-	if !ok {
-		return wechat.ScopeUserInfo
-	}
-	c, err := s.cfg.Sessions.Verify(r.Context(), raw)
-	if err != nil {
-		return wechat.ScopeUserInfo
-	}
-	u, err := s.cfg.Users.GetUser(r.Context(), c.Subject)
-	if err != nil || u.ProfileUpdatedAt.IsZero() || s.now().Sub(u.ProfileUpdatedAt) > s.cfg.ProfileMaxAge {
-		return wechat.ScopeUserInfo
-	}
-	return wechat.ScopeBase
 }
 
 // QRFlow reports whether handle names a client's login waiting for the QR
