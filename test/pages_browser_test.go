@@ -239,3 +239,40 @@ func waitTrue(ctx context.Context, expr string, d time.Duration) bool {
 func jsString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
+
+// TestBrowser_DesktopAsInsideWeChat: in `authsvc dev` a desktop browser
+// opening the example page logs in by QR code, as in production; the page's
+// "as inside WeChat (emulated)" switch sends it through the in-WeChat path
+// instead (the emulator's user picker), and back.
+func TestBrowser_DesktopAsInsideWeChat(t *testing.T) {
+	p := startDev(t)
+	svc, h5 := p.URL("service"), p.URL("h5")
+	e2e.WaitReady(t, svc)
+	dir := artifactsDir(t)
+	ctx := newChromium(t, qrDesktopUA)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h5+"/"), chromedp.WaitVisible(chromedp.ID("inside-wechat"))); err != nil {
+		t.Fatal(err)
+	}
+	pageCheck(t, ctx, dir, "20-desktop-example-page", []string{"as inside WeChat (emulated)", "模拟微信内打开"}, nil)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("inside-wechat")), chromedp.WaitVisible(chromedp.ID("login-base")),
+		chromedp.Click(chromedp.ID("login-base")), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice"))); err != nil {
+		t.Fatalf("the switch did not lead to the emulator's user picker: %v", err)
+	}
+	pageCheck(t, ctx, dir, "21-desktop-as-inside-wechat-picker", []string{"谁在打开", "Alice 爱丽丝"}, nil)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("user-oWXEMU_alice")), chromedp.WaitVisible(chromedp.ID("signed-in"))); err != nil {
+		t.Fatal(err)
+	}
+	if openid := text(t, ctx, "openid"); openid != "oWXEMU_alice" {
+		t.Errorf("signed in as %q, want oWXEMU_alice", openid)
+	}
+	// Back to the desktop way: the next sign-in shows the QR login page.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("inside-wechat")), chromedp.Click(chromedp.ID("inside-wechat")),
+		chromedp.WaitVisible(chromedp.ID("logout")), chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("login-base")), chromedp.Click(chromedp.ID("login-base"))); err != nil {
+		t.Fatal(err)
+	}
+	if !waitTrue(ctx, `location.pathname === "/qr/login"`, 10*time.Second) {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Errorf("after switching back, sign-in went to %s, want the QR login page", loc)
+	}
+}

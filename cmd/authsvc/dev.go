@@ -145,6 +145,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	if err != nil {
 		return fmt.Errorf("dev configuration:\n%w", err)
 	}
+	cfg.InsideWeChatCookie = h5.InsideWeChatCookie
 	// The same configuration for every other command (keys, qrcode, menu,
 	// check, serve): --config DIR/config.yaml.
 	cliConfig := filepath.Join(*dir, "config.yaml")
@@ -155,7 +156,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 		AppID: appID, AppSecret: appSecret, OAuthDomains: []string{lns[0].Addr().String(), "localhost:" + portOf(lns[0])},
 		OriginalID: "gh_wxemu00000000", PublicURL: emuURL,
 		CallbackURL: svcURL + "/wx", CallbackToken: secrets.CallbackToken, AESKey: secrets.AESKey, Mode: "safe",
-		Logger: logger.With("component", "emulator"),
+		Logger: logger.With("component", "emulator"), InsideWeChatCookie: h5.InsideWeChatCookie,
 	})
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
@@ -170,9 +171,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	fmt.Fprintf(stdout, "  service   listening on %s\n", svcURL)
 	fmt.Fprintf(stdout, "  emulator  listening on %s  (WeChat: test users, chat as a follower at %s/emu/chat)\n", emuURL, emuURL)
 	fmt.Fprintf(stdout, "  h5        listening on %s\n", h5URL)
-	fmt.Fprintf(stdout, "\nOpen %s/ in a browser to log in as an emulated WeChat user.\n", h5URL)
-	fmt.Fprintf(stdout, "Desktop login (QR code): %s/qr/login?redirect=%s (scan it on the emulator's QR page: \"scan as ...\")\n",
-		svcURL, url.QueryEscape(h5URL+"/"))
+	fmt.Fprintf(stdout, "\nOpen %s/ in a browser: the example H5 page, logging in through wxauth.\n", h5URL)
+	fmt.Fprintf(stdout, "  desktop browser:  QR login, as in production (the emulator's QR page has \"scan as ...\" buttons);\n")
+	fmt.Fprintf(stdout, "                    the page's link \"as inside WeChat (emulated)\" switches to the in-WeChat path\n")
+	fmt.Fprintf(stdout, "  WeChat user agent (a phone in the browser's device toolbar with MicroMessenger in its UA):\n")
+	fmt.Fprintf(stdout, "                    the in-WeChat path: the emulator's user picker, then the consent page for snsapi_userinfo\n")
+	fmt.Fprintf(stdout, "Desktop login (QR code): %s/qr/login?redirect=%s (the QR login page alone)\n", svcURL, url.QueryEscape(h5URL+"/"))
 	fmt.Fprintf(stdout, "\nOpenID Provider: issuer %s (discovery: %s/.well-known/openid-configuration); clients in %s:\n", svcURL, svcURL, clientsFile)
 	fmt.Fprintf(stdout, "  h5-demo       public (PKCE S256), redirect_uris %s/ and %s/index.html\n", h5URL, h5URL)
 	fmt.Fprintf(stdout, "  demo-backend  confidential, client_secret %s, redirect_uri %s\n", secrets.DemoBackendSecret, devBackendRedirect)

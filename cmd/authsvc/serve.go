@@ -210,7 +210,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		Allow: allow, WeChat: wx, Tokens: tokens, Sessions: sessions, Cookies: cookies, Box: box,
 		Stores: stores, Callback: cb, QR: qr, Clients: cfg.Clients, AdminToken: cfg.AdminToken, ProfileMaxAge: cfg.ProfileMaxAge, Now: now,
 		Metrics: met, MetricsHandler: mainMetrics(cfg, svc.metrics), Limits: limits(cfg),
-		Proxy: wxProxy,
+		Proxy: wxProxy, InsideWeChatCookie: cfg.InsideWeChatCookie,
 	})
 	if err != nil {
 		return nil, err

@@ -102,8 +102,22 @@
   };
 
   if (cfg.emulator) {
+    // In authsvc dev a desktop browser logs in by QR code, as in
+    // production; this switch lets it take the in-WeChat path instead
+    // (user picker, consent page), against the emulator only.
+    var inside = document.cookie.split("; ").indexOf(cfg.insideCookie + "=1") >= 0;
+    var wechatUA = /MicroMessenger/.test(navigator.userAgent);
     $("emulator-links").innerHTML = 'Development: <a href="' + cfg.emulator + '/emu/chat">chat as a follower</a> · <a href="' +
-      cfg.emulator + '/emu/users">test users</a>';
+      cfg.emulator + '/emu/users">test users</a>' + (wechatUA ? "" : ' · <a href="#" id="inside-wechat">' +
+      (inside ? "back to the desktop way (QR login) · 恢复桌面扫码登录" : "as inside WeChat (emulated) · 模拟微信内打开") + "</a>");
+    var sw = $("inside-wechat");
+    if (sw) {
+      sw.onclick = function (ev) {
+        ev.preventDefault();
+        document.cookie = cfg.insideCookie + (inside ? "=; path=/; max-age=0" : "=1; path=/; SameSite=Lax");
+        location.reload();
+      };
+    }
   }
 
   wxauth.on("logout", function (why) {

@@ -28,6 +28,13 @@ var files embed.FS
 // registry (`authsvc dev` registers it).
 const ClientID = "h5-demo"
 
+// InsideWeChatCookie is the cookie the page's "as inside WeChat (emulated)"
+// switch sets (value "1", Path /, on the page's host, which loopback ports
+// share): `authsvc dev` tells the service and the emulator to treat a
+// browser carrying it as WeChat's in-app browser, so a desktop browser sees
+// the user picker and the consent page instead of the QR login.
+const InsideWeChatCookie = "wxauth_dev_wechat"
+
 // Handler serves the page (index.html, which includes wxauthURL/wxauth.js),
 // /config.js telling it where wxauth (wxauthURL) and, in development, the
 // WeChat emulator (emulatorURL, may be empty) are, and the example API at
@@ -36,7 +43,7 @@ const ClientID = "h5-demo"
 // first fetched by the first API request and then kept fresh for the life
 // of the process.
 func Handler(wxauthURL, emulatorURL string) http.Handler {
-	cfg, _ := json.Marshal(map[string]string{"wxauth": wxauthURL, "emulator": emulatorURL})
+	cfg, _ := json.Marshal(map[string]string{"wxauth": wxauthURL, "emulator": emulatorURL, "insideCookie": InsideWeChatCookie})
 	configJS := []byte("window.WXAUTH_DEMO = " + string(cfg) + ";\n")
 	page, _ := files.ReadFile("index.html")
 	index := strings.NewReplacer("{{wxauth}}", html.EscapeString(wxauthURL), "{{client_id}}", ClientID).Replace(string(page))

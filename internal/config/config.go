@@ -132,6 +132,11 @@ type Config struct {
 	// remembered (about 1 KiB each) so /verify and /me skip the signature
 	// check; default 10000.
 	VerifyCacheSize int
+
+	// InsideWeChatCookie has no variable: `authsvc dev` sets it so that its
+	// example page can let a desktop browser take the in-WeChat path
+	// against the emulator (login.Config.InsideWeChatCookie).
+	InsideWeChatCookie string
 }
 
 // Problems maps a variable name to what is wrong with it. It is the error

@@ -65,6 +65,9 @@ type Options struct {
 	// clients allowed GET /internal/access-token (raw_access_token); nil
 	// disables both.
 	Proxy *proxy.Proxy
+	// InsideWeChatCookie is login.Config.InsideWeChatCookie: set by
+	// `authsvc dev` only.
+	InsideWeChatCookie string
 
 	AdminToken    string        // bearer token of /internal/*; empty (and no Proxy) removes those routes
 	StateTTL      time.Duration // life of a login state record; default 10 min
@@ -111,7 +114,7 @@ func NewServer(opts Options) (http.Handler, error) {
 	opts.login, err = login.New(login.Config{
 		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, Audience: opts.Audience, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
 		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
-		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil,
+		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil, InsideWeChatCookie: opts.InsideWeChatCookie,
 		Metrics: opts.Metrics, StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,
 	})
 	if err != nil {

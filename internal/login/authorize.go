@@ -52,6 +52,20 @@ type identity struct {
 // inWeChat reports whether the User-Agent is WeChat's in-app browser.
 func inWeChat(h http.Header) bool { return strings.Contains(h.Get("User-Agent"), "MicroMessenger") }
 
+// inWeChat reports whether a request with header h comes from WeChat's
+// in-app browser: its User-Agent, or (authsvc dev only)
+// Config.InsideWeChatCookie set to "1".
+func (s *Service) inWeChat(h http.Header) bool {
+	if inWeChat(h) {
+		return true
+	}
+	if s.cfg.InsideWeChatCookie == "" {
+		return false
+	}
+	c, err := (&http.Request{Header: h}).Cookie(s.cfg.InsideWeChatCookie)
+	return err == nil && c.Value == "1"
+}
+
 // VerifyAuthRequest looks up the client of an authorization request
 // ([op.Server]). Errors (answered as a page, never a redirect):
 // invalid_request for a missing or unknown client_id or a request object.
@@ -110,11 +124,11 @@ func (s *Service) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRe
 	}
 	hw := headerWriter(noStoreHeader())
 	if slices.Contains(a.Prompt, oidc.PromptNone) {
-		if !inWeChat(r.Header) || wscope != wechat.ScopeBase {
+		if !s.inWeChat(r.Header) || wscope != wechat.ScopeBase {
 			return nil, oidc.ErrLoginRequired().WithDescription("a WeChat login with a page is needed")
 		}
 		// Inside WeChat snsapi_base is silent: no page is shown.
-	} else if s.cfg.QR && !inWeChat(r.Header) {
+	} else if s.cfg.QR && !s.inWeChat(r.Header) {
 		handle, err := s.saveFlow(ctx, f)
 		if err != nil {
 			s.log.WarnContext(ctx, "save flow", "err", err)

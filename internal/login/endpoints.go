@@ -384,7 +384,7 @@ func (s *Service) cookieLogin() http.Handler {
 			s.cfg.Pages.Problem(w, r, s.cfg.Pages.RedirectRefused(r.Context(), r.FormValue("redirect"), err))
 			return
 		}
-		if s.cfg.QR && !inWeChat(r.Header) {
+		if s.cfg.QR && !s.inWeChat(r.Header) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Redirect(w, r, "/qr/login?redirect="+url.QueryEscape(target.String()), http.StatusFound)
 			return

@@ -140,6 +140,11 @@ type Config struct {
 	// page, served by httpapi), whose completion calls
 	// [Service.CompleteQR]; false sends it to web authorization.
 	QR bool
+	// InsideWeChatCookie names a cookie that, set to "1", makes a browser
+	// count as WeChat's in-app browser whatever its User-Agent. Only
+	// `authsvc dev` sets it (the example page's "as inside WeChat" switch,
+	// against the emulator); empty in production.
+	InsideWeChatCookie string
 	// Metrics counts logins by scope and outcome; nil counts nothing.
 	Metrics *metrics.Metrics
 

@@ -170,7 +170,7 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		e.render(w, http.StatusOK, "error.html", authPageData{Problem: prob})
 		return
 	}
-	if !e.allowOutside && !strings.Contains(r.UserAgent(), "MicroMessenger") {
+	if !e.allowOutside && !strings.Contains(r.UserAgent(), "MicroMessenger") && !e.insideByCookie(r) {
 		e.behaviour(ctx, "outside_wechat", "authorize page opened outside WeChat: "+outsideWeChatMsg, slog.String("user_agent", r.UserAgent()))
 		e.render(w, http.StatusOK, "error.html", authPageData{Problem: &authProblem{Msg: outsideWeChatMsg}})
 		return
@@ -363,4 +363,14 @@ func (e *Emulator) avatarLocked(u User) string {
 
 func (e *Emulator) pageUserLocked(u User) pageUser {
 	return pageUser{OpenID: u.OpenID, Nickname: u.Nickname, Avatar: e.avatarLocked(u), Follows: u.Follows, Snapshot: u.Snapshot}
+}
+
+// insideByCookie reports whether r carries Config.InsideWeChatCookie set to
+// "1" (authsvc dev's "as inside WeChat" switch).
+func (e *Emulator) insideByCookie(r *http.Request) bool {
+	if e.insideCookie == "" {
+		return false
+	}
+	c, err := r.Cookie(e.insideCookie)
+	return err == nil && c.Value == "1"
 }

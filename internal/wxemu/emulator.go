@@ -123,6 +123,11 @@ type Config struct {
 	// WeChat: such a browser gets the page "请在微信客户端打开链接" and no
 	// code, scripted requests (X-Wxemu-User) included.
 	AllowOutsideWeChat bool
+	// InsideWeChatCookie names a cookie that, set to "1", makes a browser
+	// count as WeChat's in-app browser whatever its User-Agent: `authsvc
+	// dev` sets it so that a desktop browser can take the in-WeChat path
+	// (user picker, consent page) on purpose. Empty: none.
+	InsideWeChatCookie string
 	// Users are the known users; nil means [BuiltinUsers].
 	Users []User
 	// HTTPClient delivers callback pushes; nil means a client with WeChat's
@@ -145,6 +150,7 @@ type Emulator struct {
 	domains                      []string
 	denyRedirect                 bool
 	allowOutside                 bool
+	insideCookie                 string // Config.InsideWeChatCookie
 	client                       *http.Client
 	log                          *slog.Logger
 	baseNow                      func() time.Time
@@ -219,6 +225,7 @@ func New(cfg Config) (*Emulator, error) {
 		originalID:   cfg.OriginalID,
 		denyRedirect: cfg.DenyRedirect,
 		allowOutside: cfg.AllowOutsideWeChat,
+		insideCookie: cfg.InsideWeChatCookie,
 		client:       cfg.HTTPClient,
 		log:          cfg.Logger,
 		baseNow:      cfg.Now,
