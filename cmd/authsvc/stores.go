@@ -34,13 +34,13 @@ import (
 // SQLite: callback de-duplication ("dedup:", package callback), which is
 // written twice per message and lives 30 s; a restart loses at most a
 // second handling of a redelivery.
-const memoryRecordPrefix = "dedup:"
+const memoryRecordPrefix = string(store.KeyDedup)
 
 // revokedRecordPrefix names the revocation records of ended sessions
 // ("revoked:<sid>", package session), read by every /verify and /me: on
 // SQLite they are kept in the database and mirrored in memory
 // (store.MirroredRecords), so the check costs no database read.
-const revokedRecordPrefix = "revoked:"
+const revokedRecordPrefix = string(store.KeyRevoked)
 
 // revocationMirrorBytes bounds the in-memory mirror of revocations (about
 // 150 bytes each: some 28,000 sessions ended within one access-token

@@ -170,7 +170,7 @@ func (s *Server) await(ctx context.Context, key string, m *Message) Reply {
 // FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
 func dedupKey(m *Message) string {
 	if m.MsgID != 0 && !m.IsEvent() {
-		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatUint(m.MsgID, 10)
+		return string(store.KeyDedup) + m.ToUserName + ":m:" + strconv.FormatUint(m.MsgID, 10)
 	}
 	h := sha256.New()
 	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {
@@ -178,5 +178,5 @@ func dedupKey(m *Message) string {
 		h.Write([]byte{0})
 	}
 	var sum [sha256.Size]byte
-	return "dedup:" + m.ToUserName + ":e:" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	return string(store.KeyDedup) + m.ToUserName + ":e:" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }

@@ -37,14 +37,14 @@ const (
 	PathJWKS       = "/.well-known/jwks.json"
 )
 
-// Record key prefixes in store.Records, named once.
+// Record key prefixes in store.Records (declared in store.KeyPrefix).
 const (
-	keyState    = "state:"    // a WeChat leg: the flow it belongs to (JSON), for StateTTL
-	keyClaim    = "cb:"       // first callback of a state, for StateTTL
-	keyDone     = "done:"     // sealed outcome of a state's first callback, for resultTTL
-	keyCode     = "code:"     // hex SHA-256 of an authorization code: its grant (JSON), for CodeTTL
-	keyCodeUsed = "codeused:" // hex SHA-256 of a redeemed code: the sid it issued, for codeUsedTTL
-	keyFamily   = "family:"   // sid of a client's login: its clientFamily (JSON), for the refresh-token life
+	keyState    = string(store.KeyState)
+	keyClaim    = string(store.KeyClaim)
+	keyDone     = string(store.KeyDone)
+	keyCode     = string(store.KeyCode)
+	keyCodeUsed = string(store.KeyCodeUsed)
+	keyFamily   = string(store.KeyFamily)
 )
 
 // Defaults and margins.

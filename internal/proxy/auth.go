@@ -64,7 +64,7 @@ const (
 	// proxyTokenPrefix names the Records key of a proxy token: the prefix
 	// and the lowercase hex SHA-256 of the token; the value is the
 	// client_id.
-	proxyTokenPrefix = "proxytoken:"
+	proxyTokenPrefix = string(store.KeyProxyToken)
 	// proxyTokenMark starts every proxy token, so that people and secret
 	// scanners can tell it from WeChat's.
 	proxyTokenMark = "wxp_"

@@ -220,7 +220,7 @@ func (s *Service) Create(ctx context.Context, redirect string) (Attempt, error) 
 	}
 	a.Ticket, a.QRURL = q.Ticket, q.URL
 	life := s.cfg.TTL + CompleteWindow + keep
-	if err := s.cfg.Records.Put(ctx, "qrscene:"+a.Scene, []byte(a.ID), life); err != nil {
+	if err := s.cfg.Records.Put(ctx, store.KeyQRScene.Key(a.Scene), []byte(a.ID), life); err != nil {
 		return Attempt{}, fmt.Errorf("qrlogin: save scene: %w", err)
 	}
 	if err := s.save(ctx, a, life); err != nil {
@@ -246,7 +246,7 @@ func (s *Service) save(ctx context.Context, a Attempt, ttl time.Duration) error 
 	if err != nil {
 		return fmt.Errorf("qrlogin: encode attempt: %w", err)
 	}
-	if err := s.cfg.Records.Put(ctx, "qr:"+a.ID, b, ttl); err != nil {
+	if err := s.cfg.Records.Put(ctx, store.KeyQR.Key(a.ID), b, ttl); err != nil {
 		return fmt.Errorf("qrlogin: save attempt: %w", err)
 	}
 	return nil
@@ -279,7 +279,7 @@ func (s *Service) Status(ctx context.Context, id string) (Attempt, error) {
 }
 
 func (s *Service) load(ctx context.Context, id string) (Attempt, error) {
-	b, err := s.cfg.Records.Get(ctx, "qr:"+id)
+	b, err := s.cfg.Records.Get(ctx, store.KeyQR.Key(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return Attempt{}, ErrNotFound
 	} else if err != nil {
@@ -318,7 +318,7 @@ func (s *Service) Complete(ctx context.Context, id, key string) (Attempt, error)
 	case StatusUsed:
 		return a, ErrUsed
 	}
-	first, err := s.cfg.Records.PutIfAbsent(ctx, "qrused:"+id, []byte{1}, CompleteWindow+keep)
+	first, err := s.cfg.Records.PutIfAbsent(ctx, store.KeyQRUsed.Key(id), []byte{1}, CompleteWindow+keep)
 	if err != nil {
 		return a, fmt.Errorf("qrlogin: claim completion: %w", err)
 	}
@@ -342,7 +342,7 @@ type event struct {
 
 func (s *Service) publish(ctx context.Context, id string, st Status) {
 	b, _ := json.Marshal(event{st})
-	if err := s.cfg.Broker.Publish(context.WithoutCancel(ctx), "qr:"+id, b); err != nil {
+	if err := s.cfg.Broker.Publish(context.WithoutCancel(ctx), store.KeyQR.Key(id), b); err != nil {
 		// Browsers still learn it by polling GET /qr/sessions/{id}.
 		s.cfg.Logger.WarnContext(ctx, "qr login: publish", "err", err)
 	}
@@ -359,7 +359,7 @@ func (s *Service) Watch(ctx context.Context, id string) (<-chan Status, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	in, err := s.cfg.Broker.Subscribe(ctx, "qr:"+id)
+	in, err := s.cfg.Broker.Subscribe(ctx, store.KeyQR.Key(id))
 	if err != nil {
 		return nil, fmt.Errorf("qrlogin: subscribe: %w", err)
 	}
@@ -400,7 +400,7 @@ func (s *Service) ServeMessage(ctx context.Context, m *callback.Message) (callba
 		return nil, callback.ErrNotHandled
 	}
 	refused := callback.TextReply{Content: s.cfg.RefusedText}
-	idb, err := s.cfg.Records.Get(ctx, "qrscene:"+scene)
+	idb, err := s.cfg.Records.Get(ctx, store.KeyQRScene.Key(scene))
 	if errors.Is(err, store.ErrNotFound) {
 		return refused, nil
 	} else if err != nil {
@@ -424,7 +424,7 @@ func (s *Service) ServeMessage(ctx context.Context, m *callback.Message) (callba
 	if err != nil {
 		return nil, fmt.Errorf("qrlogin: upsert user: %w", err)
 	}
-	claimed, err := s.cfg.Records.PutIfAbsent(ctx, "qrclaim:"+a.ID, []byte(m.FromUserName), s.cfg.TTL+CompleteWindow+keep)
+	claimed, err := s.cfg.Records.PutIfAbsent(ctx, store.KeyQRClaim.Key(a.ID), []byte(m.FromUserName), s.cfg.TTL+CompleteWindow+keep)
 	if err != nil {
 		return nil, fmt.Errorf("qrlogin: claim attempt: %w", err)
 	}

@@ -55,7 +55,7 @@ const (
 	refreshTokenBytes = 32
 	refreshTokenLen   = 43
 	// revokedPrefix names the Records key of a revoked login family.
-	revokedPrefix = "revoked:"
+	revokedPrefix = string(store.KeyRevoked)
 )
 
 // Errors returned by [Manager] methods. They are returned wrapped; compare

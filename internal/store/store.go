@@ -152,7 +152,7 @@ type Keys interface {
 
 // Records keeps short-lived byte values under string keys with a time to
 // live: login state, callback de-duplication, QR login attempts, token
-// revocations. Keys are namespaced by the caller ("state:", "dedup:", ...)
+// revocations. Keys are namespaced by [KeyPrefix] (keys.go lists them all)
 // and must be valid UTF-8 without NUL bytes (PostgreSQL text); values are
 // any bytes.
 // Expired records behave as absent. A ttl must be positive: a ttl <= 0 is
