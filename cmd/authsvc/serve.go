@@ -181,7 +181,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		// callback, and its handler comes first in the chain.
 		qr, err = qrlogin.New(qrlogin.Config{
 			AppID: cfg.AppID, WeChat: wechat.NewAPI(wx, tokens), Users: stores.Users, Records: stores.Records,
-			Broker: stores.Broker, Logger: logger, Now: now,
+			Broker: stores.Broker, Logger: logger, Now: now, Observer: met.QRLogin(),
 		})
 		if err != nil {
 			return nil, err

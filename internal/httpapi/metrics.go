@@ -3,8 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -36,47 +34,6 @@ func routeOf(ctx context.Context) string {
 		return ri.route
 	}
 	return "unmatched"
-}
-
-// qrTracker counts, for wxauth_qr_login_attempts_active, the QR login
-// attempts of this instance that started and have not yet completed or
-// outlived their life (the scanning TTL plus qrlogin.CompleteWindow). The
-// QR handlers call start when they create an attempt and end when it
-// completes; a nil *qrTracker (no metrics, no QR login) does nothing.
-type qrTracker struct {
-	m    *metrics.Metrics
-	life time.Duration
-
-	mu     sync.Mutex
-	active map[string]*time.Timer
-}
-
-func (q *qrTracker) start(id string) {
-	if q == nil {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if _, ok := q.active[id]; ok {
-		return
-	}
-	q.active[id] = time.AfterFunc(q.life, func() { q.end(id) })
-	q.m.QRAttemptStarted()
-}
-
-func (q *qrTracker) end(id string) {
-	if q == nil {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	t, ok := q.active[id]
-	if !ok {
-		return
-	}
-	t.Stop()
-	delete(q.active, id)
-	q.m.QRAttemptEnded()
 }
 
 // routeLabel is router middleware (mux.Router.Use): it runs after a route

@@ -106,7 +106,6 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options
 		MaxAge:   int((o.QR.TTL() + qrlogin.CompleteWindow) / time.Second),
 		HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
 	})
-	o.qrAttempts.start(a.ID)
 	return a, nil
 }
 
@@ -374,7 +373,6 @@ func handleQRComplete(p *pages, o Options) http.Handler {
 			p.error(w, r, qrError(ctx, p, "complete qr login", a, err))
 			return
 		}
-		o.qrAttempts.end(id)
 		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
 			Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
 		if h, ok := strings.CutPrefix(a.Redirect, qrFlowPrefix); ok {

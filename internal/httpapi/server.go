@@ -83,10 +83,9 @@ type Options struct {
 	// value applies the defaults of [Limits].
 	Limits Limits
 
-	qrAttempts *qrTracker     // set by NewServer: the active-attempts gauge
-	qrBudget   *qrBudget      // set by NewServer: WeChat QR codes per minute
-	streams    *streamLimiter // set by NewServer: open QR event streams
-	login      *login.Service // set by NewServer: the OpenID Provider
+	qrBudget *qrBudget      // set by NewServer: WeChat QR codes per minute
+	streams  *streamLimiter // set by NewServer: open QR event streams
+	login    *login.Service // set by NewServer: the OpenID Provider
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -119,9 +118,6 @@ func NewServer(opts Options) (http.Handler, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	if opts.Metrics != nil && opts.QR != nil {
-		opts.qrAttempts = &qrTracker{m: opts.Metrics, life: opts.QR.TTL() + qrlogin.CompleteWindow, active: map[string]*time.Timer{}}
 	}
 	opts.qrBudget = newQRBudget(opts.Limits.QRCreatePerMinute)
 	opts.streams = newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)

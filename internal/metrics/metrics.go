@@ -1,22 +1,27 @@
 // Package metrics holds wxauth's Prometheus metric families and the small
 // adapters that feed them: the observers the wechat client and the callback
-// Server report to ([Metrics.WeChat], [Metrics.Callback]), wrappers of the
+// Server and the QR login report to ([Metrics.WeChat], [Metrics.Callback],
+// [Metrics.QRLogin]), wrappers of the
 // store interfaces that count backend failures, and plain methods called by
-// the HTTP layer (logins, QR login attempts). It never reads another
+// the HTTP layer (logins). It never reads another
 // package's traffic or logs: the package that knows a fact reports it.
 // Nothing registers globally: [New] registers every family on the
 // Registerer it is given, so tests build several instances in one process.
 //
 // It imports the standard library, client_golang, store (the wrappers),
-// wechat and callback (their Observer types) only; httpapi and cmd/authsvc
+// wechat, callback and qrlogin (their Observer types) only; httpapi and cmd/authsvc
 // import it.
 // Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
 package metrics
 
 import (
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxauth/wxauth/internal/qrlogin"
 )
 
 // Metrics is every metric family of wxauth. A nil *Metrics is valid: every
@@ -161,4 +166,44 @@ func (m *Metrics) StoreError(op string) {
 		return
 	}
 	m.StoreErrors.WithLabelValues(op).Inc()
+}
+
+// QRLogin returns the qrlogin.Observer that keeps
+// wxauth_qr_login_attempts_active: each attempt this instance created counts
+// until it is completed or its life runs out. Nil for a nil *Metrics.
+func (m *Metrics) QRLogin() qrlogin.Observer {
+	if m == nil {
+		return nil
+	}
+	return &qrAttempts{m: m, active: map[string]*time.Timer{}}
+}
+
+// qrAttempts is the active-attempts gauge's bookkeeping: one timer per
+// attempt, ending it when its life runs out.
+type qrAttempts struct {
+	m      *Metrics
+	mu     sync.Mutex
+	active map[string]*time.Timer
+}
+
+func (q *qrAttempts) AttemptStarted(id string, life time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.active[id]; ok {
+		return
+	}
+	q.active[id] = time.AfterFunc(life, func() { q.AttemptEnded(id) })
+	q.m.QRAttemptStarted()
+}
+
+func (q *qrAttempts) AttemptEnded(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.active[id]
+	if !ok {
+		return
+	}
+	t.Stop()
+	delete(q.active, id)
+	q.m.QRAttemptEnded()
 }

@@ -98,6 +98,9 @@ type Config struct {
 	RefusedText string
 	Logger      *slog.Logger     // nil discards
 	Now         func() time.Time // nil means time.Now; every expiry is counted with it
+	// Observer hears each attempt this instance creates and completes;
+	// nil reports nothing.
+	Observer Observer
 }
 
 // Service creates login attempts, handles their scan events (it is a
@@ -226,6 +229,9 @@ func (s *Service) Create(ctx context.Context, redirect string) (Attempt, error) 
 	if err := s.save(ctx, a, life); err != nil {
 		return Attempt{}, err
 	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.AttemptStarted(a.ID, s.cfg.TTL+CompleteWindow)
+	}
 	return a, nil
 }
 
@@ -332,6 +338,9 @@ func (s *Service) Complete(ctx context.Context, id, key string) (Attempt, error)
 		s.cfg.Logger.WarnContext(ctx, "qr login: mark attempt used", "err", err)
 	}
 	s.publish(ctx, id, StatusUsed)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.AttemptEnded(id)
+	}
 	return a, nil
 }
 
