@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,7 +14,9 @@ import (
 	"github.com/gorilla/mux"
 	qr "github.com/piglig/go-qr"
 
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/qrlogin"
+	"github.com/wxauth/wxauth/internal/redirect"
 )
 
 // Desktop login by scanning the Official Account's QR code (扫码登录): the
@@ -80,31 +83,44 @@ type qrAttempt struct {
 	ExpiresIn int    `json:"expires_in"` // seconds left to scan
 }
 
+// qrCreator is what creating a QR login attempt takes: the QR login
+// service, the redirect allowlist, the OpenID Provider (for an attempt that
+// ends a client's authorization request), the service-wide budget of WeChat
+// QR codes, the public URL (cookie Secure, image URLs) and the clock.
+type qrCreator struct {
+	svc       *qrlogin.Service
+	allow     *redirect.Allowlist
+	login     *login.Service
+	budget    *qrBudget
+	publicURL string
+	now       func() time.Time
+}
+
 // createQRAttempt checks redirect, creates the attempt and sets its
 // browser-binding cookie.
-func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, o Options, redirect string) (qrlogin.Attempt, *apiError) {
-	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); !ok || !o.login.QRFlow(r.Context(), h) {
-		target, err := o.Allow.Check(redirect, true)
+func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, c qrCreator, redirect string) (qrlogin.Attempt, *apiError) {
+	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); !ok || !c.login.QRFlow(r.Context(), h) {
+		target, err := c.allow.Check(redirect, true)
 		if err != nil {
 			e := p.redirectRefused(r.Context(), redirect, err)
 			return qrlogin.Attempt{}, &e
 		}
 		redirect = target.String()
 	}
-	if wait := o.qrBudget.take(o.Now()); wait > 0 {
+	if wait := c.budget.take(c.now()); wait > 0 {
 		retryAfter(w, wait)
 		e := errQRBudget
 		return qrlogin.Attempt{}, &e
 	}
-	a, err := o.QR.Create(r.Context(), redirect)
+	a, err := c.svc.Create(r.Context(), redirect)
 	if err != nil {
 		e := p.fromError(r.Context(), "create qr attempt", err)
 		return qrlogin.Attempt{}, &e
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: qrCookie, Value: a.Key, Path: "/qr/sessions/" + a.ID + "/",
-		MaxAge:   int((o.QR.TTL() + qrlogin.CompleteWindow) / time.Second),
-		HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
+		MaxAge:   int((c.svc.TTL() + qrlogin.CompleteWindow) / time.Second),
+		HttpOnly: true, Secure: strings.HasPrefix(c.publicURL, "https://"), SameSite: http.SameSiteLaxMode,
 	})
 	return a, nil
 }
@@ -122,7 +138,7 @@ var errQRMismatch = apiError{Status: http.StatusBadRequest, Code: "invalid_reque
 // otherwise). A reload by the same browser shows the same attempt while it
 // has qrReuseMin left (cookie wxauth_qr_page); a new QR code spends the
 // service-wide budget (503 page with Retry-After when it is spent).
-func handleQRLogin(p *pages, o Options) http.Handler {
+func handleQRLogin(p *pages, c qrCreator) http.Handler {
 	type pageData struct {
 		ID        string
 		Ticket    string
@@ -137,18 +153,18 @@ func handleQRLogin(p *pages, o Options) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		redirect := r.URL.Query().Get("redirect")
-		a, ok := reusableQRAttempt(r, o, redirect)
+		a, ok := reusableQRAttempt(r, c, redirect)
 		if !ok {
 			var e *apiError
-			a, e = createQRAttempt(w, r, p, o, redirect)
+			a, e = createQRAttempt(w, r, p, c, redirect)
 			if e != nil {
 				p.error(w, r, *e)
 				return
 			}
 			http.SetCookie(w, &http.Cookie{
 				Name: qrPageCookie, Value: a.ID + "." + a.Key, Path: "/qr/login",
-				MaxAge:   int(o.QR.TTL() / time.Second),
-				HttpOnly: true, Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode,
+				MaxAge:   int(c.svc.TTL() / time.Second),
+				HttpOnly: true, Secure: strings.HasPrefix(c.publicURL, "https://"), SameSite: http.SameSiteLaxMode,
 			})
 		}
 		nonce := randomString(22)
@@ -160,7 +176,7 @@ func handleQRLogin(p *pages, o Options) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'")
 		data := pageData{ID: a.ID, Ticket: a.Ticket, ImageURL: "/qr/sessions/" + a.ID + "/qr.png",
-			ExpiresIn: a.ExpiresIn(o.Now()), Redirect: a.Redirect, Nonce: nonce}
+			ExpiresIn: a.ExpiresIn(c.now()), Redirect: a.Redirect, Nonce: nonce}
 		if u, err := url.Parse(a.QRURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") &&
 			u.Hostname() != "weixin.qq.com" && !strings.HasSuffix(u.Hostname(), ".weixin.qq.com") {
 			data.DevURL = a.QRURL
@@ -175,7 +191,7 @@ func handleQRLogin(p *pages, o Options) http.Handler {
 // qrPageCookie when it is still worth showing on a reload: bound to this
 // browser (its key), pending, for the same redirect, with at least
 // qrReuseMin left to scan. A reload thus costs no WeChat call.
-func reusableQRAttempt(r *http.Request, o Options, redirect string) (qrlogin.Attempt, bool) {
+func reusableQRAttempt(r *http.Request, qc qrCreator, redirect string) (qrlogin.Attempt, bool) {
 	c, err := r.Cookie(qrPageCookie)
 	if err != nil {
 		return qrlogin.Attempt{}, false
@@ -184,13 +200,13 @@ func reusableQRAttempt(r *http.Request, o Options, redirect string) (qrlogin.Att
 	if !ok || !qrlogin.ValidID(id) {
 		return qrlogin.Attempt{}, false
 	}
-	target, err := o.Allow.Check(redirect, true)
+	target, err := qc.allow.Check(redirect, true)
 	if err != nil {
 		return qrlogin.Attempt{}, false
 	}
-	a, err := o.QR.Status(r.Context(), id)
+	a, err := qc.svc.Status(r.Context(), id)
 	if err != nil || !a.HasKey(key) || a.Status != qrlogin.StatusPending || a.Redirect != target.String() ||
-		a.ExpiresAt.Sub(o.Now()) < qrReuseMin {
+		a.ExpiresAt.Sub(qc.now()) < qrReuseMin {
 		return qrlogin.Attempt{}, false
 	}
 	return a, true
@@ -199,7 +215,7 @@ func reusableQRAttempt(r *http.Request, o Options, redirect string) (qrlogin.Att
 // handleQRCreate serves POST /qr/sessions {"redirect": R}: 201
 // {"id","ticket","qr_url","image_url","expires_in"} and the binding cookie.
 // 400 when R is not in the allowlist; 503 when WeChat is busy.
-func handleQRCreate(p *pages, o Options) http.Handler {
+func handleQRCreate(p *pages, c qrCreator) http.Handler {
 	type request struct {
 		Redirect string `json:"redirect"`
 	}
@@ -209,23 +225,23 @@ func handleQRCreate(p *pages, o Options) http.Handler {
 			p.error(w, r, *e)
 			return
 		}
-		a, e := createQRAttempt(w, r, p, o, req.Redirect)
+		a, e := createQRAttempt(w, r, p, c, req.Redirect)
 		if e != nil {
 			p.error(w, r, *e)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusCreated, qrAttempt{ID: a.ID, Ticket: a.Ticket, QRURL: a.QRURL,
-			ImageURL: o.PublicURL + "/qr/sessions/" + a.ID + "/qr.png", ExpiresIn: a.ExpiresIn(o.Now())})
+			ImageURL: c.publicURL + "/qr/sessions/" + a.ID + "/qr.png", ExpiresIn: a.ExpiresIn(c.now())})
 	})
 }
 
 // handleQRStatus serves GET /qr/sessions/{id}: {"status":
 // "pending|confirmed|expired|used", "expires_in": N}; 404 JSON for an
 // unknown id.
-func handleQRStatus(p *pages, o Options) http.Handler {
+func handleQRStatus(p *pages, svc *qrlogin.Service, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := o.QR.Status(r.Context(), mux.Vars(r)["id"])
+		a, err := svc.Status(r.Context(), mux.Vars(r)["id"])
 		if err != nil {
 			p.error(w, r, qrError(r.Context(), p, "qr status", a, err))
 			return
@@ -234,15 +250,15 @@ func handleQRStatus(p *pages, o Options) http.Handler {
 		writeJSON(w, http.StatusOK, struct {
 			Status    qrlogin.Status `json:"status"`
 			ExpiresIn int            `json:"expires_in"`
-		}{a.Status, a.ExpiresIn(o.Now())})
+		}{a.Status, a.ExpiresIn(now())})
 	})
 }
 
 // handleQRImage serves GET /qr/sessions/{id}/qr.png: the attempt's QR code
 // (its ticket's url) as a PNG of at most qrImageSize pixels; 404 for an unknown id.
-func handleQRImage(p *pages, o Options) http.Handler {
+func handleQRImage(p *pages, svc *qrlogin.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := o.QR.Status(r.Context(), mux.Vars(r)["id"])
+		a, err := svc.Status(r.Context(), mux.Vars(r)["id"])
 		if err != nil {
 			p.error(w, r, qrError(r.Context(), p, "qr image", a, err))
 			return
@@ -268,9 +284,9 @@ func handleQRImage(p *pages, o Options) http.Handler {
 // expired. 404 JSON for an unknown id. Open streams are capped per client
 // IP (429) and in total (503), both JSON with Retry-After: the QR page then
 // polls GET /qr/sessions/{id} instead.
-func handleQREvents(p *pages, o Options) http.Handler {
+func handleQREvents(p *pages, svc *qrlogin.Service, streams *streamLimiter, proxies []netip.Prefix, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, refused := o.streams.acquire(ClientIP(r, o.Limits.TrustedProxies))
+		release, refused := streams.acquire(ClientIP(r, proxies))
 		if refused != nil {
 			retryAfter(w, qrHeartbeat)
 			p.error(w, r, *refused)
@@ -280,12 +296,12 @@ func handleQREvents(p *pages, o Options) http.Handler {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		id := mux.Vars(r)["id"]
-		updates, err := o.QR.Watch(ctx, id) // before the read: nothing is missed in between
+		updates, err := svc.Watch(ctx, id) // before the read: nothing is missed in between
 		if err != nil {
 			p.error(w, r, qrError(ctx, p, "qr watch", qrlogin.Attempt{}, err))
 			return
 		}
-		a, err := o.QR.Status(ctx, id)
+		a, err := svc.Status(ctx, id)
 		if err != nil {
 			p.error(w, r, qrError(ctx, p, "qr status", a, err))
 			return
@@ -312,7 +328,7 @@ func handleQREvents(p *pages, o Options) http.Handler {
 		if !send(last) || last != qrlogin.StatusPending {
 			return
 		}
-		expiry := time.NewTimer(max(a.ExpiresAt.Sub(o.Now()), 0))
+		expiry := time.NewTimer(max(a.ExpiresAt.Sub(now()), 0))
 		defer expiry.Stop()
 		beat := time.NewTicker(qrHeartbeat)
 		defer beat.Stop()
@@ -332,7 +348,7 @@ func handleQREvents(p *pages, o Options) http.Handler {
 					return
 				}
 			case <-beat.C:
-				if cur, err := o.QR.Status(ctx, id); err == nil && cur.Status != last {
+				if cur, err := svc.Status(ctx, id); err == nil && cur.Status != last {
 					last = cur.Status
 					if !send(last) || last != qrlogin.StatusPending {
 						return
@@ -343,7 +359,7 @@ func handleQREvents(p *pages, o Options) http.Handler {
 					return
 				}
 			case <-expiry.C:
-				if cur, err := o.QR.Status(ctx, id); err == nil && cur.Status == qrlogin.StatusConfirmed {
+				if cur, err := svc.Status(ctx, id); err == nil && cur.Status == qrlogin.StatusConfirmed {
 					send(cur.Status)
 					return
 				}
@@ -360,7 +376,7 @@ func handleQREvents(p *pages, o Options) http.Handler {
 // on its redirect_uri, for a cookie login the session and refresh cookies
 // and a 302 to the page (no token in the URL). A second call, an
 // expired or pending attempt, or another browser get an error page.
-func handleQRComplete(p *pages, o Options) http.Handler {
+func handleQRComplete(p *pages, svc *qrlogin.Service, lg *login.Service, publicURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		id := mux.Vars(r)["id"]
@@ -368,18 +384,18 @@ func handleQRComplete(p *pages, o Options) http.Handler {
 		if c, err := r.Cookie(qrCookie); err == nil {
 			key = c.Value
 		}
-		a, err := o.QR.Complete(ctx, id, key)
+		a, err := svc.Complete(ctx, id, key)
 		if err != nil {
 			p.error(w, r, qrError(ctx, p, "complete qr login", a, err))
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
-			Secure: strings.HasPrefix(o.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
+			Secure: strings.HasPrefix(publicURL, "https://"), SameSite: http.SameSiteLaxMode})
 		if h, ok := strings.CutPrefix(a.Redirect, qrFlowPrefix); ok {
-			o.login.CompleteQR(w, r, h, a.UserID, a.OpenID, a.UnionID)
+			lg.CompleteQR(w, r, h, a.UserID, a.OpenID, a.UnionID)
 			return
 		}
-		o.login.IssueCookieSession(w, r, a.Redirect, a.UserID, a.OpenID, a.UnionID)
+		lg.IssueCookieSession(w, r, a.Redirect, a.UserID, a.OpenID, a.UnionID)
 	})
 }
 

@@ -7,12 +7,12 @@ import (
 )
 
 // addRoutes is the whole HTTP surface, one line per endpoint.
-func addRoutes(r *mux.Router, o Options, p *pages) {
+func addRoutes(r *mux.Router, o Options, b built, p *pages) {
 	cors := corsFor(o.Allow)
 	sameOrigin := sameOriginOnly(p, o.Allow, o.PublicURL)
 
 	// The OpenID Provider (package login) and its WeChat ways in.
-	lg := o.login
+	lg := b.login
 	op := lg.Handler() // routed by zitadel/oidc's op, with CORS for the registered clients' origins
 	r.Handle("/login", lg.Login()).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 	r.Handle("/login/qr", handleLoginQR(p, lg)).Methods(http.MethodGet)
@@ -39,12 +39,13 @@ func addRoutes(r *mux.Router, o Options, p *pages) {
 
 	// Desktop login by scanning the Official Account's QR code.
 	if o.QR != nil {
-		r.Handle("/qr/login", handleQRLogin(p, o)).Methods(http.MethodGet)
-		r.Handle("/qr/sessions", handleQRCreate(p, o)).Methods(http.MethodPost)
-		r.Handle("/qr/sessions/{id}", handleQRStatus(p, o)).Methods(http.MethodGet)
-		r.Handle("/qr/sessions/{id}/qr.png", handleQRImage(p, o)).Methods(http.MethodGet)
-		r.Handle("/qr/sessions/{id}/events", handleQREvents(p, o)).Methods(http.MethodGet)
-		r.Handle("/qr/sessions/{id}/complete", handleQRComplete(p, o)).Methods(http.MethodGet)
+		qc := qrCreator{svc: o.QR, allow: o.Allow, login: lg, budget: b.budget, publicURL: o.PublicURL, now: o.Now}
+		r.Handle("/qr/login", handleQRLogin(p, qc)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions", handleQRCreate(p, qc)).Methods(http.MethodPost)
+		r.Handle("/qr/sessions/{id}", handleQRStatus(p, o.QR, o.Now)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/qr.png", handleQRImage(p, o.QR)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/events", handleQREvents(p, o.QR, b.streams, o.Limits.TrustedProxies, o.Now)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/complete", handleQRComplete(p, o.QR, lg, o.PublicURL)).Methods(http.MethodGet)
 	}
 
 	// Official Account credentials: JS-SDK signature and the internal token API.

@@ -82,10 +82,15 @@ type Options struct {
 	// Limits are the per-IP rate limits and the trusted proxies; the zero
 	// value applies the defaults of [Limits].
 	Limits Limits
+}
 
-	qrBudget *qrBudget      // set by NewServer: WeChat QR codes per minute
-	streams  *streamLimiter // set by NewServer: open QR event streams
-	login    *login.Service // set by NewServer: the OpenID Provider
+// built is what NewServer makes from Options for the routes: the OpenID
+// Provider, the budget of WeChat QR codes per minute and the caps on open
+// QR event streams.
+type built struct {
+	login   *login.Service
+	budget  *qrBudget
+	streams *streamLimiter
 }
 
 // NewServer builds the whole HTTP surface as one handler: the router of
@@ -110,7 +115,7 @@ func NewServer(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	pages := &pages{tmpl: tmpl, logger: opts.Logger}
-	opts.login, err = login.New(login.Config{
+	lg, err := login.New(login.Config{
 		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, Audience: opts.Audience, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
 		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
 		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil, InsideWeChatCookie: opts.InsideWeChatCookie,
@@ -119,11 +124,11 @@ func NewServer(opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.qrBudget = newQRBudget(opts.Limits.QRCreatePerMinute)
-	opts.streams = newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)
+	b := built{login: lg, budget: newQRBudget(opts.Limits.QRCreatePerMinute),
+		streams: newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)}
 	r := mux.NewRouter()
 	r.Use(routeLabel)
-	addRoutes(r, opts, pages)
+	addRoutes(r, opts, b, pages)
 	r.NotFoundHandler = handleNotFound(pages)
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(pages)
 	var h http.Handler = r
