@@ -179,7 +179,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, _ io
 	fmt.Fprintf(stdout, "Desktop login (QR code): %s/qr/login?redirect=%s (the QR login page alone)\n", svcURL, url.QueryEscape(h5URL+"/"))
 	fmt.Fprintf(stdout, "\nOpenID Provider: issuer %s (discovery: %s/.well-known/openid-configuration); clients in %s:\n", svcURL, svcURL, clientsFile)
 	fmt.Fprintf(stdout, "  h5-demo       public (PKCE S256), redirect_uris %s/ and %s/index.html\n", h5URL, h5URL)
-	fmt.Fprintf(stdout, "  demo-backend  confidential, client_secret %s, redirect_uri %s\n", secrets.DemoBackendSecret, devBackendRedirect)
+	fmt.Fprintf(stdout, "  demo-backend  confidential, client_secret %s, redirect_uri %s; also a caller of the WeChat API proxy (%s/cgi-bin/...)\n", secrets.DemoBackendSecret, devBackendRedirect, svcURL)
 	fmt.Fprintf(stdout, "Data and generated secrets: %s (admin token for /internal/*: see secrets.json)\n", *dir)
 	fmt.Fprintf(stdout, "Other commands against this setup (while it runs): authsvc keys list --config %s (also check, qrcode, menu)\n", cliConfig)
 
@@ -234,6 +234,7 @@ func devClients(h5URL, backendSecret string) []byte {
   post_logout_redirect_uris:
     - http://127.0.0.1:4180/
   grant_types: [authorization_code, refresh_token, client_credentials]
+  apis: ["*"]                       # may call WeChat's cgi-bin API through wxauth's proxy
 `)
 }
 
