@@ -38,7 +38,7 @@ func TestDeploy_NginxSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"location = /wx", "location = /login", "location = /oauth/callback", "location /session/",
+	for _, want := range []string{"location = /wx", "location = /login", "location /oauth/", "location = /logout", "location = /userinfo", "location /session/",
 		"location = /me", "location /.well-known/", "auth_request /_wxauth_verify", "proxy_pass http://wxauth/verify", "ssl_certificate"} {
 		if !strings.Contains(string(site), want) {
 			t.Errorf("site lacks %q", want)

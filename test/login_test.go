@@ -249,7 +249,8 @@ func TestDev_ScriptedLogin(t *testing.T) {
 	t.Run("UnlistedRedirect", func(t *testing.T) {
 		b := newBrowser(t)
 		resp, body := b.get(svc + "/login?redirect=" + url.QueryEscape("https://evil.example/"))
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "跳转地址") {
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "不在本服务允许返回的范围内") ||
+			strings.Contains(body, "WXAUTH_") || strings.Contains(body, "evil.example") {
 			t.Fatalf("unlisted redirect: %d %s", resp.StatusCode, body)
 		}
 	})
