@@ -146,8 +146,12 @@ func (s *Server) withDedup(next Handler) Handler {
 		rec := make([]byte, 1, 512)
 		rec[0] = recDone
 		rec = s.encode(ctx, rec, m, reply)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+		sctx := ctx
+		if ctx.Err() != nil { // past the budget: the record still gets storeTimeout
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+			defer cancel()
+		}
 		if err := s.records.Put(sctx, key, rec, s.dedupTTL); err != nil {
 			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record not stored",
 				slog.Int("reply_bytes", len(rec)-1), slog.String("error", err.Error()))
@@ -195,7 +199,9 @@ func (s *Server) await(ctx context.Context, key string, m *Message) Reply {
 // FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
 func dedupKey(m *Message) string {
 	if m.MsgID != 0 && !m.IsEvent() {
-		return "dedup:" + m.ToUserName + ":m:" + strconv.FormatUint(m.MsgID, 10)
+		var b [96]byte
+		k := append(append(append(b[:0], "dedup:"...), m.ToUserName...), ":m:"...)
+		return string(strconv.AppendUint(k, m.MsgID, 10))
 	}
 	h := sha256.New()
 	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {
