@@ -49,6 +49,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -112,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.rssC, "rss-c", 256, "concurrency of the peak-RSS phase (0 skips it)")
 	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
 	fs.IntVar(&o.floodAddrs, "flood", 100000, "client addresses (X-Forwarded-For) of the flood phase at -rss-c concurrency, with the production limits (0 skips it)")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services (WXAUTH_PPROF_LISTEN) and of the load generator (generator-SLUG.pprof) during the last round")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
 	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always; the peer with the /wx target it is compared with): wx-safe,wx-plain,verify,login,jssdk,token,token-refresh,full-login")
 	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
@@ -324,7 +325,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if t.slug == "full-login" {
 				c = o.loginC
 			}
+			stopGen := func() {}
+			if o.profileDir != "" && r == o.rounds-1 {
+				stopGen = profileSelf(filepath.Join(o.profileDir, "generator-"+t.slug+".pprof"), stderr)
+			}
 			res := load(ctx, client, c, o.warmup, o.d, pids, mallocsOf(client, t.server.url+"/metrics"), t.fn)
+			stopGen()
 			wg.Wait()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -440,6 +446,26 @@ func waitReady(ctx context.Context, client *http.Client, base string) error {
 			return fmt.Errorf("%s/readyz never answered 200: %w", base, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// profileSelf starts a CPU profile of this process (the load generator)
+// into path and returns the function that stops it; on error it says so
+// on stderr and returns a no-op.
+func profileSelf(path string, stderr io.Writer) (stop func()) {
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "profile of the load generator: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
