@@ -293,6 +293,10 @@ func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logg
 		Token: cfg.CallbackToken, AESKey: cfg.EncodingAESKey, PreviousAESKey: cfg.EncodingAESKeyPrevious,
 		AppID: cfg.AppID, OriginalID: cfg.OriginalID, Mode: cfg.CallbackMode, MaxSkew: cfg.CallbackMaxSkew,
 		Records: stores.Records, Logger: logger, Now: now, Observer: met.Callback(),
+		// The QR login and the rules answer from memory within their
+		// context; a forwarder waits on the network and keeps its own
+		// goroutine, so that WeChat gets "success" at the budget.
+		Inline: cfg.CallbackForwardURL == "",
 	}, callback.First(chain...))
 	if err != nil {
 		return nil, fmt.Errorf("callback: %w", err)

@@ -44,13 +44,14 @@ func newBenchRequests(tb testing.TB, safe bool) *benchRequests {
 	return br
 }
 
-func benchServer(b *testing.B, safe bool) {
+func benchServer(b *testing.B, safe, inline bool) {
 	rules, err := ParseRules(SampleRules)
 	if err != nil {
 		b.Fatal(err)
 	}
 	e := newEnv(b, rules, func(c *Config) {
 		c.Logger = nil
+		c.Inline = inline
 		if safe {
 			c.Mode = "safe"
 		}
@@ -78,11 +79,18 @@ func benchServer(b *testing.B, safe bool) {
 
 // BenchmarkServer_SafeText is one safe-mode text round trip: verify,
 // decrypt, scan, route through the sample Rules, de-duplicate against a map,
-// encode, encrypt and sign the reply.
-func BenchmarkServer_SafeText(b *testing.B) { benchServer(b, true) }
+// encode, encrypt and sign the reply; the handler chain inline (as authsvc
+// runs it without a forwarder) or on its own goroutine.
+func BenchmarkServer_SafeText(b *testing.B) {
+	b.Run("Inline", func(b *testing.B) { benchServer(b, true, true) })
+	b.Run("Goroutine", func(b *testing.B) { benchServer(b, true, false) })
+}
 
 // BenchmarkServer_PlainText is the same round trip in plaintext mode.
-func BenchmarkServer_PlainText(b *testing.B) { benchServer(b, false) }
+func BenchmarkServer_PlainText(b *testing.B) {
+	b.Run("Inline", func(b *testing.B) { benchServer(b, false, true) })
+	b.Run("Goroutine", func(b *testing.B) { benchServer(b, false, false) })
+}
 
 // BenchmarkHello is a bare net/http handler through the same request
 // construction and recorder: the reference for the Server's overhead.

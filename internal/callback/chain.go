@@ -16,7 +16,9 @@ import (
 // The Server wraps its Handler in three adapters, outermost first:
 //
 //	withBudget  answers nil ("success") when the budget is spent; the
-//	            handler runs on, and its result is still recorded
+//	            handler runs on, and its result is still recorded (with
+//	            Config.Inline, on the request's goroutine: the handler's
+//	            context still ends with the budget)
 //	withDedup   handles a message once per de-duplication record and
 //	            answers redeliveries with the recorded reply (wrapped in
 //	            redelivered, so that the Server reports a duplicate)
@@ -38,6 +40,9 @@ func (r encodedReply) appendBody(b []byte) []byte { return b }
 // recorded for redeliveries when WeChat hangs up). It answers nil when the
 // budget is spent or the request ends first.
 func (s *Server) withBudget(next Handler) Handler {
+	if s.inline {
+		return s.withInlineBudget(next)
+	}
 	type result struct {
 		r   Reply
 		err error
@@ -59,6 +64,26 @@ func (s *Server) withBudget(next Handler) Handler {
 		case <-reqCtx.Done():
 		}
 		return nil, nil
+	})
+}
+
+// withInlineBudget runs next on the request's goroutine with a context
+// ending after the budget, detached from the request's cancellation like
+// withBudget's. It saves the goroutine and the hand-off of withBudget, but
+// cannot answer before next returns: it is for handlers that honour their
+// context and answer in memory (Config.Inline). It answers nil when next
+// returned after the budget.
+func (s *Server) withInlineBudget(next Handler) Handler {
+	return HandlerFunc(func(reqCtx context.Context, m *Message) (Reply, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), s.budget)
+		defer cancel()
+		r, err := next.ServeMessage(ctx, m)
+		if ctx.Err() != nil {
+			s.logger.LogAttrs(reqCtx, slog.LevelWarn, "callback handler past budget, answering success",
+				slog.String("msg_type", m.MsgType), slog.String("event", m.Event), slog.Duration("budget", s.budget))
+			return nil, nil
+		}
+		return r, err
 	})
 }
 
@@ -121,8 +146,12 @@ func (s *Server) withDedup(next Handler) Handler {
 		rec := make([]byte, 1, 512)
 		rec[0] = recDone
 		rec = s.encode(ctx, rec, m, reply)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+		sctx := ctx
+		if ctx.Err() != nil { // past the budget: the record still gets storeTimeout
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+			defer cancel()
+		}
 		if err := s.records.Put(sctx, key, rec, s.dedupTTL); err != nil {
 			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback de-duplication record not stored",
 				slog.Int("reply_bytes", len(rec)-1), slog.String("error", err.Error()))
@@ -170,7 +199,9 @@ func (s *Server) await(ctx context.Context, key string, m *Message) Reply {
 // FromUserName+CreateTime+MsgType+Event+EventKey (hashed) otherwise.
 func dedupKey(m *Message) string {
 	if m.MsgID != 0 && !m.IsEvent() {
-		return string(store.KeyDedup) + m.ToUserName + ":m:" + strconv.FormatUint(m.MsgID, 10)
+		var b [96]byte
+		k := append(append(append(b[:0], store.KeyDedup...), m.ToUserName...), ":m:"...)
+		return string(strconv.AppendUint(k, m.MsgID, 10))
 	}
 	h := sha256.New()
 	for _, p := range [...]string{m.FromUserName, strconv.FormatInt(m.CreateTime, 10), m.MsgType, m.Event, m.EventKey} {

@@ -63,10 +63,16 @@ type Config struct {
 	Records        store.Records // de-duplication records (required)
 	DedupTTL       time.Duration // lifetime of a de-duplication record; 0 = DefaultDedupTTL (30 s); raised to at least MinDedupTTL (30 s)
 	Budget         time.Duration // time the handler chain may take before "success"; 0 = 4 s; at most 4.5 s
-	Logger         *slog.Logger  // nil = discard
-	Now            func() time.Time
-	Rand           io.Reader // random prefixes of encrypted replies; nil = crypto/rand; must be safe for concurrent use
-	Observer       Observer  // told how each request was answered (metrics); nil = none
+	// Inline runs the handler chain on the request's goroutine instead of
+	// its own: cheaper per message, but a handler past the budget delays
+	// the answer until it returns (its context still ends with the
+	// budget). For handlers that answer from memory and honour their
+	// context (rules, QR login); leave it off with a Forwarder.
+	Inline   bool
+	Logger   *slog.Logger // nil = discard
+	Now      func() time.Time
+	Rand     io.Reader // random prefixes of encrypted replies; nil = crypto/rand; must be safe for concurrent use
+	Observer Observer  // told how each request was answered (metrics); nil = none
 }
 
 // Server is the Official Account's message callback, an [http.Handler] for
@@ -97,6 +103,7 @@ type Server struct {
 	records    store.Records
 	dedupTTL   time.Duration
 	budget     time.Duration
+	inline     bool
 	logger     *slog.Logger
 	now        func() time.Time
 	rand       io.Reader
@@ -127,6 +134,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		records:    cfg.Records,
 		dedupTTL:   cfg.DedupTTL,
 		budget:     cfg.Budget,
+		inline:     cfg.Inline,
 		logger:     cfg.Logger,
 		now:        cfg.Now,
 		rand:       cfg.Rand,

@@ -411,6 +411,32 @@ func TestServer_ServeHTTP_Budget(t *testing.T) {
 	}
 }
 
+func TestServer_ServeHTTP_InlineBudget(t *testing.T) {
+	var deadline bool
+	e := newEnv(t, HandlerFunc(func(ctx context.Context, m *Message) (Reply, error) {
+		_, deadline = ctx.Deadline()
+		<-ctx.Done() // honours ctx, as an inline handler must
+		return TextReply{Content: "late"}, nil
+	}), func(c *Config) { c.Budget = 30 * time.Millisecond; c.Inline = true })
+	w := e.serve(plainRequest(textXML(1, "x"), strconv.FormatInt(testNow, 10)))
+	if w.Code != http.StatusOK || w.Body.String() != "success" {
+		t.Fatalf("got %d %q", w.Code, w.Body)
+	}
+	if !deadline {
+		t.Error("the inline handler's context has no deadline")
+	}
+	if !strings.Contains(e.logs.String(), "past budget") {
+		t.Errorf("not logged: %s", e.logs)
+	}
+	t.Run("InTime", func(t *testing.T) {
+		e := newEnv(t, static(TextReply{Content: "quick"}), func(c *Config) { c.Inline = true })
+		w := e.serve(plainRequest(textXML(2, "x"), strconv.FormatInt(testNow, 10)))
+		if !strings.Contains(w.Body.String(), "quick") {
+			t.Errorf("got %d %q", w.Code, w.Body)
+		}
+	})
+}
+
 func TestServer_ServeHTTP_Dedup(t *testing.T) {
 	ts := strconv.FormatInt(testNow, 10)
 	t.Run("Sequential", func(t *testing.T) {

@@ -10,12 +10,14 @@ import (
 )
 
 // routeInfo is filled while a request is served: the gorilla/mux route
-// template that matched (set by [routeLabel] inside the router) and the
-// WeChat errcodes of the calls made for it (filled by metrics.WeChat).
-// It lives in the request context for the access log and the metrics.
+// template that matched and its metric series (set by the handler
+// [labelRoutes] wrapped around each route) and the WeChat errcodes of the
+// calls made for it (filled by metrics.WeChat). It lives in the request
+// context for the access log and the metrics.
 type routeInfo struct {
 	id    string // request id
 	route string
+	rm    *metrics.RouteMetrics // the route's series; nil until a route matched
 	trace *metrics.Trace
 }
 
@@ -26,38 +28,27 @@ func infoOf(ctx context.Context) *routeInfo {
 	return ri
 }
 
-// routeOf returns the route template of the request being served: "/login",
-// "/qr/sessions/{id}"; "unmatched" for 404 and 405 answers, so that a scan of
-// random paths cannot create label values.
-func routeOf(ctx context.Context) string {
-	if ri := infoOf(ctx); ri != nil && ri.route != "" {
-		return ri.route
-	}
-	return "unmatched"
-}
-
-// routeLabel is router middleware (mux.Router.Use): it runs after a route
-// matched and records the route's path template.
-func routeLabel(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ri := infoOf(r.Context()); ri != nil {
-			if cur := mux.CurrentRoute(r); cur != nil {
-				if tpl, err := cur.GetPathTemplate(); err == nil {
-					ri.route = tpl
-				}
-			}
+// labelRoutes wraps the handler of every route of r (after addRoutes) in
+// one that records the route's path template and its metric series in the
+// request's routeInfo: both are found once here, not on every request
+// (gorilla/mux would otherwise rebuild a middleware chain per request, and
+// the template and the label lookups with it).
+func labelRoutes(r *mux.Router, m *metrics.Metrics) {
+	r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		h := route.GetHandler()
+		tpl, err := route.GetPathTemplate()
+		if h == nil || err != nil {
+			return nil
 		}
-		next.ServeHTTP(w, r)
+		rm := m.HTTPRoute(tpl)
+		route.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ri := infoOf(r.Context()); ri != nil {
+				ri.route, ri.rm = tpl, rm
+			}
+			h.ServeHTTP(w, r)
+		}))
+		return nil
 	})
-}
-
-// method bounds the method label to the methods the service knows.
-func method(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
-		return m
-	}
-	return "other"
 }
 
 // countLogin counts one login outcome (metrics.LoginSuccess, ...) for the

@@ -127,8 +127,8 @@ func NewServer(opts Options) (http.Handler, error) {
 	b := built{login: lg, budget: newQRBudget(opts.Limits.QRCreatePerMinute),
 		streams: newStreamLimiter(opts.Limits.StreamsPerIP, opts.Limits.StreamsMax)}
 	r := mux.NewRouter()
-	r.Use(routeLabel)
 	addRoutes(r, opts, b, pages)
+	labelRoutes(r, opts.Metrics)
 	r.NotFoundHandler = handleNotFound(pages)
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(pages)
 	var h http.Handler = r
@@ -189,25 +189,37 @@ func (s *statusWriter) Flush() {
 func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Handler {
 	prefix := randomString(10) + "-"
 	var n atomic.Uint64
+	unmatched := m.HTTPRoute("unmatched")
+	// perRequest is what observe keeps per request, in one allocation.
+	type perRequest struct {
+		ri    routeInfo
+		trace metrics.Trace
+		sw    statusWriter
+		idHdr [1]string // the X-Request-Id header's value slice
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 || !isToken(id) {
-			id = prefix + strconv.FormatUint(n.Add(1), 36)
+			var b [40]byte
+			id = string(strconv.AppendUint(append(b[:0], prefix...), n.Add(1), 36))
 		}
-		w.Header().Set("X-Request-Id", id)
-		ctx, trace := metrics.WithTrace(r.Context())
-		ri := &routeInfo{id: id, trace: trace}
-		ctx = context.WithValue(ctx, routeInfoKey, ri)
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		status := sw.status
+		pr := &perRequest{sw: statusWriter{ResponseWriter: w}}
+		pr.idHdr[0] = id
+		w.Header()["X-Request-Id"] = pr.idHdr[:]
+		pr.ri = routeInfo{id: id, trace: &pr.trace}
+		ctx := context.WithValue(metrics.ContextWithTrace(r.Context(), &pr.trace), routeInfoKey, &pr.ri)
+		next.ServeHTTP(&pr.sw, r.WithContext(ctx))
+		status := pr.sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
 		took := time.Since(start)
-		route := routeOf(ctx)
-		m.HTTPRequest(route, method(r.Method), status, took.Seconds())
+		route, rm := pr.ri.route, pr.ri.rm
+		if route == "" {
+			route, rm = "unmatched", unmatched
+		}
+		rm.Request(r.Method, status, took.Seconds())
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelWarn
@@ -216,7 +228,7 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route),
 				slog.String("path", r.URL.Path), slog.Int("status", status), slog.Duration("duration", took),
 				slog.String("request_id", id)}
-			if code := trace.ErrCode(); code != "" {
+			if code := pr.trace.ErrCode(); code != "" {
 				attrs = append(attrs, slog.String("wechat_errcode", code))
 			}
 			logger.LogAttrs(ctx, level, "request", attrs...)

@@ -84,7 +84,14 @@ type traceKey struct{}
 // it).
 func WithTrace(ctx context.Context) (context.Context, *Trace) {
 	t := &Trace{}
-	return context.WithValue(ctx, traceKey{}, t), t
+	return ContextWithTrace(ctx, t), t
+}
+
+// ContextWithTrace returns ctx carrying t, a zero Trace the caller
+// allocated (inside a larger per-request value, to save an allocation);
+// see [WithTrace].
+func ContextWithTrace(ctx context.Context, t *Trace) context.Context {
+	return context.WithValue(ctx, traceKey{}, t)
 }
 
 func (t *Trace) set(code string) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,7 @@ type result struct {
 	firstErr string                   // the first error, for the report
 	cpu      map[string]time.Duration // CPU time by process name over the window
 	others   time.Duration            // CPU time of every other process of the machine over the window
+	mallocs  int64                    // heap allocations of the serving process over the window; -1 = unknown
 }
 
 // rate is successful operations per second.
@@ -114,8 +116,10 @@ func newClient(conns int) *http.Client {
 
 // load runs op from c closed-loop workers for warmup+d. Operations that
 // complete during the warm-up are not counted; the window is d. pids names
-// the processes whose CPU time is measured over the window (0 = this one).
-func load(ctx context.Context, client *http.Client, c int, warmup, d time.Duration, pids map[string]int, fn op) result {
+// the processes whose CPU time is measured over the window (0 = this one);
+// mallocs, when not nil, reads the serving process's cumulative count of
+// heap allocations at both ends of the window.
+func load(ctx context.Context, client *http.Client, c int, warmup, d time.Duration, pids map[string]int, mallocs func(context.Context) (uint64, error), fn op) result {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -168,6 +172,11 @@ func load(ctx context.Context, client *http.Client, c int, warmup, d time.Durati
 	cpu0 := map[string]time.Duration{}
 	cpu := map[string]time.Duration{}
 	sleepUntil(ctx, measureFrom)
+	var m0, m1 uint64
+	mallocErr := errors.New("not measured")
+	if mallocs != nil {
+		m0, mallocErr = mallocs(ctx)
+	}
 	busy0, busyErr := busyTime()
 	for name, pid := range pids {
 		cpu0[name], _ = cpuTime(pid)
@@ -181,9 +190,15 @@ func load(ctx context.Context, client *http.Client, c int, warmup, d time.Durati
 			ours += cpu[name]
 		}
 	}
+	if mallocErr == nil {
+		m1, mallocErr = mallocs(ctx)
+	}
 	wg.Wait()
 
-	r := result{window: d, statuses: map[int]int{}, cpu: cpu}
+	r := result{window: d, statuses: map[int]int{}, cpu: cpu, mallocs: -1}
+	if mallocErr == nil && m1 >= m0 {
+		r.mallocs = int64(m1 - m0)
+	}
 	if busyErr == nil && err == nil && len(pids) > 0 {
 		r.others = max(0, busy1-busy0-ours)
 	}
@@ -234,6 +249,27 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// mallocsOf returns a reader of the cumulative heap allocation count of a
+// process from the go_memstats_mallocs_total line of its Prometheus text at
+// u (authsvc's /metrics; the hello and peer children answer the same line
+// at /metrics). One scrape allocates a few thousand objects of its own,
+// small against the tens of thousands of operations of a window.
+func mallocsOf(client *http.Client, u string) func(context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) {
+		w := &worker{client: client}
+		if _, err := w.get(ctx, u, http.StatusOK); err != nil {
+			return 0, err
+		}
+		for line := range strings.Lines(w.buf.String()) {
+			if v, ok := strings.CutPrefix(line, "go_memstats_mallocs_total "); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return uint64(f), err
+			}
+		}
+		return 0, fmt.Errorf("%s: no go_memstats_mallocs_total", u)
+	}
 }
 
 // drain reads and closes a response body so its connection is reused.

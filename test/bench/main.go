@@ -25,7 +25,14 @@
 //	go run ./test/bench [-c 64] [-d 5s] [-rounds 3] [-profile DIR]
 //
 // It is a benchmark, not a test: CI does not run it. The goals are those of
-// issue 9 (Performance measured against the ceiling).
+// issue 17 (Performance round two). The peer is silenceper/wechat's
+// callback server (test/bench/peer, a module of its own, built into the
+// temp directory), loaded with the same freshly signed and encrypted
+// messages in the same rounds, its replies checked like wxauth's: the /wx
+// rows show wxauth's ratio to it beside the ratio to hello. Every target
+// also reports the serving process's CPU and heap allocations per
+// operation (go_memstats_mallocs_total before and after the window) and its
+// p99 over hello's p99 of the same round.
 package main
 
 import (
@@ -42,6 +49,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -73,11 +81,15 @@ type options struct {
 type target struct {
 	slug, name string
 	goal       float64 // least ratio to hello; 0 = no ratio goal
+	peer       string  // slug of the peer target it is compared with; "" = none
+	peerGoal   float64 // least ratio to the peer; 0 = no goal
 	fn         op
 	server     *proc  // the process serving it (its CPU is measured)
 	pprof      string // its pprof address, "" when off
 	rounds     []result
-	ratios     []float64
+	ratios     []float64 // throughput over hello's, per round
+	p99Ratios  []float64 // p99 over hello's p99, per round
+	peerRatios []float64 // throughput over the peer's, per round
 }
 
 // errMissed is returned when the run completed but missed a goal.
@@ -94,16 +106,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	var o options
 	fs.IntVar(&o.c, "c", 64, "concurrency: closed-loop workers per target")
-	fs.IntVar(&o.loginC, "login-c", 0, "concurrency of the full-login target (0 = -c); by Little's law its mean latency is login-c / logins per second")
+	fs.IntVar(&o.loginC, "login-c", 16, "concurrency of the full-login target (0 = -c); by Little's law its mean latency is login-c / logins per second")
 	fs.DurationVar(&o.d, "d", 5*time.Second, "measured duration per target per round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each measured period")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every target once, in turn")
 	fs.IntVar(&o.rssC, "rss-c", 256, "concurrency of the peak-RSS phase (0 skips it)")
 	fs.IntVar(&o.storm, "storm", 1000, "concurrent /jssdk/config of the cold storm (0 skips it)")
 	fs.IntVar(&o.floodAddrs, "flood", 100000, "client addresses (X-Forwarded-For) of the flood phase at -rss-c concurrency, with the production limits (0 skips it)")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services during the last round (WXAUTH_PPROF_LISTEN)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the services (WXAUTH_PPROF_LISTEN) and of the load generator (generator-SLUG.pprof) during the last round")
 	fs.StringVar(&o.bin, "bin", "", "a prebuilt authsvc binary (default: go build ./cmd/authsvc)")
-	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always): wx-safe,wx-plain,verify,login,jssdk,token,token-refresh,full-login")
+	fs.StringVar(&o.only, "only", "", "comma-separated target slugs to load (hello always; the peer with the /wx target it is compared with): wx-safe,wx-plain,verify,login,jssdk,token,token-refresh,full-login")
 	fs.Func("env", "extra KEY=VALUE in the environment of every `authsvc serve` (repeatable), e.g. -env GOMEMLIMIT=48MiB", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return errors.New("want KEY=VALUE")
@@ -147,6 +159,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
+	fmt.Fprintln(stderr, "building the peer (test/bench/peer)...")
+	peerBin, err := buildPeer(ctx, dir)
+	if err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -171,6 +188,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	procs = append(procs, hello)
+	// The peer: silenceper/wechat's callback server with the account of
+	// the safe-mode service (it picks the mode per request, by
+	// encrypt_type, so one process serves both /wx peer targets).
+	peer, err := startProc(ctx, "peer", dir, peerBin, nil, "-listen", "127.0.0.1:0",
+		"-appid", benchAppID, "-token", benchToken, "-aes-key", benchAESKey, "-reply", keywordReply)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, peer)
 	emu, err := startProc(ctx, "emulator", dir, bin, nil, "emulate", "--listen", addrs["emu"],
 		"--appid", benchAppID, "--appsecret", benchAppSecret, "--original-id", benchOriginalID,
 		"--oauth-domain", addrs["svc"]+","+addrs["rss"]+","+addrs["storm"],
@@ -229,10 +255,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	peerSafeWX, err := newWXSender(peer.url, true)
+	if err != nil {
+		return err
+	}
+	peerPlainWX, err := newWXSender(peer.url, false)
+	if err != nil {
+		return err
+	}
 	for _, s := range []struct {
 		p  *proc
 		wx *wxSender
-	}{{svc, safeWX}, {plain, plainWX}} {
+	}{{svc, safeWX}, {plain, plainWX}, {peer, peerSafeWX}, {peer, peerPlainWX}} {
 		if err := s.wx.send(ctx, &worker{client: client}); err != nil {
 			return fmt.Errorf("first /wx message to %s: %w\n%s", s.p.name, err, s.p.output())
 		}
@@ -240,10 +274,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	targets := []*target{
 		{slug: "hello", name: "hello (ceiling)", fn: opHello(hello.url), server: hello},
-		{slug: "wx-safe", name: "/wx safe mode, text via keyword rule", goal: 0.55, fn: safeWX.send, server: svc, pprof: pprofOf("pprof")},
-		{slug: "wx-plain", name: "/wx plaintext, text via keyword rule", goal: 0.65, fn: plainWX.send, server: plain, pprof: pprofOf("pprof-plain")},
-		{slug: "verify", name: "/verify, ES256 JWT", goal: 0.5, fn: opVerify(svc.url, jwt), server: svc, pprof: pprofOf("pprof")},
-		{slug: "login", name: "/login (302 + state record)", goal: 0.5, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
+		{slug: "peer-safe", name: "peer: silenceper/wechat /wx safe mode", fn: peerSafeWX.send, server: peer},
+		{slug: "wx-safe", name: "/wx safe mode, text via keyword rule", goal: 0.75, peer: "peer-safe", peerGoal: 2.5, fn: safeWX.send, server: svc, pprof: pprofOf("pprof")},
+		{slug: "peer-plain", name: "peer: silenceper/wechat /wx plaintext", fn: peerPlainWX.send, server: peer},
+		{slug: "wx-plain", name: "/wx plaintext, text via keyword rule", goal: 0.85, peer: "peer-plain", fn: plainWX.send, server: plain, pprof: pprofOf("pprof-plain")},
+		{slug: "verify", name: "/verify, ES256 JWT", goal: 0.9, fn: opVerify(svc.url, jwt), server: svc, pprof: pprofOf("pprof")},
+		{slug: "login", name: "/login (302 + state record)", goal: 0.8, fn: opLogin(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "jssdk", name: "/jssdk/config, warm", goal: 0.6, fn: opJSSDK(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "token", name: "/oauth/token client_credentials, ES256", fn: opToken(svc.url), server: svc, pprof: pprofOf("pprof")},
 		{slug: "token-refresh", name: "/oauth/token, refresh grant (rotation)", goal: 0.5, server: svc, pprof: pprofOf("pprof")},
@@ -251,7 +287,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.only != "" {
 		keep := strings.Split(o.only, ",")
+		for _, t := range targets {
+			if t.peer != "" && slices.Contains(keep, t.slug) {
+				keep = append(keep, t.peer)
+			}
+		}
 		targets = slices.DeleteFunc(targets, func(t *target) bool { return t.slug != "hello" && !slices.Contains(keep, t.slug) })
+	}
+	bySlug := map[string]*target{}
+	for _, t := range targets {
+		bySlug[t.slug] = t
 	}
 	for _, t := range targets {
 		if t.slug == "token-refresh" {
@@ -280,19 +325,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if t.slug == "full-login" {
 				c = o.loginC
 			}
-			res := load(ctx, client, c, o.warmup, o.d, pids, t.fn)
+			stopGen := func() {}
+			if o.profileDir != "" && r == o.rounds-1 {
+				stopGen = profileSelf(filepath.Join(o.profileDir, "generator-"+t.slug+".pprof"), stderr)
+			}
+			res := load(ctx, client, c, o.warmup, o.d, pids, mallocsOf(client, t.server.url+"/metrics"), t.fn)
+			stopGen()
 			wg.Wait()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			t.rounds = append(t.rounds, res)
-			t.ratios = append(t.ratios, res.rate()/targets[0].rounds[r].rate())
-			fmt.Fprintf(stderr, "round %d  %-40s %9.0f/s  p50 %-9v p99 %-9v x%.2f  errors %d  others %.2f cores %s\n", r+1, t.name, res.rate(),
-				res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), t.ratios[r], res.errs,
+			h := targets[0].rounds[r]
+			t.ratios = append(t.ratios, res.rate()/h.rate())
+			t.p99Ratios = append(t.p99Ratios, float64(res.p99)/float64(max(h.p99, 1)))
+			allocs := "?"
+			if res.mallocs >= 0 && res.ops > 0 {
+				allocs = fmt.Sprintf("%.0f", float64(res.mallocs)/float64(res.ops))
+			}
+			fmt.Fprintf(stderr, "round %d  %-40s %9.0f/s  p50 %-9v p99 %-9v x%.2f  allocs/op %s  errors %d  others %.2f cores %s\n", r+1, t.name, res.rate(),
+				res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), t.ratios[r], allocs, res.errs,
 				res.others.Seconds()/res.window.Seconds(), firstLine(res.firstErr))
 		}
+		// The peer of each /wx target ran in the same round.
+		for _, t := range targets {
+			if p := bySlug[t.peer]; p != nil {
+				t.peerRatios = append(t.peerRatios, t.rounds[r].rate()/max(p.rounds[r].rate(), 1e-9))
+			}
+		}
 	}
-	for _, p := range []*proc{svc, plain, emu, hello} {
+	for _, p := range []*proc{svc, plain, emu, hello, peer} {
 		if !p.alive() {
 			return fmt.Errorf("%s exited during the run:\n%s", p.name, p.output())
 		}
@@ -387,6 +449,26 @@ func waitReady(ctx context.Context, client *http.Client, base string) error {
 	}
 }
 
+// profileSelf starts a CPU profile of this process (the load generator)
+// into path and returns the function that stops it; on error it says so
+// on stderr and returns a no-op.
+func profileSelf(path string, stderr io.Writer) (stop func()) {
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "profile of the load generator: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // fetchProfile writes a CPU profile of d (whole seconds, at least 1) from
 // the pprof server at addr to path.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
@@ -456,7 +538,7 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 		{"wx-safe", wx.send}, {"verify", opVerify(p.url, jwt)}, {"login", opLogin(p.url)},
 		{"jssdk", opJSSDK(p.url)}, {"full-login", opFullLogin(p.url)},
 	} {
-		r := load(ctx, client, o.rssC, o.warmup, o.d, nil, t.fn)
+		r := load(ctx, client, o.rssC, o.warmup, o.d, nil, nil, t.fn)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

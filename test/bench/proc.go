@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,6 +262,29 @@ func buildBinary(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// buildPeer builds the peer (silenceper/wechat's callback server, the
+// module in test/bench/peer of the module containing the working
+// directory) into dir and returns the binary's path.
+func buildPeer(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run from inside the wxauth module (go env GOMOD is empty)")
+	}
+	bin := filepath.Join(dir, "peer")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join(filepath.Dir(gomod), "test", "bench", "peer")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build in test/bench/peer: %w\n%s", err, stderr.String())
+	}
+	return bin, nil
+}
+
 // helloEnv names the variable that makes this program serve the "hello"
 // ceiling on the address it holds instead of running the benchmark.
 const helloEnv = "WXAUTH_BENCH_HELLO_LISTEN"
@@ -276,6 +300,10 @@ func runHello(ctx context.Context, addr string, stdout io.Writer) error {
 	hello := []byte("hello")
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				writeMallocs(w)
+				return
+			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Write(hello)
 		}),
@@ -292,4 +320,13 @@ func runHello(ctx context.Context, addr string, stdout io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// writeMallocs answers the one line of Prometheus text the benchmark reads
+// from every process: its cumulative count of heap allocations.
+func writeMallocs(w http.ResponseWriter) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "go_memstats_mallocs_total %d\n", ms.Mallocs)
 }

@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// Goals of issue 9 that are not a ratio to the ceiling.
+// Goals of issue 17 that are not a ratio to the ceiling.
 const (
-	loginGoal    = 1000                  // full logins per second, at least
-	loginP99Goal = 50 * time.Millisecond // p99 of a full login, at most
+	loginGoal    = 1500                  // full logins per second, at least
+	loginP99Goal = 25 * time.Millisecond // p99 of a full login, at most
+	p99Goal      = 1.5                   // p99 of a ratio target over hello's p99 in the same round, at most
 	rssGoal      = 64 << 20              // peak RSS at -rss-c concurrency, in bytes, at most
 	maxErrorRate = 0.01                  // failed operations a target may have and still pass
 )
@@ -27,11 +28,12 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		return "MISS"
 	}
 	fmt.Fprintf(w, "\n%s\n\n", environment(o))
-	fmt.Fprintln(w, "| target | req/s (median) | p50 | p99 | x hello | goal | result |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|")
+	fmt.Fprintln(w, "| target | req/s (median) | p50 | p99 | p99 x hello's | x hello | x peer | goal | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---|")
 	type cpuRow struct {
 		name                        string
 		server, emulator, generator float64 // µs per operation
+		allocs                      float64 // heap allocations of the server per operation; -1 = unknown
 		others                      float64 // cores used by other processes of the machine
 		errs, ops                   int
 		firstErr                    string
@@ -52,7 +54,7 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		}
 		sort.Slice(idx, func(a, b int) bool { return rates[idx[a]] < rates[idx[b]] })
 		mid := t.rounds[idx[(len(idx)-1)/2]] // the median round (the lower middle for an even count)
-		rate, ratio := median(rates), median(t.ratios)
+		rate, ratio, p99Ratio := median(rates), median(t.ratios), median(t.p99Ratios)
 		errRate := 0.0
 		if errs > 0 {
 			errRate = float64(errs) / float64(errs+ops)
@@ -61,11 +63,18 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		switch {
 		case t.slug == "hello":
 		case t.slug == "full-login":
-			goal = fmt.Sprintf(">= %d logins/s, p99 <= %v", loginGoal, loginP99Goal)
+			goal = fmt.Sprintf(">= %d logins/s, p99 <= %v at c=%d", loginGoal, loginP99Goal, o.loginC)
 			result = verdict(rate >= loginGoal && mid.p99 <= loginP99Goal && errRate <= maxErrorRate)
-		default:
+		case t.goal > 0:
 			goal = fmt.Sprintf(">= %.2fx", t.goal)
-			result = verdict(ratio >= t.goal && errRate <= maxErrorRate)
+			ok := ratio >= t.goal
+			if t.peerGoal > 0 {
+				goal += fmt.Sprintf(", >= %.1fx peer", t.peerGoal)
+				ok = ok && len(t.peerRatios) > 0 && median(t.peerRatios) >= t.peerGoal
+			}
+			goal += fmt.Sprintf(", p99 <= %.1fx hello's", p99Goal)
+			ok = ok && p99Ratio <= p99Goal
+			result = verdict(ok && errRate <= maxErrorRate)
 		}
 		if errRate > maxErrorRate {
 			result += fmt.Sprintf(" (%.1f%% errors)", 100*errRate)
@@ -74,14 +83,22 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		if t.slug == "full-login" {
 			unit = " logins/s"
 		}
-		fmt.Fprintf(w, "| %s | %.0f%s | %s | %s | %.2f | %s | %s |\n", t.name, rate, unit, ms(mid.p50), ms(mid.p99), ratio, goal, result)
+		peer := ""
+		if len(t.peerRatios) > 0 {
+			peer = fmt.Sprintf("%.2f", median(t.peerRatios))
+		}
+		fmt.Fprintf(w, "| %s | %.0f%s | %s | %s | %.2f | %.2f | %s | %s | %s |\n", t.name, rate, unit, ms(mid.p50), ms(mid.p99), p99Ratio, ratio, peer, goal, result)
 		perOp := func(name string) float64 {
 			if mid.ops == 0 {
 				return 0
 			}
 			return float64(mid.cpu[name].Microseconds()) / float64(mid.ops)
 		}
-		cpuRows = append(cpuRows, cpuRow{t.name, perOp("server"), perOp("emulator"), perOp("generator"),
+		allocs := -1.0
+		if mid.mallocs >= 0 && mid.ops > 0 {
+			allocs = float64(mid.mallocs) / float64(mid.ops)
+		}
+		cpuRows = append(cpuRows, cpuRow{t.name, perOp("server"), perOp("emulator"), perOp("generator"), allocs,
 			mid.others.Seconds() / mid.window.Seconds(), errs, ops, firstErr})
 	}
 	if rss != nil {
@@ -98,12 +115,13 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 			verdict(storm.ok == storm.n && storm.stable+storm.classic == 1 && storm.getticket == 1))
 	}
 
-	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs); the throughput ratio to hello those CPU costs")
+	fmt.Fprintln(w, "\nCPU time per operation in the median round, by process (µs), and the serving process's heap allocations per")
+	fmt.Fprintln(w, "operation (go_memstats_mallocs_total over the window); the throughput ratio to hello those CPU costs")
 	fmt.Fprintln(w, "predict when the machine's cores are the bottleneck; and the cores other processes of the machine used")
 	fmt.Fprintln(w, "meanwhile (noise: it should be near 0):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | server | emulator | load generator | CPU-bound x hello | other processes (cores) | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| target | server | server allocs/op | emulator | load generator | CPU-bound x hello | other processes (cores) | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
 	helloCPU := 0.0
 	for i, r := range cpuRows {
 		// A closed loop that saturates the cores completes cores/(CPU per
@@ -121,14 +139,29 @@ func report(w io.Writer, o options, targets []*target, rss *rssResult, storm *st
 		if r.firstErr != "" {
 			e += ": " + truncate(firstLine(r.firstErr), 100)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", r.name, r.server, r.emulator, r.generator, bound, r.others, e)
+		allocs := "?"
+		if r.allocs >= 0 {
+			allocs = fmt.Sprintf("%.0f", r.allocs)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.0f | %.0f | %.2f | %.2f | %s |\n", r.name, r.server, allocs, r.emulator, r.generator, bound, r.others, e)
 	}
-	fmt.Fprintln(w, "\nEvery round's ratio to hello, with the cores other processes used meanwhile in parentheses:")
+	fmt.Fprintln(w, "\nEvery round's ratio to hello, with the cores other processes used meanwhile in parentheses, its p99 over")
+	fmt.Fprintln(w, "hello's p99, and for /wx its ratio to the peer:")
 	fmt.Fprintln(w)
 	for _, t := range targets[1:] {
 		fmt.Fprintf(w, "- %s:", t.name)
 		for i, r := range t.rounds {
 			fmt.Fprintf(w, " %.2f (%.2f)", t.ratios[i], r.others.Seconds()/r.window.Seconds())
+		}
+		fmt.Fprintf(w, "; p99 x hello's:")
+		for _, x := range t.p99Ratios {
+			fmt.Fprintf(w, " %.2f", x)
+		}
+		if len(t.peerRatios) > 0 {
+			fmt.Fprintf(w, "; x peer:")
+			for _, x := range t.peerRatios {
+				fmt.Fprintf(w, " %.2f", x)
+			}
 		}
 		fmt.Fprintln(w)
 	}

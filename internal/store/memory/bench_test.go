@@ -137,3 +137,25 @@ func BenchmarkRecords_StateRoundTripRetained(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRecords_DedupAtLimit is the /wx de-duplication write under a
+// sustained message rate: every message a new 400-byte record for 30 s, in
+// a store already at its byte limit (WXAUTH_RECORDS_MEMORY_MB), so that
+// each write makes room by eviction.
+func BenchmarkRecords_DedupAtLimit(b *testing.B) {
+	ctx := context.Background()
+	s := memory.New(time.Now, memory.WithMaxRecordBytes(16<<20))
+	b.Cleanup(func() { s.Close() })
+	val := make([]byte, 400)
+	key := func(i int) string { return "dedup:gh_bench:m:" + strconv.Itoa(i) }
+	for i := range 64 << 10 { // past the limit: about 32k records fit
+		s.PutIfAbsent(ctx, key(-1-i), val, 30*time.Second)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if ok, err := s.PutIfAbsent(ctx, key(i), val, 30*time.Second); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,8 +56,10 @@ func (rs *recordShards) init(maxBytes int64) {
 // set stores r under key, keeping the shard's byte count, and evicts when
 // the shard is over its share: first the records already expired at now,
 // then those closest to expiry (the ones that would be gone soonest
-// anyway), never r itself. It returns how many live records were evicted.
-// The caller holds sh.mu.
+// anyway), never r itself, down to evictTo of the share, so that the next
+// eviction is many writes away: one scan and sort per batch of writes, not
+// a scan of the shard per write. It returns how many live records were
+// evicted. The caller holds sh.mu.
 func (sh *recordShard) set(key string, r record, now int64) int {
 	if old, ok := sh.m[key]; ok {
 		sh.bytes -= old.size(key)
@@ -65,24 +69,39 @@ func (sh *recordShard) set(key string, r record, now int64) int {
 	if sh.max == 0 || sh.bytes <= sh.max {
 		return 0
 	}
+	type victim struct {
+		key string
+		r   record
+	}
+	live := make([]victim, 0, len(sh.m))
 	for k, o := range sh.m {
-		if o.exp <= now && k != key {
+		switch {
+		case k == key:
+		case o.exp <= now:
 			sh.del(k, o)
+		default:
+			live = append(live, victim{k, o})
 		}
 	}
+	target := sh.max - sh.max/evictHeadroom
+	if sh.bytes <= target {
+		return 0
+	}
+	slices.SortFunc(live, func(a, b victim) int { return cmp.Compare(a.r.exp, b.r.exp) })
 	evicted := 0
-	for sh.bytes > sh.max && len(sh.m) > 1 {
-		victim, vr, first := "", record{}, true
-		for k, o := range sh.m {
-			if k != key && (first || o.exp < vr.exp) {
-				victim, vr, first = k, o, false
-			}
+	for _, v := range live {
+		if sh.bytes <= target {
+			break
 		}
-		sh.del(victim, vr)
+		sh.del(v.key, v.r)
 		evicted++
 	}
 	return evicted
 }
+
+// evictHeadroom sets how far below its share an over-full shard is
+// brought: to (1 - 1/evictHeadroom) of it.
+const evictHeadroom = 4
 
 // del removes key (whose record is r). The caller holds sh.mu.
 func (sh *recordShard) del(key string, r record) {

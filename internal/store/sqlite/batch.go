@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func (b *BatchedRecords) flush(ctx context.Context) error {
 	b.inflight, b.pending = b.pending, make(map[string]pendingRecord, len(b.pending))
 	batch := b.inflight
 	b.mu.Unlock()
-	err := b.d.inTx(ctx, func(tx *sql.Tx) error {
+	err := b.d.inTx(ctx, func(tx *stmtTx) error {
 		for k, r := range batch {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
 				ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
@@ -161,7 +160,7 @@ func (b *BatchedRecords) settle(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := b.d.db.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
+	if _, err := b.d.stmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
 		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
 		key, nonNilBytes(r.val), r.exp); err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)

@@ -47,8 +47,9 @@ var (
 // DB is an open SQLite store, safe for concurrent use. Call [DB.Close]
 // when done.
 type DB struct {
-	db  *sql.DB
-	now func() time.Time
+	db    *sql.DB
+	stmts stmts // the store's statements, prepared once
+	now   func() time.Time
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -99,7 +100,7 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*DB, error) {
 		db.SetMaxOpenConns(maxOpenConns)
 		db.SetMaxIdleConns(maxOpenConns)
 	}
-	d := &DB{db: db, now: now, stop: make(chan struct{}), done: make(chan struct{})}
+	d := &DB{db: db, stmts: stmts{db: db}, now: now, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -120,15 +121,15 @@ func (d *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
 	sort.Strings(names)
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	return d.inTx(ctx, func(tx *stmtTx) error {
+		if _, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 			return fmt.Errorf("sqlite: create schema_migrations: %w", err)
 		}
 		for _, name := range names {
 			version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?1`, version).Scan(&n); err != nil {
+			if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?1`, version).Scan(&n); err != nil {
 				return fmt.Errorf("sqlite: read schema_migrations: %w", err)
 			}
 			if n > 0 {
@@ -138,10 +139,10 @@ func (d *DB) migrate(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("sqlite: migration %s: %w", version, err)
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("sqlite: migration %s: %w", version, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)`,
+			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)`,
 				version, d.now().UnixNano()); err != nil {
 				return fmt.Errorf("sqlite: record migration %s: %w", version, err)
 			}
@@ -164,6 +165,7 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.stop)
 		<-d.done
+		d.stmts.close()
 		if err := d.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
@@ -192,10 +194,10 @@ func (d *DB) janitor() {
 // expired rows already; this only reclaims space.
 func (d *DB) Sweep(ctx context.Context) error {
 	now := d.now().UnixNano()
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?1`, now); err != nil {
+	if _, err := d.stmts.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?1`, now); err != nil {
 		return fmt.Errorf("sqlite: sweep records: %w", err)
 	}
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at <= ?1`, now); err != nil {
+	if _, err := d.stmts.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at <= ?1`, now); err != nil {
 		return fmt.Errorf("sqlite: sweep refresh tokens: %w", err)
 	}
 	return nil
@@ -208,7 +210,7 @@ const maxTxAttempts = 5
 // inTx runs fn in a write (IMMEDIATE) transaction, committing when it
 // returns nil. A transaction failing with SQLITE_BUSY or a uniqueness
 // violation is retried from the start (fn may run more than once).
-func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (d *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	var err error
 	for range maxTxAttempts {
 		err = d.tryTx(ctx, fn)
@@ -219,12 +221,12 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return err
 }
 
-func (d *DB) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (d *DB) tryTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&stmtTx{tx: tx, s: &d.stmts}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -18,7 +18,7 @@ func errNextFamily() error {
 // CreateRefreshToken stores t. Errors: store.ErrAlreadyExists when t.Hash is
 // taken; the driver's, wrapped with "sqlite: create refresh token".
 func (d *DB) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
-	err := d.inTx(ctx, func(tx *sql.Tx) error { return insertRefresh(ctx, tx, t) })
+	err := d.inTx(ctx, func(tx *stmtTx) error { return insertRefresh(ctx, tx, t) })
 	if err != nil {
 		return fmt.Errorf("sqlite: create refresh token: %w", err)
 	}
@@ -26,7 +26,7 @@ func (d *DB) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
 }
 
 // insertRefresh inserts t, mapping a taken hash to store.ErrAlreadyExists.
-func insertRefresh(ctx context.Context, tx *sql.Tx, t store.RefreshToken) error {
+func insertRefresh(ctx context.Context, tx *stmtTx, t store.RefreshToken) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens
 		(hash, family_id, user_id, scope, created_at, expires_at, used_at)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING`,
@@ -79,7 +79,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.
 		old    store.RefreshToken
 		reused bool
 	)
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
+	err := d.inTx(ctx, func(tx *stmtTx) error {
 		reused = false
 		var nextHash string
 		t, revoked, err := scanRefresh(tx.QueryRowContext(ctx,
@@ -126,7 +126,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next store.
 // GetRefreshToken returns the record for hash, or store.ErrNotFound when it
 // is unknown or its family is revoked.
 func (d *DB) GetRefreshToken(ctx context.Context, hash string) (store.RefreshToken, error) {
-	t, revoked, err := scanRefresh(d.db.QueryRowContext(ctx,
+	t, revoked, err := scanRefresh(d.stmts.QueryRowContext(ctx,
 		`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?1`, hash))
 	if err == nil && revoked {
 		err = store.ErrNotFound
@@ -140,14 +140,14 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (store.RefreshTok
 // RevokeFamily revokes every refresh token of familyID, present and future.
 // Errors: the driver's, wrapped with "sqlite: revoke family".
 func (d *DB) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
-	err := d.inTx(ctx, func(tx *sql.Tx) error { return revokeFamily(ctx, tx, familyID, now) })
+	err := d.inTx(ctx, func(tx *stmtTx) error { return revokeFamily(ctx, tx, familyID, now) })
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke family: %w", err)
 	}
 	return nil
 }
 
-func revokeFamily(ctx context.Context, tx *sql.Tx, familyID string, now time.Time) error {
+func revokeFamily(ctx context.Context, tx *stmtTx, familyID string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?1, ?2)
 		ON CONFLICT (family_id) DO NOTHING`, familyID, ns(now))
 	return err
@@ -183,7 +183,7 @@ func listKeys(ctx context.Context, q interface {
 // ListKeys returns every stored key, oldest (CreatedAt) first. Errors: the
 // driver's, wrapped with "sqlite: list keys".
 func (d *DB) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
-	keys, err := listKeys(ctx, d.db)
+	keys, err := listKeys(ctx, &d.stmts)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
 	}
@@ -196,7 +196,7 @@ func (d *DB) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
 // update keys".
 func (d *DB) UpdateKeys(ctx context.Context, update func(old []store.SigningKey) ([]store.SigningKey, error)) error {
 	var updateErr error
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
+	err := d.inTx(ctx, func(tx *stmtTx) error {
 		cur, err := listKeys(ctx, tx)
 		if err != nil {
 			return err
@@ -241,7 +241,7 @@ func (d *DB) GetToken(ctx context.Context, name string) (store.CachedToken, erro
 		t   store.CachedToken
 		exp int64
 	)
-	err := d.db.QueryRowContext(ctx, `SELECT value, expires_at, fence FROM tokens WHERE name = ?1`, name).
+	err := d.stmts.QueryRowContext(ctx, `SELECT value, expires_at, fence FROM tokens WHERE name = ?1`, name).
 		Scan(&t.Value, &exp, &t.Fence)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
@@ -257,7 +257,7 @@ func (d *DB) GetToken(ctx context.Context, name string) (store.CachedToken, erro
 // store.ErrStale in that case; the driver's. Both wrapped with "sqlite: set
 // token".
 func (d *DB) SetToken(ctx context.Context, name string, t store.CachedToken) error {
-	res, err := d.db.ExecContext(ctx, `INSERT INTO tokens (name, value, expires_at, fence) VALUES (?1, ?2, ?3, ?4)
+	res, err := d.stmts.ExecContext(ctx, `INSERT INTO tokens (name, value, expires_at, fence) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
 			fence = excluded.fence
 		WHERE tokens.fence <= excluded.fence`, name, nonNilBytes(t.Value), ns(t.ExpiresAt), t.Fence)

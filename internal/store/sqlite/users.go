@@ -55,7 +55,7 @@ func (d *DB) UpsertUser(ctx context.Context, u store.User, now time.Time) (store
 		return store.User{}, fmt.Errorf("sqlite: upsert user: %w", err)
 	}
 	var out store.User
-	err = d.inTx(ctx, func(tx *sql.Tx) error {
+	err = d.inTx(ctx, func(tx *stmtTx) error {
 		id, err := findUserID(ctx, tx, u)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func (d *DB) UpsertUser(ctx context.Context, u store.User, now time.Time) (store
 
 // findUserID returns the ID of the user u names (unionid first, then
 // appid+openid), or "" when there is none.
-func findUserID(ctx context.Context, tx *sql.Tx, u store.User) (string, error) {
+func findUserID(ctx context.Context, tx *stmtTx, u store.User) (string, error) {
 	var id string
 	if u.UnionID != "" {
 		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE unionid = ?1`, u.UnionID).Scan(&id)
@@ -134,7 +134,7 @@ func nonNil(s []string) []string {
 
 // GetUser returns the user with this ID, or store.ErrNotFound.
 func (d *DB) GetUser(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?1`, id))
+	u, err := scanUser(d.stmts.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?1`, id))
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: get user: %w", err)
 	}
@@ -143,7 +143,7 @@ func (d *DB) GetUser(ctx context.Context, id string) (store.User, error) {
 
 // FindUser returns the user linked to (appID, openID), or store.ErrNotFound.
 func (d *DB) FindUser(ctx context.Context, appID, openID string) (store.User, error) {
-	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
+	u, err := scanUser(d.stmts.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
 		WHERE id = (SELECT user_id FROM identities WHERE appid = ?1 AND openid = ?2)`, appID, openID))
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: find user: %w", err)

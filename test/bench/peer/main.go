@@ -6,7 +6,9 @@
 //
 // Its logger (logrus, set to Debug and stdout by the SDK's init) is put at
 // Warn, the level a production service runs at. It prints
-// "listening on http://ADDR" once it accepts connections.
+// "listening on http://ADDR" once it accepts connections, and answers
+// GET /metrics with the one line the benchmark reads from every process,
+// go_memstats_mallocs_total.
 //
 // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
 package main
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -75,6 +78,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	// The benchmark reads the allocations per message from here, as it
+	// reads go_memstats_mallocs_total from wxauth's /metrics.
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(w, "go_memstats_mallocs_total %d\n", ms.Mallocs)
+	})
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
