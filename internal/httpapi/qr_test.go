@@ -13,11 +13,11 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/redirect"
@@ -36,36 +36,18 @@ const (
 	desktopAgent    = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"
 )
 
-// qrClock is the service's controlled clock.
-type qrClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *qrClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *qrClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // qrHarness is two service instances (A and B) over one in-memory store
 // and the emulator, whose callback pushes go to B's /wx.
 type qrHarness struct {
 	a, b, emu *httptest.Server
 	handlerA  http.Handler // A's handler, for requests from many client addresses
-	clock     *qrClock
+	clock     *clocktest.Clock
 	mem       *memory.Store
 }
 
 func newQRHarness(t testing.TB) *qrHarness {
 	t.Helper()
-	h := &qrHarness{clock: &qrClock{now: time.Now()}}
+	h := &qrHarness{clock: clocktest.New(time.Now())}
 	muxA, muxB := http.NewServeMux(), http.NewServeMux()
 	h.a, h.b = httptest.NewServer(muxA), httptest.NewServer(muxB)
 	t.Cleanup(h.a.Close)

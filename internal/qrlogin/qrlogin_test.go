@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
@@ -46,24 +47,16 @@ func (f *fakeWeChat) Follower(ctx context.Context, openID, lang string) (*wechat
 	return &wechat.Follower{Subscribe: 1, OpenID: openID, UnionID: "u_" + openID}, nil
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 type fixture struct {
 	svc   *qrlogin.Service
 	wx    *fakeWeChat
 	mem   *memory.Store
-	clock *clock
+	clock *clocktest.Clock
 }
 
 func newFixture(t *testing.T, mod func(*qrlogin.Config)) *fixture {
 	t.Helper()
-	f := &fixture{wx: &fakeWeChat{}, clock: &clock{now: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)}}
+	f := &fixture{wx: &fakeWeChat{}, clock: clocktest.New(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))}
 	f.mem = memory.New(f.clock.Now)
 	t.Cleanup(func() { f.mem.Close() })
 	cfg := qrlogin.Config{AppID: appID, WeChat: f.wx, Users: f.mem, Records: f.mem, Broker: f.mem, Now: f.clock.Now}
@@ -163,16 +156,16 @@ func TestService_Status(t *testing.T) {
 		}
 	}
 	a, _ := f.svc.Create(ctx, "https://h5.example.com/")
-	f.clock.add(qrlogin.DefaultTTL - time.Second)
+	f.clock.Advance(qrlogin.DefaultTTL - time.Second)
 	if got, _ := f.svc.Status(ctx, a.ID); got.Status != qrlogin.StatusPending {
 		t.Errorf("1 s before expiry: %s", got.Status)
 	}
-	f.clock.add(time.Second)
+	f.clock.Advance(time.Second)
 	if got, _ := f.svc.Status(ctx, a.ID); got.Status != qrlogin.StatusExpired {
 		t.Errorf("at expiry: %s", got.Status)
 	}
 	// Long after, the record is gone.
-	f.clock.add(time.Hour)
+	f.clock.Advance(time.Hour)
 	if _, err := f.svc.Status(ctx, a.ID); !errors.Is(err, qrlogin.ErrNotFound) {
 		t.Errorf("an hour later: %v", err)
 	}
@@ -261,7 +254,7 @@ func TestService_ServeMessage(t *testing.T) {
 	t.Run("Expired", func(t *testing.T) {
 		f := newFixture(t, func(c *qrlogin.Config) { c.RefusedText = "too late" })
 		a, _ := f.svc.Create(ctx, "https://h5.example.com/")
-		f.clock.add(qrlogin.DefaultTTL)
+		f.clock.Advance(qrlogin.DefaultTTL)
 		r, err := f.svc.ServeMessage(ctx, event("o1", "SCAN", a.Scene, a.Ticket))
 		if err != nil || text(t, r) != "too late" {
 			t.Fatalf("%v, %v", r, err)
@@ -379,13 +372,13 @@ func TestService_Complete(t *testing.T) {
 	t.Run("AfterWindow", func(t *testing.T) {
 		f := newFixture(t, nil)
 		a, _ := f.svc.Create(ctx, "https://h5.example.com/")
-		f.clock.add(qrlogin.DefaultTTL - time.Second) // scanned in the last second
+		f.clock.Advance(qrlogin.DefaultTTL - time.Second) // scanned in the last second
 		f.svc.ServeMessage(ctx, event("oUser1", "SCAN", a.Scene, a.Ticket))
-		f.clock.add(qrlogin.CompleteWindow - time.Second)
+		f.clock.Advance(qrlogin.CompleteWindow - time.Second)
 		if got, _ := f.svc.Status(ctx, a.ID); got.Status != qrlogin.StatusConfirmed {
 			t.Fatalf("within the window: %s", got.Status)
 		}
-		f.clock.add(time.Second)
+		f.clock.Advance(time.Second)
 		if _, err := f.svc.Complete(ctx, a.ID, a.Key); !errors.Is(err, qrlogin.ErrExpired) {
 			t.Fatalf("after the window: %v", err)
 		}

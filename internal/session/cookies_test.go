@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 func cookieKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func newCookies(tb testing.TB, c *clock, secure bool, keys ...[]byte) *Cookies {
+func newCookies(tb testing.TB, c *clocktest.Clock, secure bool, keys ...[]byte) *Cookies {
 	tb.Helper()
 	ck, err := NewCookies(CookieConfig{Keys: keys, Secure: secure, Now: c.Now})
 	if err != nil {

@@ -8,31 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newClock is the tests' clock, at a fixed start.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
 }
 
 // fakeKeys is an in-memory store.Keys.
@@ -204,7 +188,7 @@ func (f *fakeUsers) delete(id string) {
 
 // env is a Manager on fakes and a test clock.
 type env struct {
-	clock   *clock
+	clock   *clocktest.Clock
 	keys    *fakeKeys
 	refresh *memory.Store // the real in-memory RefreshTokens
 	records *fakeRecords

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
 // newMemoryManager builds a Manager on the in-memory store and the test
 // clock, with a user to log in.
-func newMemoryManager(tb testing.TB, c *clock) (*Manager, *memory.Store, store.User) {
+func newMemoryManager(tb testing.TB, c *clocktest.Clock) (*Manager, *memory.Store, store.User) {
 	tb.Helper()
 	ms := memory.New(c.Now)
 	tb.Cleanup(func() { ms.Close() })
