@@ -243,29 +243,19 @@ func freeAddr() (string, error) {
 // buildBinary builds cmd/authsvc of the module containing the working
 // directory into dir and returns the binary's path.
 func buildBinary(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run from inside the wxauth module (go env GOMOD is empty)")
-	}
-	bin := filepath.Join(dir, "authsvc")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/authsvc")
-	cmd.Dir = filepath.Dir(gomod)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/authsvc: %w\n%s", err, stderr.String())
-	}
-	return bin, nil
+	return goBuild(ctx, filepath.Join(dir, "authsvc"), ".", "./cmd/authsvc")
 }
 
 // buildPeer builds the peer (silenceper/wechat's callback server, the
 // module in test/bench/peer of the module containing the working
 // directory) into dir and returns the binary's path.
 func buildPeer(ctx context.Context, dir string) (string, error) {
+	return goBuild(ctx, filepath.Join(dir, "peer"), filepath.Join("test", "bench", "peer"), ".")
+}
+
+// goBuild runs `go build -o bin pkg` in sub, a directory relative to the root
+// of the module containing the working directory, and returns bin.
+func goBuild(ctx context.Context, bin, sub, pkg string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
@@ -274,13 +264,12 @@ func buildPeer(ctx context.Context, dir string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("run from inside the wxauth module (go env GOMOD is empty)")
 	}
-	bin := filepath.Join(dir, "peer")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join(filepath.Dir(gomod), "test", "bench", "peer")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	cmd.Dir = filepath.Join(filepath.Dir(gomod), sub)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build in test/bench/peer: %w\n%s", err, stderr.String())
+		return "", fmt.Errorf("go build %s in %s: %w\n%s", pkg, cmd.Dir, err, stderr.String())
 	}
 	return bin, nil
 }
