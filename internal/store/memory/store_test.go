@@ -20,32 +20,8 @@ func newStore(t *testing.T, now func() time.Time) *memory.Store {
 	return s
 }
 
-func TestStore_Users(t *testing.T) {
-	storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return newStore(t, now) })
-}
-
-func TestStore_RefreshTokens(t *testing.T) {
-	storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return newStore(t, now) })
-}
-
-func TestStore_Keys(t *testing.T) {
-	storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return newStore(t, now) })
-}
-
-func TestStore_Records(t *testing.T) {
-	storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return newStore(t, now) })
-}
-
-func TestStore_Locker(t *testing.T) {
-	storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return newStore(t, now) })
-}
-
-func TestStore_TokenCache(t *testing.T) {
-	storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return newStore(t, now) })
-}
-
-func TestStore_Broker(t *testing.T) {
-	storetest.TestBroker(t, func(t *testing.T, now func() time.Time) store.Broker { return newStore(t, now) })
+func TestStore_Contract(t *testing.T) {
+	storetest.Contract(t, newStore)
 }
 
 func TestStore_BadTTL(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/postgres"
 	"github.com/wxauth/wxauth/internal/store/storetest"
@@ -53,8 +54,8 @@ func newDatabase(t testing.TB) string {
 
 // opener returns a constructor opening the database at dbURL, emptied of
 // the previous subtest's rows, and closed when the subtest ends.
-func opener(dbURL string) func(t *testing.T, now func() time.Time) *postgres.DB {
-	return func(t *testing.T, now func() time.Time) *postgres.DB {
+func opener(dbURL string) func(t testing.TB, now func() time.Time) *postgres.DB {
+	return func(t testing.TB, now func() time.Time) *postgres.DB {
 		t.Helper()
 		ctx := context.Background()
 		db, err := postgres.Open(ctx, dbURL, now)
@@ -75,34 +76,9 @@ func opener(dbURL string) func(t *testing.T, now func() time.Time) *postgres.DB 
 	}
 }
 
-func TestDB_Users(t *testing.T) {
+func TestDB_Contract(t *testing.T) {
 	open := opener(newDatabase(t))
-	storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return open(t, now) })
-}
-
-func TestDB_RefreshTokens(t *testing.T) {
-	open := opener(newDatabase(t))
-	storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return open(t, now) })
-}
-
-func TestDB_Keys(t *testing.T) {
-	open := opener(newDatabase(t))
-	storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return open(t, now) })
-}
-
-func TestDB_Records(t *testing.T) {
-	open := opener(newDatabase(t))
-	storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return open(t, now) })
-}
-
-func TestDB_Locker(t *testing.T) {
-	open := opener(newDatabase(t))
-	storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return open(t, now) })
-}
-
-func TestDB_TokenCache(t *testing.T) {
-	open := opener(newDatabase(t))
-	storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return open(t, now) })
+	storetest.Contract(t, func(t *testing.T, now func() time.Time) *postgres.DB { return open(t, now) })
 }
 
 func TestOpen_ConcurrentMigrations(t *testing.T) {
@@ -221,11 +197,8 @@ func TestDB_RecoversFromDroppedConnections(t *testing.T) {
 func TestDB_Sweep(t *testing.T) {
 	// A clock that can go back: after a sweep, a swept record stays gone
 	// even when it would be live again by the clock.
-	var mu sync.Mutex
-	at := storetest.Epoch()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
-	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); at = t }
-	db := opener(newDatabase(t))(t, now)
+	clock := clocktest.New(storetest.Epoch())
+	db := opener(newDatabase(t))(t, clock.Now)
 	ctx := context.Background()
 	if err := db.Put(ctx, "short", []byte("v"), time.Second); err != nil {
 		t.Fatal(err)
@@ -233,11 +206,11 @@ func TestDB_Sweep(t *testing.T) {
 	if err := db.Put(ctx, "long", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	set(storetest.Epoch().Add(time.Minute))
+	clock.Set(storetest.Epoch().Add(time.Minute))
 	if err := db.Sweep(ctx); err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}
-	set(storetest.Epoch())
+	clock.Set(storetest.Epoch())
 	if _, err := db.Get(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get of a swept record: %v", err)
 	}

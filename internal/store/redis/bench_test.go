@@ -2,12 +2,12 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/store"
+	"github.com/wxauth/wxauth/internal/store/storetest"
 )
 
 // openBench opens a store under a random prefix, deleting its keys when b
@@ -34,31 +34,9 @@ func openBench(b *testing.B) *Store {
 	return s
 }
 
-func BenchmarkStore_Get(b *testing.B) {
-	s := openBench(b)
-	ctx := context.Background()
-	if err := s.Put(ctx, "revoked:jti", []byte("1"), time.Hour); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Get(ctx, "revoked:jti"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkStore_PutIfAbsent(b *testing.B) {
-	s := openBench(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		if _, err := s.PutIfAbsent(ctx, fmt.Sprintf("dedup:%d", i), []byte("1"), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
+// BenchmarkStore_Records runs the storetest record benchmarks.
+func BenchmarkStore_Records(b *testing.B) {
+	storetest.BenchmarkRecords(b, func(b *testing.B) store.Records { return openBench(b) })
 }
 
 func BenchmarkStore_LockRelease(b *testing.B) {

@@ -49,24 +49,9 @@ func newStore(t *testing.T, _ func() time.Time) *Store {
 	return s
 }
 
-func TestStore_Records(t *testing.T) {
+func TestStore_Contract(t *testing.T) {
 	testURL(t)
-	storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return newStore(t, now) })
-}
-
-func TestStore_Locker(t *testing.T) {
-	testURL(t)
-	storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return newStore(t, now) })
-}
-
-func TestStore_TokenCache(t *testing.T) {
-	testURL(t)
-	storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return newStore(t, now) })
-}
-
-func TestStore_Broker(t *testing.T) {
-	testURL(t)
-	storetest.TestBroker(t, func(t *testing.T, now func() time.Time) store.Broker { return newStore(t, now) })
+	storetest.Contract(t, newStore)
 }
 
 func TestStore_PrefixIsolates(t *testing.T) {

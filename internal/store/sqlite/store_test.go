@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/clocktest"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/store/sqlite"
@@ -16,7 +16,7 @@ import (
 )
 
 // open opens dsn and closes it when t ends.
-func open(t *testing.T, dsn string, now func() time.Time) *sqlite.DB {
+func open(t testing.TB, dsn string, now func() time.Time) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), dsn, now)
 	if err != nil {
@@ -44,24 +44,7 @@ func TestDB_Contract(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			newDB := func(t *testing.T, now func() time.Time) *sqlite.DB { return open(t, b.dsn(t), now) }
-			t.Run("Users", func(t *testing.T) {
-				storetest.TestUsers(t, func(t *testing.T, now func() time.Time) store.Users { return newDB(t, now) })
-			})
-			t.Run("RefreshTokens", func(t *testing.T) {
-				storetest.TestRefreshTokens(t, func(t *testing.T, now func() time.Time) store.RefreshTokens { return newDB(t, now) })
-			})
-			t.Run("Keys", func(t *testing.T) {
-				storetest.TestKeys(t, func(t *testing.T, now func() time.Time) store.Keys { return newDB(t, now) })
-			})
-			t.Run("Records", func(t *testing.T) {
-				storetest.TestRecords(t, func(t *testing.T, now func() time.Time) store.Records { return newDB(t, now) })
-			})
-			t.Run("Locker", func(t *testing.T) {
-				storetest.TestLocker(t, func(t *testing.T, now func() time.Time) store.Locker { return newDB(t, now) })
-			})
-			t.Run("TokenCache", func(t *testing.T) {
-				storetest.TestTokenCache(t, func(t *testing.T, now func() time.Time) store.TokenCache { return newDB(t, now) })
-			})
+			storetest.Contract(t, newDB)
 		})
 	}
 }
@@ -117,11 +100,8 @@ func TestOpen_Errors(t *testing.T) {
 func TestDB_Sweep(t *testing.T) {
 	// A clock that can go back: after a sweep, a swept record stays gone
 	// even when it would be live again by the clock.
-	var mu sync.Mutex
-	at := storetest.Epoch()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
-	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); at = t }
-	db := open(t, "sqlite::memory:", now)
+	clock := clocktest.New(storetest.Epoch())
+	db := open(t, "sqlite::memory:", clock.Now)
 	ctx := context.Background()
 	for _, k := range []string{"short", "unswept"} {
 		if err := db.Put(ctx, k, []byte("v"), time.Second); err != nil {
@@ -131,14 +111,14 @@ func TestDB_Sweep(t *testing.T) {
 	if err := db.Put(ctx, "long", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	set(storetest.Epoch().Add(time.Minute))
+	clock.Set(storetest.Epoch().Add(time.Minute))
 	if err := db.Sweep(ctx); err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}
 	if err := db.Put(ctx, "unswept", []byte("v"), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	set(storetest.Epoch())
+	clock.Set(storetest.Epoch())
 	if _, err := db.Get(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get of a swept record: %v", err)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -79,11 +80,7 @@ func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
 		ctx := testCtx(t)
 		noErr(t, s.Put(ctx, "k", []byte("one"), time.Hour), "Put one")
 		noErr(t, s.Put(ctx, "k", []byte("two"), time.Hour), "Put two")
-		got, err := s.Get(ctx, "k")
-		noErr(t, err, "Get")
-		if string(got) != "two" {
-			t.Fatalf("Get = %q, want two", got)
-		}
+		wantValue(t, ctx, s, "k", "two")
 	})
 
 	t.Run("PutIfAbsent", func(t *testing.T) {
@@ -99,11 +96,7 @@ func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
 		if ok {
 			t.Fatal("PutIfAbsent on a live key = true")
 		}
-		got, err := s.Get(ctx, "k")
-		noErr(t, err, "Get")
-		if string(got) != "first" {
-			t.Fatalf("Get = %q, want first", got)
-		}
+		wantValue(t, ctx, s, "k", "first")
 	})
 
 	t.Run("PutIfAbsentConcurrent", func(t *testing.T) {
@@ -274,4 +267,14 @@ func TestRecords(t *testing.T, newStore NewFunc[store.Records]) {
 			}
 		}
 	})
+}
+
+// wantValue fails t unless s holds want under key.
+func wantValue(t *testing.T, ctx context.Context, s store.Records, key, want string) {
+	t.Helper()
+	got, err := s.Get(ctx, key)
+	noErr(t, err, "Get "+key)
+	if string(got) != want {
+		t.Fatalf("Get %s = %q, want %s", key, got, want)
+	}
 }

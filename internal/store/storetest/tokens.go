@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -290,6 +292,17 @@ func TestKeys(t *testing.T, newStore NewFunc[store.Keys]) {
 		}
 		return out
 	}
+	// wantIDs fails t unless s lists exactly the keys want, in order, and
+	// returns them.
+	wantIDs := func(t *testing.T, ctx context.Context, s store.Keys, what string, want ...string) []store.SigningKey {
+		t.Helper()
+		got, err := s.ListKeys(ctx)
+		noErr(t, err, "ListKeys")
+		if !slices.Equal(ids(got), want) {
+			t.Fatalf("%s: ListKeys = %v, want %v", what, ids(got), want)
+		}
+		return got
+	}
 
 	t.Run("RoundTripOldestFirst", func(t *testing.T) {
 		s := setup(t)
@@ -310,11 +323,7 @@ func TestKeys(t *testing.T, newStore NewFunc[store.Keys]) {
 			}
 			return []store.SigningKey{newer, old}, nil
 		}), "UpdateKeys")
-		got, err = s.ListKeys(ctx)
-		noErr(t, err, "ListKeys")
-		if len(got) != 2 || got[0].ID != "kOld" || got[1].ID != "kNew" {
-			t.Fatalf("ListKeys = %v, want [kOld kNew]", ids(got))
-		}
+		got = wantIDs(t, ctx, s, "after UpdateKeys", "kOld", "kNew")
 		for i, want := range []store.SigningKey{old, newer} {
 			k := got[i]
 			if k.Alg != want.Alg || !bytes.Equal(k.Private, want.Private) || !bytes.Equal(k.Public, want.Public) ||
@@ -336,11 +345,7 @@ func TestKeys(t *testing.T, newStore NewFunc[store.Keys]) {
 			return []store.SigningKey{key("k2", Epoch())}, errBoom
 		})
 		isErr(t, err, errBoom, "UpdateKeys with a failing update")
-		got, err := s.ListKeys(ctx)
-		noErr(t, err, "ListKeys")
-		if len(got) != 1 || got[0].ID != "k1" {
-			t.Fatalf("after an aborted update: %v, want [k1]", ids(got))
-		}
+		wantIDs(t, ctx, s, "after an aborted update", "k1")
 	})
 
 	t.Run("Remove", func(t *testing.T) {
@@ -352,11 +357,7 @@ func TestKeys(t *testing.T, newStore NewFunc[store.Keys]) {
 		noErr(t, s.UpdateKeys(ctx, func(cur []store.SigningKey) ([]store.SigningKey, error) {
 			return cur[1:], nil
 		}), "UpdateKeys remove")
-		got, err := s.ListKeys(ctx)
-		noErr(t, err, "ListKeys")
-		if len(got) != 1 || got[0].ID != "k2" {
-			t.Fatalf("after removal: %v, want [k2]", ids(got))
-		}
+		wantIDs(t, ctx, s, "after removal", "k2")
 	})
 
 	t.Run("ConcurrentUpdates", func(t *testing.T) {
