@@ -69,35 +69,27 @@ type Metrics struct {
 // http.ServeMux pattern do; it never happens at request time.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_http_requests_total", Help: "HTTP requests served, by route template, method and status.",
-		}, []string{"route", "method", "status"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wxauth_http_request_duration_seconds", Help: "Time to serve an HTTP request, in seconds.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route", "method"}),
-		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_logins_total", Help: "Web-authorization logins by scope and outcome.",
-		}, []string{"scope", "outcome"}),
-		WeChatCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_wechat_calls_total", Help: "HTTP calls to WeChat's API by path and errcode.",
-		}, []string{"api", "errcode"}),
-		WeChatDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wxauth_wechat_call_duration_seconds", Help: "Duration of calls to WeChat's API, in seconds.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"api"}),
-		CallbackMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_callback_messages_total", Help: "Message callback requests by type, mode and outcome.",
-		}, []string{"type", "mode", "outcome"}),
-		TokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_token_refreshes_total", Help: "Fetches of the global access_token and jsapi_ticket by cause.",
-		}, []string{"token", "cause"}),
+		HTTPRequests: counterVec("wxauth_http_requests_total",
+			"HTTP requests served, by route template, method and status.", "route", "method", "status"),
+		HTTPDuration: histogramVec("wxauth_http_request_duration_seconds",
+			"Time to serve an HTTP request, in seconds.",
+			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route", "method"),
+		Logins: counterVec("wxauth_logins_total",
+			"Web-authorization logins by scope and outcome.", "scope", "outcome"),
+		WeChatCalls: counterVec("wxauth_wechat_calls_total",
+			"HTTP calls to WeChat's API by path and errcode.", "api", "errcode"),
+		WeChatDuration: histogramVec("wxauth_wechat_call_duration_seconds",
+			"Duration of calls to WeChat's API, in seconds.",
+			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "api"),
+		CallbackMessages: counterVec("wxauth_callback_messages_total",
+			"Message callback requests by type, mode and outcome.", "type", "mode", "outcome"),
+		TokenRefreshes: counterVec("wxauth_token_refreshes_total",
+			"Fetches of the global access_token and jsapi_ticket by cause.", "token", "cause"),
 		QRAttempts: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wxauth_qr_login_attempts_active", Help: "QR login attempts started and not yet finished.",
 		}),
-		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_store_errors_total", Help: "Failed store operations by operation.",
-		}, []string{"op"}),
+		StoreErrors: counterVec("wxauth_store_errors_total",
+			"Failed store operations by operation.", "op"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.Logins, m.WeChatCalls,
@@ -206,4 +198,16 @@ func (q *qrAttempts) AttemptEnded(id string) {
 	t.Stop()
 	delete(q.active, id)
 	q.m.QRAttemptEnded()
+}
+
+// counterVec creates the counter family name with help text and labels,
+// unregistered.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+// histogramVec creates the histogram family name with help text, buckets
+// (upper bounds, in the family's unit) and labels, unregistered.
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }

@@ -33,19 +33,15 @@ type ProxyCalls struct {
 // startup.
 func NewProxyCalls(reg prometheus.Registerer) *ProxyCalls {
 	m := &ProxyCalls{
-		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_proxy_calls_total", Help: "WeChat API calls through the proxy by client, API path and errcode.",
-		}, []string{"client", "api", "errcode"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wxauth_proxy_call_duration_seconds", Help: "Duration of proxied WeChat API calls, in seconds.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120},
-		}, []string{"client", "api"}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_proxy_retries_total", Help: "Proxied calls sent again after WeChat refused the access_token.",
-		}, []string{"client", "api"}),
-		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxauth_proxy_refusals_total", Help: "Proxy requests refused by wxauth, by client and reason.",
-		}, []string{"client", "reason"}),
+		Calls: counterVec("wxauth_proxy_calls_total",
+			"WeChat API calls through the proxy by client, API path and errcode.", "client", "api", "errcode"),
+		Duration: histogramVec("wxauth_proxy_call_duration_seconds",
+			"Duration of proxied WeChat API calls, in seconds.",
+			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}, "client", "api"),
+		Retries: counterVec("wxauth_proxy_retries_total",
+			"Proxied calls sent again after WeChat refused the access_token.", "client", "api"),
+		Refusals: counterVec("wxauth_proxy_refusals_total",
+			"Proxy requests refused by wxauth, by client and reason.", "client", "reason"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.Duration, m.Retries, m.Refusals)
