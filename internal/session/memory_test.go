@@ -35,14 +35,21 @@ func newMemoryManager(tb testing.TB, c *clocktest.Clock) (*Manager, *memory.Stor
 	return m, ms, u
 }
 
+// issueTo starts a login family for u.
+func issueTo(tb testing.TB, m *Manager, u store.User) Tokens {
+	tb.Helper()
+	tok, err := m.Issue(context.Background(), Subject{UserID: u.ID, OpenID: u.OpenID, AppID: u.AppID, Scope: u.Scope})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
 func TestManager_MemoryStore(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
 	m, ms, u := newMemoryManager(t, c)
-	tok, err := m.Issue(ctx, Subject{UserID: u.ID, OpenID: u.OpenID, AppID: u.AppID, Scope: u.Scope})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := issueTo(t, m, u)
 	if cl, err := m.Verify(ctx, tok.AccessToken); err != nil || cl.Subject != u.ID {
 		t.Fatalf("Verify = %+v, %v", cl, err)
 	}
@@ -87,10 +94,7 @@ func BenchmarkManager_Verify_MemoryStore(b *testing.B) {
 	ctx := context.Background()
 	c := newClock()
 	m, _, u := newMemoryManager(b, c)
-	tok, err := m.Issue(ctx, Subject{UserID: u.ID, OpenID: u.OpenID, AppID: u.AppID, Scope: u.Scope})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := issueTo(b, m, u)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := m.Verify(ctx, tok.AccessToken); err != nil {

@@ -143,30 +143,30 @@ func TestNewManager(t *testing.T) {
 	})
 }
 
+// header returns the decoded JOSE header of the JWT raw.
 func header(tb testing.TB, raw string) map[string]any {
 	tb.Helper()
-	seg, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var h map[string]any
-	if err := json.Unmarshal(seg, &h); err != nil {
-		tb.Fatal(err)
-	}
-	return h
+	return segment(tb, raw, 0)
 }
 
+// payload returns the decoded claims of the JWT raw.
 func payload(tb testing.TB, raw string) map[string]any {
 	tb.Helper()
-	seg, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	return segment(tb, raw, 1)
+}
+
+// segment decodes part i (0 header, 1 claims) of the JWT raw as JSON.
+func segment(tb testing.TB, raw string, i int) map[string]any {
+	tb.Helper()
+	seg, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[i])
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var p map[string]any
-	if err := json.Unmarshal(seg, &p); err != nil {
+	var v map[string]any
+	if err := json.Unmarshal(seg, &v); err != nil {
 		tb.Fatal(err)
 	}
-	return p
+	return v
 }
 
 func TestManager_Issue(t *testing.T) {
