@@ -62,23 +62,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return err
 }
 
+// subcommand runs one `authsvc CMD` with its arguments.
+type subcommand func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error
+
 // dispatch runs the subcommand cmd with its arguments.
 func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	run := map[string]subcommand{
+		"serve":   runServe,
+		"dev":     runDev,
+		"emulate": runEmulate,
+		"check":   runCheck,
+		"keys":    runKeys,
+		"qrcode":  runQRCode,
+		"menu":    runMenu,
+	}[cmd]
+	if run != nil {
+		return run(ctx, rest, getenv, stdin, stdout, stderr)
+	}
 	switch cmd {
-	case "serve":
-		return runServe(ctx, rest, getenv, stdin, stdout, stderr)
-	case "dev":
-		return runDev(ctx, rest, getenv, stdin, stdout, stderr)
-	case "emulate":
-		return runEmulate(ctx, rest, getenv, stdin, stdout, stderr)
-	case "check":
-		return runCheck(ctx, rest, getenv, stdin, stdout, stderr)
-	case "keys":
-		return runKeys(ctx, rest, getenv, stdin, stdout, stderr)
-	case "qrcode":
-		return runQRCode(ctx, rest, getenv, stdin, stdout, stderr)
-	case "menu":
-		return runMenu(ctx, rest, getenv, stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "authsvc", version())
 		return nil

@@ -339,13 +339,7 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		logger.Error("pprof listen", "addr", addr, "err", err)
-		return
-	}
-	logger.Info("pprof listening", "addr", ln.Addr().String())
-	serveHTTP(ctx, ln, mux, logger)
+	serveAux(ctx, "pprof", addr, mux, logger)
 }
 
 // newLogger builds the process logger: JSON (default) or text on w, behind
@@ -389,13 +383,7 @@ func limits(cfg *config.Config) httpapi.Limits {
 func serveMetrics(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		logger.Error("metrics listen", "addr", addr, "err", err)
-		return
-	}
-	logger.Info("metrics listening", "addr", ln.Addr().String())
-	serveHTTP(ctx, ln, mux, logger)
+	serveAux(ctx, "metrics", addr, mux, logger)
 }
 
 // listenError explains a failed listen: for a port in use it names the
@@ -415,4 +403,17 @@ func portOfAddr(addr string) string {
 		return ":" + port
 	}
 	return addr
+}
+
+// serveAux serves h on addr, an address of its own, until ctx ends; what
+// ("pprof", "metrics") names it in the log. A failed listen is logged, not
+// returned: the service runs on without it.
+func serveAux(ctx context.Context, what, addr string, h http.Handler, logger *slog.Logger) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error(what+" listen", "addr", addr, "err", err)
+		return
+	}
+	logger.Info(what+" listening", "addr", ln.Addr().String())
+	serveHTTP(ctx, ln, h, logger)
 }
