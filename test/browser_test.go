@@ -131,12 +131,7 @@ func TestBrowser_Login(t *testing.T) {
 
 		// The profile: snsapi_userinfo, with WeChat's consent page.
 		err = chromedp.Do(ctx,
-			chromedp.Click(chromedp.ID("login-userinfo")),
-			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_alice")),
-			chromedp.WaitVisible(chromedp.ID("allow")),
-			chromedp.Click(chromedp.ID("allow")),
-			chromedp.WaitVisible(chromedp.ID("signed-in")),
+			clickThrough("login-userinfo", "user-oWXEMU_alice", "allow", "signed-in"),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -206,16 +201,7 @@ func TestBrowser_Login(t *testing.T) {
 		err := chromedp.Do(ctx,
 			chromedp.Navigate(h5+"/"),
 			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_snap")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_snap")),
-			chromedp.WaitVisible(chromedp.ID("logout")),
-			chromedp.Click(chromedp.ID("logout")),
-			chromedp.WaitVisible(chromedp.ID("login-userinfo")),
-			chromedp.Click(chromedp.ID("login-userinfo")),
-			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_snap")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_snap")),
-			chromedp.WaitVisible(chromedp.ID("allow")),
-			chromedp.Click(chromedp.ID("allow")),
-			chromedp.WaitVisible(chromedp.ID("error")),
+			clickThrough("user-oWXEMU_snap", "logout", "login-userinfo", "user-oWXEMU_snap", "allow", "error"),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -392,4 +378,15 @@ func text(t *testing.T, ctx context.Context, id string) string {
 		t.Fatalf("text of #%s: %v", id, err)
 	}
 	return s
+}
+
+// clickThrough clicks the element of each id in turn, waiting after each
+// click until the element of the next id is visible; the last id is only
+// waited for.
+func clickThrough(ids ...string) chromedp.Action[chromedp.Void] {
+	var steps []chromedp.Action[chromedp.Void]
+	for i, id := range ids[:len(ids)-1] {
+		steps = append(steps, chromedp.Click(chromedp.ID(id)), chromedp.WaitVisible(chromedp.ID(ids[i+1])))
+	}
+	return chromedp.Steps(steps...)
 }

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -190,15 +189,9 @@ func TestFaults_CodeExchange(t *testing.T) {
 		}
 	})
 	t.Run("Readyz", func(t *testing.T) {
-		resp, err := http.Get(svc + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
 		var v map[string]any
-		json.NewDecoder(resp.Body).Decode(&v)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || v["status"] != "ready" {
-			t.Fatalf("/readyz: %d %v", resp.StatusCode, v)
+		if code := e2e.GetJSON(t, svc+"/readyz", &v); code != http.StatusOK || v["status"] != "ready" {
+			t.Fatalf("/readyz: %d %v", code, v)
 		}
 	})
 }
@@ -223,15 +216,10 @@ func TestFaults_CircuitBreaker(t *testing.T) {
 			t.Fatalf("login %d with WeChat down: %d, want 503", i, got)
 		}
 	}
-	resp, err := http.Get(svc + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ready map[string]string
-	json.NewDecoder(resp.Body).Decode(&ready)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || ready["status"] != "degraded" || !strings.Contains(ready["wechat"], "circuit open") {
-		t.Errorf("/readyz with the circuit open: %d %v", resp.StatusCode, ready)
+	code := e2e.GetJSON(t, svc+"/readyz", &ready)
+	if code != http.StatusOK || ready["status"] != "degraded" || !strings.Contains(ready["wechat"], "circuit open") {
+		t.Errorf("/readyz with the circuit open: %d %v", code, ready)
 	}
 	before := emuCalls(t, emu)["/sns/oauth2/access_token"]
 	if got := login(); got != http.StatusServiceUnavailable {

@@ -97,17 +97,11 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	// The global access_token, read through the internal API.
 	req, _ := http.NewRequest(http.MethodGet, svc+"/internal/access-token", nil)
 	req.Header.Set("Authorization", "Bearer "+dev.AdminToken)
-	hr, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var at struct {
 		AccessToken string `json:"access_token"`
 	}
-	json.NewDecoder(hr.Body).Decode(&at)
-	hr.Body.Close()
-	if hr.StatusCode != http.StatusOK || at.AccessToken == "" {
-		t.Fatalf("/internal/access-token: %d", hr.StatusCode)
+	if code := e2e.DoJSON(t, req, &at); code != http.StatusOK || at.AccessToken == "" {
+		t.Fatalf("/internal/access-token: %d", code)
 	}
 	secrets["global access_token"] = at.AccessToken
 

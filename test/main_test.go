@@ -5,8 +5,6 @@
 package test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/wxauth/wxauth/test/e2e"
@@ -16,15 +14,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	b, cleanup, err := e2e.Build("..")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = b
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	e2e.Main(m, "..", &binary)
 }
 
 // start runs the test binary; see [e2e.Start].

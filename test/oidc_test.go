@@ -333,18 +333,14 @@ func TestOIDC_DesktopQR(t *testing.T) {
 func TestOIDC_ClientCredentialsToProxy(t *testing.T) {
 	t.Parallel()
 	svc, _, _ := startProxyPair(t)
-	resp, err := http.PostForm(svc+"/oauth/token", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {"svc"}, "client_secret": {proxySvcSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "client_secret": {proxySvcSecret}}
+	treq, _ := http.NewRequest(http.MethodPost, svc+"/oauth/token", strings.NewReader(form.Encode()))
+	treq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
-		t.Fatalf("token: %d", resp.StatusCode)
+	if code := e2e.DoJSON(t, treq, &tok); code != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token: %d", code)
 	}
 	req, _ := http.NewRequest(http.MethodGet, svc+"/cgi-bin/user/info?openid=oWXEMU_alice", nil)
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)

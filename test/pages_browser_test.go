@@ -133,10 +133,8 @@ func TestBrowser_Pages(t *testing.T) {
 		}
 		pageCheck(t, ctx, dir, "04-picker", []string{"谁在打开", "Who is opening", "Alice 爱丽丝", "oWXEMU_bob", "已关注", "模拟器说明"}, never)
 
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("user-oWXEMU_bob")), chromedp.WaitVisible(chromedp.ID("logout")),
-			chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-userinfo")),
-			chromedp.Click(chromedp.ID("login-userinfo")), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_bob")), chromedp.WaitVisible(chromedp.ID("allow"))); err != nil {
+		if err := chromedp.Do(ctx,
+			clickThrough("user-oWXEMU_bob", "logout", "login-userinfo", "user-oWXEMU_bob", "allow")); err != nil {
 			t.Fatal(err)
 		}
 		pageCheck(t, ctx, dir, "05-consent", []string{"申请获得以下权限", "允许", "拒绝", "Bob"}, never)
@@ -254,8 +252,7 @@ func TestBrowser_DesktopAsInsideWeChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageCheck(t, ctx, dir, "20-desktop-example-page", []string{"as inside WeChat (emulated)", "模拟微信内打开"}, nil)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("inside-wechat")), chromedp.WaitVisible(chromedp.ID("login-base")),
-		chromedp.Click(chromedp.ID("login-base")), chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice"))); err != nil {
+	if err := chromedp.Do(ctx, clickThrough("inside-wechat", "login-base", "user-oWXEMU_alice")); err != nil {
 		t.Fatalf("the switch did not lead to the emulator's user picker: %v", err)
 	}
 	pageCheck(t, ctx, dir, "21-desktop-as-inside-wechat-picker", []string{"谁在打开", "Alice 爱丽丝"}, nil)

@@ -41,15 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipping test/cluster: WXAUTH_TEST_POSTGRES_URL and WXAUTH_TEST_REDIS_URL are not both set")
 		os.Exit(m.Run())
 	}
-	b, cleanup, err := e2e.Build("../..")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = b
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	e2e.Main(m, "../..", &binary)
 }
 
 const (

@@ -6,6 +6,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,21 @@ func Build(moduleRoot string) (binary string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("building authsvc: %w", err)
 	}
 	return binary, func() { os.RemoveAll(dir) }, nil
+}
+
+// Main builds authsvc (see [Build]) into *binary, runs the tests of m,
+// removes the build and exits with the tests' code; a failed build exits
+// with 1. It is meant for TestMain.
+func Main(m *testing.M, moduleRoot string, binary *string) {
+	b, cleanup, err := Build(moduleRoot)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*binary = b
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 // Proc is a running authsvc process.
@@ -167,4 +183,28 @@ func WaitReady(t testing.TB, base string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s/healthz never answered 200", base)
+}
+
+// DoJSON sends req with [http.DefaultClient], decodes the JSON answer into
+// v (an answer that is not JSON leaves v as it was) and returns the HTTP
+// status. It fails t when the request gets no answer.
+func DoJSON(t testing.TB, req *http.Request, v any) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}
+
+// GetJSON is [DoJSON] for a GET of u.
+func GetJSON(t testing.TB, u string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return DoJSON(t, req, v)
 }
