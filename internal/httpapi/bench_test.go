@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,16 +11,12 @@ import (
 	"github.com/wxauth/wxauth/internal/wechat"
 )
 
-// weChatUA is the User-Agent of WeChat's in-app browser: /login sends other
-// browsers to the QR login page when QR login is on.
-const weChatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
-
 // benchHandler returns the whole service handler of a harness (middleware,
 // router and handlers; rate limits off), to be called through
 // httptest.NewRecorder without a network.
 func benchHandler(b *testing.B) (*harness, http.Handler) {
 	b.Helper()
-	h := newHarness(b, true)
+	h := newHarness(b, denyRedirect)
 	return h, h.svc.Config.Handler
 }
 
@@ -85,11 +82,11 @@ func BenchmarkHealthz(b *testing.B) {
 func BenchmarkLogin(b *testing.B) {
 	_, handler := benchHandler(b)
 	target := "/login?redirect=" + url.QueryEscape(testPage) + "&scope=" + wechat.ScopeBase
-	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "/connect/oauth2/authorize?appid="+testAppID) {
 		b.Fatalf("/login redirected to %q", loc)
 	}
-	runParallel(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+	runParallel(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 }
 
 // BenchmarkVerify is GET /verify with a valid ES256 JWT in the
@@ -119,4 +116,40 @@ func BenchmarkJSSDKConfig(b *testing.B) {
 	}
 	serveOnce(b, handler, "/jssdk/config?url="+url.QueryEscape("https://evil.example/"), http.StatusBadRequest)
 	runParallel(b, handler, target, http.StatusOK)
+}
+
+// BenchmarkQR_Status measures GET /qr/sessions/{id}, the polling fallback
+// of every waiting page, through the whole handler.
+func BenchmarkQR_Status(b *testing.B) {
+	h := newHarness(b, denyRedirect, withQR)
+	a := newDesktopClient(b).create(h.svc.URL)
+	req := httptest.NewRequest("GET", "/qr/sessions/"+a.ID, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.handler.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkQR_Create measures POST /qr/sessions against the emulator
+// (qrcode/create over loopback HTTP included).
+func BenchmarkQR_Create(b *testing.B) {
+	h := newHarness(b, denyRedirect, withQR)
+	body := `{"redirect":"` + testPage + `"}`
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		req := httptest.NewRequest("POST", "/qr/sessions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = fmt.Sprintf("10.1.%d.%d:1234", n>>8&255, n&255)
+		w := httptest.NewRecorder()
+		h.handler.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d %s", w.Code, w.Body)
+		}
+	}
 }
