@@ -284,7 +284,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	*rp = reply[:0]
 	if len(reply) == 0 {
 		s.answered(ctx, m, outcome, OutcomeSuccess)
-		writeSuccess(w)
+		writeSuccessBody(w)
 		return
 	}
 	if crypter == nil { // plaintext request: plaintext reply
@@ -300,7 +300,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.logger.LogAttrs(ctx, slog.LevelError, "callback reply not encrypted, answering success",
 			slog.String("reason", errRandom.Reason), slog.Int("wxcode", errRandom.Code))
 		s.answered(ctx, m, outcome, OutcomeSuccess)
-		writeSuccess(w)
+		writeSuccessBody(w)
 		return
 	}
 	s.answered(ctx, m, outcome, OutcomeReplied)
@@ -459,7 +459,10 @@ func (s *Server) reject(ctx context.Context, w http.ResponseWriter, q query, sta
 	w.WriteHeader(status)
 }
 
-func writeSuccess(w http.ResponseWriter) {
+// writeSuccessBody answers WeChat with the literal body "success": the
+// message is taken and the user gets no reply. (It is WeChat's protocol,
+// not a status recorder like httpapi's statusRecorder.)
+func writeSuccessBody(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "success")
 }
