@@ -21,10 +21,7 @@ func TestClient_Exchange(t *testing.T) {
 	const code = "CODE_0123456789"
 	t.Run("OK", func(t *testing.T) {
 		var q url.Values
-		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/access_token": func(w http.ResponseWriter, r *http.Request) {
-			q = r.URL.Query()
-			jsonBody(exchangeOK)(w, r)
-		}})
+		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/access_token": queryTo(&q, jsonBody(exchangeOK))})
 		c := newTestClient(t, f)
 		now := time.Unix(1700000000, 0)
 		c.now = func() time.Time { return now }

@@ -22,9 +22,7 @@ func TestTokenManager_Invalidate(t *testing.T) {
 		if err := m.Invalidate(context.Background(), "NOT-CURRENT"); err != nil {
 			t.Fatal(err)
 		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-			t.Fatalf("invalidating a non-current token refreshed (%d calls)", c)
-		}
+		e.wantStableCalls(t, 1, "invalidating a non-current token must not refresh")
 		if err := m.Invalidate(context.Background(), t1); err != nil {
 			t.Fatal(err)
 		}
@@ -57,14 +55,8 @@ func TestTokenManager_Invalidate(t *testing.T) {
 			})
 		}
 		time.Sleep(10 * time.Millisecond) // let callers pile up; correctness does not depend on it
-		close(e.ts.gate)
-		wg.Wait()
-		if bad.Load() != 0 {
-			t.Fatalf("%d failures", bad.Load())
-		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 2 {
-			t.Fatalf("%d upstream calls, want 2 (cold + one refresh)", c)
-		}
+		e.release(t, &wg, &bad)
+		e.wantStableCalls(t, 2, "cold + one refresh")
 	})
 	t.Run("AcrossProcesses", func(t *testing.T) {
 		e := newTokenEnv(t)
@@ -81,9 +73,7 @@ func TestTokenManager_Invalidate(t *testing.T) {
 		if tok := mustToken(t, b); tok != "TOKEN-2" {
 			t.Fatal(tok)
 		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 2 {
-			t.Fatalf("%d upstream calls, want 2: b adopts a's refresh from the cache", c)
-		}
+		e.wantStableCalls(t, 2, "b adopts a's refresh from the cache")
 	})
 	t.Run("FailedRefreshDoesNotServeFailed", func(t *testing.T) {
 		e := newTokenEnv(t)
@@ -149,9 +139,7 @@ func TestTokenManager_FenceRegression(t *testing.T) {
 			t.Fatal(tok)
 		}
 	}
-	if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-		t.Fatalf("%d upstream calls, want 1", c)
-	}
+	e.wantStableCalls(t, 1, "")
 }
 
 func TestTokenManager_InvalidateForceOnlyWhenNeeded(t *testing.T) {

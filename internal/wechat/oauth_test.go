@@ -176,10 +176,7 @@ func TestClient_Refresh(t *testing.T) {
 	const rt = "REFRESH_TOKEN_OLD"
 	t.Run("OK", func(t *testing.T) {
 		var q url.Values
-		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/refresh_token": func(w http.ResponseWriter, r *http.Request) {
-			q = r.URL.Query()
-			jsonBody(`{"access_token":"NEW","expires_in":7200,"refresh_token":"REFRESH_TOKEN_NEW","openid":"OPENID","scope":"snsapi_base"}`)(w, r)
-		}})
+		f := newFake(t, map[string]http.HandlerFunc{"/sns/oauth2/refresh_token": queryTo(&q, jsonBody(`{"access_token":"NEW","expires_in":7200,"refresh_token":"REFRESH_TOKEN_NEW","openid":"OPENID","scope":"snsapi_base"}`))})
 		tok, err := newTestClient(t, f).Refresh(context.Background(), rt)
 		if err != nil {
 			t.Fatal(err)
@@ -262,10 +259,7 @@ func TestClient_UserInfo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var q url.Values
-			f := newFake(t, map[string]http.HandlerFunc{"/sns/userinfo": func(w http.ResponseWriter, r *http.Request) {
-				q = r.URL.Query()
-				jsonBody(tc.body)(w, r)
-			}})
+			f := newFake(t, map[string]http.HandlerFunc{"/sns/userinfo": queryTo(&q, jsonBody(tc.body))})
 			u, err := newTestClient(t, f).UserInfo(context.Background(), at, "OPENID", "")
 			if err != nil {
 				t.Fatal(err)

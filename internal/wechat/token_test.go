@@ -121,6 +121,30 @@ func (e *tokenEnv) manager(tb testing.TB, api string) *TokenManager {
 	return m
 }
 
+// release opens the token server's gate, waits for the callers held at it
+// and fails if any of them counted itself in bad (another token or an
+// error).
+func (e *tokenEnv) release(tb testing.TB, callers *sync.WaitGroup, bad *atomic.Int64) {
+	tb.Helper()
+	close(e.ts.gate)
+	callers.Wait()
+	if n := bad.Load(); n != 0 {
+		tb.Fatalf("%d callers got another token or an error", n)
+	}
+}
+
+// wantStableCalls fails unless the fake WeChat saw want stable_token
+// calls; why, if not empty, says why that many.
+func (e *tokenEnv) wantStableCalls(tb testing.TB, want int64, why string) {
+	tb.Helper()
+	if c := e.fake.count("/cgi-bin/stable_token"); c != want {
+		if why != "" {
+			why = " (" + why + ")"
+		}
+		tb.Fatalf("%d stable_token calls, want %d%s", c, want, why)
+	}
+}
+
 func mustToken(tb testing.TB, m *TokenManager) string {
 	tb.Helper()
 	tok, err := m.AccessToken(context.Background())
@@ -177,9 +201,7 @@ func TestTokenManager_AccessToken(t *testing.T) {
 				t.Fatalf("caller %d: %q %v", i, got[i], errs[i])
 			}
 		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-			t.Fatalf("%d upstream calls, want 1", c)
-		}
+		e.wantStableCalls(t, 1, "")
 		if g := e.locker.grants.Load(); g != 1 {
 			t.Fatalf("%d lock grants, want 1 (single-flight in process)", g)
 		}
@@ -205,14 +227,8 @@ func TestTokenManager_AccessToken(t *testing.T) {
 			}()
 		}
 		started.Wait()
-		close(e.ts.gate)
-		done.Wait()
-		if bad.Load() != 0 {
-			t.Fatalf("%d callers got another token or an error", bad.Load())
-		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-			t.Fatalf("%d upstream calls, want 1 (the second process re-reads the cache under the lock)", c)
-		}
+		e.release(t, &done, &bad)
+		e.wantStableCalls(t, 1, "the second process re-reads the cache under the lock")
 	})
 	t.Run("SealedInCache", func(t *testing.T) {
 		e := newTokenEnv(t)
@@ -254,9 +270,7 @@ func TestTokenManager_AccessToken(t *testing.T) {
 		if mustToken(t, a) != "TOKEN-1" || mustToken(t, b) != "TOKEN-1" {
 			t.Fatal("different tokens")
 		}
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-			t.Fatalf("%d upstream calls", c)
-		}
+		e.wantStableCalls(t, 1, "")
 	})
 	t.Run("RefreshAhead", func(t *testing.T) {
 		e := newTokenEnv(t)
@@ -279,9 +293,7 @@ func TestTokenManager_AccessToken(t *testing.T) {
 		m := e.manager(t, "")
 		mustToken(t, m)
 		mustToken(t, m)
-		if c := e.fake.count("/cgi-bin/stable_token"); c != 1 {
-			t.Fatalf("%d upstream calls", c)
-		}
+		e.wantStableCalls(t, 1, "")
 		e.clock.Advance(151 * time.Second)
 		if tok := mustToken(t, m); tok != "TOKEN-2" {
 			t.Fatal(tok)
@@ -426,9 +438,7 @@ func TestTokenManager_Run(t *testing.T) {
 	e.clock.Advance(7200*time.Second - defaultRefreshAhead)
 	resume <- struct{}{}
 	<-waits
-	if c := e.fake.count("/cgi-bin/stable_token"); c != 2 {
-		t.Fatalf("%d upstream calls, want a background refresh", c)
-	}
+	e.wantStableCalls(t, 2, "a background refresh")
 	if tok := mustToken(t, m); tok != "TOKEN-2" {
 		t.Fatal(tok)
 	}
