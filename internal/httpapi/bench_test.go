@@ -20,16 +20,21 @@ func benchHandler(b *testing.B) (*harness, http.Handler) {
 	return h, h.svc.Config.Handler
 }
 
-// serveOnce runs one request through handler and fails unless the status is
-// want. It returns the recorder.
-func serveOnce(b *testing.B, handler http.Handler, target string, want int, headers ...string) *httptest.ResponseRecorder {
-	b.Helper()
+// getRequest is a server-side GET target with the header name-value pairs.
+func getRequest(target string, headers ...string) *http.Request {
 	req := httptest.NewRequest(http.MethodGet, target, nil)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	return req
+}
+
+// serveOnce runs one request through handler and fails unless the status is
+// want. It returns the recorder.
+func serveOnce(b *testing.B, handler http.Handler, target string, want int, headers ...string) *httptest.ResponseRecorder {
+	b.Helper()
 	rec := httptest.NewRecorder()
-	handler.ServeHTTP(rec, req)
+	handler.ServeHTTP(rec, getRequest(target, headers...))
 	if rec.Code != want {
 		b.Fatalf("GET %s: %d, want %d: %s", target, rec.Code, want, rec.Body)
 	}
@@ -44,12 +49,8 @@ func runParallel(b *testing.B, handler http.Handler, target string, want int, he
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := httptest.NewRequest(http.MethodGet, target, nil)
-			for i := 0; i+1 < len(headers); i += 2 {
-				req.Header.Set(headers[i], headers[i+1])
-			}
 			rec := httptest.NewRecorder()
-			handler.ServeHTTP(rec, req)
+			handler.ServeHTTP(rec, getRequest(target, headers...))
 			if rec.Code != want {
 				b.Errorf("GET %s: %d, want %d", target, rec.Code, want)
 				return

@@ -75,6 +75,22 @@ func (h *harness) scan(t *testing.T, openid, ticket string) string {
 	return content
 }
 
+// subscribe makes openid follow through a QR code with scene in the
+// emulator and returns the service's reply.
+func (h *harness) subscribe(t *testing.T, openid, scene string) map[string]any {
+	t.Helper()
+	resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json", strings.NewReader(`{"from":"`+openid+`","scene":"`+scene+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Reply map[string]any `json:"reply"`
+	}
+	json.NewDecoder(resp.Body).Decode(&res)
+	return res.Reply
+}
+
 // webSub logs openid in by web authorization (in WeChat) on base and
 // returns the JWT's sub.
 func (h *harness) webSub(t *testing.T, base, openid string) string {
@@ -237,32 +253,13 @@ func TestQR_Refused(t *testing.T) {
 
 	t.Run("UnknownScene", func(t *testing.T) {
 		for _, scene := range []string{"promo", "login_", "login_short", "login_" + strings.Repeat("A", 23), "qrscene_login_x"} {
-			resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json", strings.NewReader(`{"from":"oWXEMU_bob","scene":"`+scene+`"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res struct {
-				Reply map[string]any `json:"reply"`
-			}
-			json.NewDecoder(resp.Body).Decode(&res)
-			resp.Body.Close()
-			if res.Reply["Content"] != qrOtherReply {
-				t.Errorf("scene %q: reply %v, want the ordinary rules", scene, res.Reply)
+			if reply := h.subscribe(t, "oWXEMU_bob", scene); reply["Content"] != qrOtherReply {
+				t.Errorf("scene %q: reply %v, want the ordinary rules", scene, reply)
 			}
 		}
 		// A well-formed login scene that names no attempt is refused, not passed on.
-		resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json",
-			strings.NewReader(`{"from":"oWXEMU_bob","scene":"login_`+strings.Repeat("Z", 22)+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res struct {
-			Reply map[string]any `json:"reply"`
-		}
-		json.NewDecoder(resp.Body).Decode(&res)
-		resp.Body.Close()
-		if res.Reply["Content"] != qrlogin.DefaultRefusedText {
-			t.Errorf("unknown login scene: reply %v", res.Reply)
+		if reply := h.subscribe(t, "oWXEMU_bob", "login_"+strings.Repeat("Z", 22)); reply["Content"] != qrlogin.DefaultRefusedText {
+			t.Errorf("unknown login scene: reply %v", reply)
 		}
 	})
 
