@@ -17,7 +17,7 @@ import (
 func benchHandler(b *testing.B) (*harness, http.Handler) {
 	b.Helper()
 	h := newHarness(b, denyRedirect)
-	return h, h.svc.Config.Handler
+	return h, h.handler
 }
 
 // getRequest is a server-side GET target with the header name-value pairs.
