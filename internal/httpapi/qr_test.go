@@ -52,24 +52,37 @@ func (c *client) status(base, id string) string {
 	return s.Status
 }
 
-// scan makes openid scan ticket in the emulator and returns the text of
-// the service's reply ("" when none).
-func (h *harness) scan(t *testing.T, openid, ticket string) string {
+// emuPush is the emulator's answer to a control call that pushes a message
+// to the service (as POST /emu/send answers).
+type emuPush struct {
+	HTTPStatus int            `json:"-"`
+	Status     int            `json:"status"` // the service's
+	Reply      map[string]any `json:"reply"`
+	Valid      bool           `json:"valid"`
+	Error      string         `json:"error"`
+}
+
+// push posts the JSON body to the emulator's control path and returns its
+// answer.
+func (h *harness) push(t *testing.T, path, body string) emuPush {
 	t.Helper()
-	resp, err := http.Post(h.emu.URL+"/emu/scan", "application/json", strings.NewReader(`{"openid":"`+openid+`","ticket":"`+ticket+`"}`))
+	resp, err := http.Post(h.emu.URL+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var res struct {
-		Status int            `json:"status"`
-		Reply  map[string]any `json:"reply"`
-		Valid  bool           `json:"valid"`
-		Error  string         `json:"error"`
-	}
+	res := emuPush{HTTPStatus: resp.StatusCode}
 	json.NewDecoder(resp.Body).Decode(&res)
-	if resp.StatusCode != http.StatusOK || res.Status != http.StatusOK || !res.Valid {
-		t.Fatalf("/emu/scan: HTTP %d, callback %d, valid %v: %s", resp.StatusCode, res.Status, res.Valid, res.Error)
+	return res
+}
+
+// scan makes openid scan ticket in the emulator and returns the text of
+// the service's reply ("" when none).
+func (h *harness) scan(t *testing.T, openid, ticket string) string {
+	t.Helper()
+	res := h.push(t, "/emu/scan", `{"openid":"`+openid+`","ticket":"`+ticket+`"}`)
+	if res.HTTPStatus != http.StatusOK || res.Status != http.StatusOK || !res.Valid {
+		t.Fatalf("/emu/scan: HTTP %d, callback %d, valid %v: %s", res.HTTPStatus, res.Status, res.Valid, res.Error)
 	}
 	content, _ := res.Reply["Content"].(string)
 	return content
@@ -79,16 +92,7 @@ func (h *harness) scan(t *testing.T, openid, ticket string) string {
 // emulator and returns the service's reply.
 func (h *harness) subscribe(t *testing.T, openid, scene string) map[string]any {
 	t.Helper()
-	resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json", strings.NewReader(`{"from":"`+openid+`","scene":"`+scene+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var res struct {
-		Reply map[string]any `json:"reply"`
-	}
-	json.NewDecoder(resp.Body).Decode(&res)
-	return res.Reply
+	return h.push(t, "/emu/subscribe", `{"from":"`+openid+`","scene":"`+scene+`"}`).Reply
 }
 
 // webSub logs openid in by web authorization (in WeChat) on base and
