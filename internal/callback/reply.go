@@ -1,6 +1,8 @@
 package callback
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
 	"unicode/utf8"
 )
@@ -278,4 +280,30 @@ func maxArticles(m *Message) int {
 		return 1
 	}
 	return 8
+}
+
+// encode appends the plaintext XML of reply to dst (nothing for nil or an
+// empty news reply), trimming news to WeChat's limit for m. An encodedReply
+// is appended as is.
+func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply) []byte {
+	switch r := reply.(type) {
+	case nil:
+		return dst
+	case encodedReply:
+		return append(dst, r...)
+	}
+	if n, ok := reply.(NewsReply); ok {
+		limit := maxArticles(m)
+		switch {
+		case len(n.Articles) == 0:
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply without articles, answering success",
+				slog.String("msg_type", m.MsgType))
+			return dst
+		case len(n.Articles) > limit:
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply trimmed",
+				slog.String("msg_type", m.MsgType), slog.Int("articles", len(n.Articles)), slog.Int("limit", limit))
+			reply = NewsReply{Articles: n.Articles[:limit]}
+		}
+	}
+	return AppendReply(dst, reply, m.FromUserName, m.ToUserName, s.now().Unix())
 }

@@ -284,7 +284,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	*rp = reply[:0]
 	if len(reply) == 0 {
 		s.answered(ctx, m, outcome, OutcomeSuccess)
-		writeSuccess(w)
+		writeSuccessBody(w)
 		return
 	}
 	if crypter == nil { // plaintext request: plaintext reply
@@ -300,7 +300,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.logger.LogAttrs(ctx, slog.LevelError, "callback reply not encrypted, answering success",
 			slog.String("reason", errRandom.Reason), slog.Int("wxcode", errRandom.Code))
 		s.answered(ctx, m, outcome, OutcomeSuccess)
-		writeSuccess(w)
+		writeSuccessBody(w)
 		return
 	}
 	s.answered(ctx, m, outcome, OutcomeReplied)
@@ -459,35 +459,12 @@ func (s *Server) reject(ctx context.Context, w http.ResponseWriter, q query, sta
 	w.WriteHeader(status)
 }
 
-func writeSuccess(w http.ResponseWriter) {
+// writeSuccessBody answers WeChat with the literal body "success": the
+// message is taken and the user gets no reply. (It is WeChat's protocol,
+// not a status recorder like httpapi's statusRecorder.)
+func writeSuccessBody(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "success")
-}
-
-// encode appends the plaintext XML of reply to dst (nothing for nil or an
-// empty news reply), trimming news to WeChat's limit for m. An encodedReply
-// is appended as is.
-func (s *Server) encode(ctx context.Context, dst []byte, m *Message, reply Reply) []byte {
-	switch r := reply.(type) {
-	case nil:
-		return dst
-	case encodedReply:
-		return append(dst, r...)
-	}
-	if n, ok := reply.(NewsReply); ok {
-		limit := maxArticles(m)
-		switch {
-		case len(n.Articles) == 0:
-			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply without articles, answering success",
-				slog.String("msg_type", m.MsgType))
-			return dst
-		case len(n.Articles) > limit:
-			s.logger.LogAttrs(ctx, slog.LevelWarn, "callback news reply trimmed",
-				slog.String("msg_type", m.MsgType), slog.Int("articles", len(n.Articles)), slog.Int("limit", limit))
-			reply = NewsReply{Articles: n.Articles[:limit]}
-		}
-	}
-	return AppendReply(dst, reply, m.FromUserName, m.ToUserName, s.now().Unix())
 }
 
 // hashID is a short, non-reversible tag of an openid for logs.

@@ -2,19 +2,14 @@ package callback
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/wxauth/wxauth/internal/logtest"
-	"github.com/wxauth/wxauth/internal/store/memory"
 )
 
 func TestServer_ServeHTTP_Verify(t *testing.T) {
@@ -223,137 +218,6 @@ func TestServer_ServeHTTP_Compat(t *testing.T) {
 	})
 }
 
-func TestServer_ServeHTTP_BadInput(t *testing.T) {
-	ts := strconv.FormatInt(testNow, 10)
-	c := mustCrypter(t, testKey, testAppID)
-	other := mustCrypter(t, testKey, "wx0000000000000000")
-	good, _ := c.Encrypt([]byte("0123456789abcdef"), []byte(textXML(1, "x")))
-	raw, _ := base64.StdEncoding.DecodeString(good)
-	wrongAppID, _ := other.Encrypt([]byte("0123456789abcdef"), []byte(textXML(1, "x")))
-	badPad := encryptPadBytes(t, c, append(append([]byte("0123456789abcdef"), 0, 0, 0, 4), []byte("<x/>wxb11529c136998cb6")...), []byte{6, 6, 6, 6, 6, 5})
-	wrongTo := strings.Replace(textXML(1, "x"), testGhID, "gh_someoneelse", 1)
-	wrongToEnc, _ := c.Encrypt([]byte("0123456789abcdef"), []byte(wrongTo))
-	notXMLEnc, _ := c.Encrypt([]byte("0123456789abcdef"), []byte("not xml"))
-
-	tests := []struct {
-		name   string
-		req    func() *http.Request
-		status int
-		reason string
-		code   int
-	}{
-		{"TooLarge", func() *http.Request {
-			return plainRequest("<xml>"+strings.Repeat("a", MaxBodyBytes)+"</xml>", ts)
-		}, 413, "body_too_large", 0},
-		{"TooLargeNoLength", func() *http.Request {
-			r := plainRequest("", ts)
-			r.Body = http.NoBody
-			r.Body = readCloser{strings.NewReader(strings.Repeat("a", MaxBodyBytes+10))}
-			r.ContentLength = -1
-			return r
-		}, 413, "body_too_large", 0},
-		{"EmptyBody", func() *http.Request { return plainRequest("", ts) }, 400, "empty_body", -40002},
-		{"MalformedXML", func() *http.Request { return plainRequest("<xml><MsgType>text</MsgTyp></xml>", ts) }, 400, "xml", -40002},
-		{"TruncatedXML", func() *http.Request { return plainRequest(textXML(1, "x")[:40], ts) }, 400, "xml", -40002},
-		{"NotXML", func() *http.Request { return plainRequest(`{"MsgType":"text"}`, ts) }, 400, "xml", -40002},
-		{"Doctype", func() *http.Request {
-			return plainRequest(`<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><Content>&x;</Content></xml>`, ts)
-		}, 400, "xml", -40002},
-		{"BillionLaughs", func() *http.Request {
-			return plainRequest(`<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><xml><Content>&lol2;</Content></xml>`, ts)
-		}, 400, "xml", -40002},
-		{"UnknownEntity", func() *http.Request { return plainRequest(`<xml><Content>&nbsp;</Content></xml>`, ts) }, 400, "xml", -40002},
-		{"InvalidUTF8", func() *http.Request { return plainRequest("<xml><Content>\xff</Content></xml>", ts) }, 400, "xml", -40002},
-		{"ControlChar", func() *http.Request { return plainRequest("<xml><Content>\x01</Content></xml>", ts) }, 400, "xml", -40002},
-		{"NonNumericMsgId", func() *http.Request { return plainRequest("<xml><MsgId>12a</MsgId></xml>", ts) }, 400, "xml", -40002},
-		{"WrongSignature", func() *http.Request {
-			r := plainRequest(textXML(1, "x"), ts)
-			r.URL.RawQuery = strings.Replace(r.URL.RawQuery, "signature=", "signature=0", 1)
-			return r
-		}, 403, "signature", -40001},
-		{"WrongMsgSignature", func() *http.Request {
-			r := encryptedRequest(good, ts, false)
-			q := r.URL.Query()
-			q.Set("msg_signature", Sign(testToken, ts, testNonce))
-			r.URL.RawQuery = q.Encode()
-			return r
-		}, 403, "signature", -40001},
-		{"MsgSignatureOfOtherEncrypt", func() *http.Request {
-			r := encryptedRequest(good, ts, false)
-			q := r.URL.Query()
-			q.Set("msg_signature", Sign(testToken, ts, testNonce, wrongAppID))
-			r.URL.RawQuery = q.Encode()
-			return r
-		}, 403, "signature", -40001},
-		{"NoEncrypt", func() *http.Request {
-			r := encryptedRequest(good, ts, false)
-			r.Body = readCloser{strings.NewReader("<xml><ToUserName>" + testGhID + "</ToUserName></xml>")}
-			r.ContentLength = -1
-			return r
-		}, 400, "xml", -40002},
-		{"BadBase64", func() *http.Request { return encryptedRequest("!!notbase64!!", ts, false) }, 400, "base64", -40010},
-		{"NotWholeBlocks", func() *http.Request {
-			return encryptedRequest(base64.StdEncoding.EncodeToString(raw[:len(raw)-3]), ts, false)
-		}, 400, "decrypt", -40007},
-		{"WrongPadding", func() *http.Request { return encryptedRequest(badPad, ts, false) }, 400, "decrypt", -40007},
-		{"WrongAppID", func() *http.Request { return encryptedRequest(wrongAppID, ts, false) }, 400, "appid", -40005},
-		{"EncryptedNotXML", func() *http.Request { return encryptedRequest(notXMLEnc, ts, false) }, 400, "xml", -40002},
-		{"WrongToUserNamePlain", func() *http.Request { return plainRequest(wrongTo, ts) }, 403, "to_user_name", 0},
-		{"WrongToUserNameEncrypted", func() *http.Request { return encryptedRequest(wrongToEnc, ts, false) }, 403, "to_user_name", 0},
-		{"ReplayStale", func() *http.Request { return plainRequest(textXML(1, "x"), strconv.FormatInt(testNow-301, 10)) }, 403, "timestamp", 0},
-		{"ReplayEncryptedStale", func() *http.Request { return encryptedRequest(good, strconv.FormatInt(testNow-3600, 10), false) }, 403, "timestamp", 0},
-		{"FutureTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), strconv.FormatInt(testNow+301, 10)) }, 403, "timestamp", 0},
-		{"NonNumericTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), "yesterday") }, 403, "timestamp", 0},
-		{"MissingTimestamp", func() *http.Request { return plainRequest(textXML(1, "x"), "") }, 403, "timestamp", 0},
-		{"MethodPut", func() *http.Request { return httptest.NewRequest(http.MethodPut, "/wx", nil) }, 405, "method_not_allowed", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			called := false
-			e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) {
-				called = true
-				return nil, nil
-			}), nil)
-			w := e.serve(tt.req())
-			if w.Code != tt.status {
-				t.Fatalf("status %d, want %d; log: %s", w.Code, tt.status, e.logs)
-			}
-			if w.Body.Len() != 0 {
-				t.Errorf("body %q on rejection", w.Body)
-			}
-			if called {
-				t.Error("handler called")
-			}
-			assertOneReject(t, e.logs, tt.reason, tt.code)
-			if strings.Contains(e.logs.String(), testOpenID) || strings.Contains(e.logs.String(), testKey) {
-				t.Error("log line carries an openid or the key")
-			}
-		})
-	}
-}
-
-type readCloser struct{ *strings.Reader }
-
-func (readCloser) Close() error { return nil }
-
-// assertOneReject checks that the log holds exactly one rejection line
-// naming reason and code.
-func assertOneReject(tb testing.TB, logs *logtest.Buffer, reason string, code int) {
-	tb.Helper()
-	lines := logs.JSONLines(tb)
-	if len(lines) != 1 {
-		tb.Fatalf("%d log lines, want 1: %s", len(lines), logs)
-	}
-	l := lines[0]
-	if l["msg"] != "callback rejected" || l["reason"] != reason {
-		tb.Errorf("log line %v, want reason %q", l, reason)
-	}
-	got, _ := l["wxcode"].(float64)
-	if int(got) != code {
-		tb.Errorf("wxcode %v, want %d", l["wxcode"], code)
-	}
-}
-
 func TestServer_ServeHTTP_News(t *testing.T) {
 	articles := func(n int) []Article {
 		a := make([]Article, n)
@@ -437,97 +301,6 @@ func TestServer_ServeHTTP_InlineBudget(t *testing.T) {
 	})
 }
 
-func TestServer_ServeHTTP_Dedup(t *testing.T) {
-	ts := strconv.FormatInt(testNow, 10)
-	t.Run("Sequential", func(t *testing.T) {
-		calls := 0
-		e := newEnv(t, HandlerFunc(func(_ context.Context, m *Message) (Reply, error) {
-			calls++
-			return TextReply{Content: "call " + strconv.FormatInt(int64(calls), 10)}, nil
-		}), func(c *Config) {
-			now := time.Unix(testNow, 0)
-			c.Now = func() time.Time { now = now.Add(time.Second); return now } // a later reply would differ
-		})
-		var replies []string
-		for i := 0; i < 3; i++ {
-			w := e.serve(plainRequest(textXML(42, "x"), ts))
-			replies = append(replies, w.Body.String())
-		}
-		if calls != 1 {
-			t.Fatalf("handler called %d times", calls)
-		}
-		if replies[0] != replies[1] || replies[1] != replies[2] || parseReply(t, replies[0]).Content != "call 1" {
-			t.Errorf("replies differ: %q", replies)
-		}
-	})
-	t.Run("ConcurrentEncrypted", func(t *testing.T) {
-		var mu sync.Mutex
-		calls := 0
-		release := make(chan struct{})
-		e := newEnv(t, HandlerFunc(func(_ context.Context, m *Message) (Reply, error) {
-			mu.Lock()
-			calls++
-			mu.Unlock()
-			<-release
-			return TextReply{Content: "once"}, nil
-		}), func(c *Config) { c.Mode = "safe" })
-		var wg sync.WaitGroup
-		replies := make([]string, 3)
-		for i := range replies {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w := e.serve(safeRequest(t, testKey, eventXML("CLICK", "V1001_TODAY_MUSIC"), ts, false))
-				replies[i] = w.Body.String()
-			}()
-		}
-		// Release the first delivery once both others are polling.
-		for e.records.gets.Load() < 2 {
-			time.Sleep(time.Millisecond)
-		}
-		close(release)
-		wg.Wait()
-		if calls != 1 {
-			t.Fatalf("handler called %d times", calls)
-		}
-		var plain []string
-		for _, r := range replies {
-			plain = append(plain, openReply(t, testKey, []byte(r)))
-		}
-		if plain[0] != plain[1] || plain[1] != plain[2] || parseReply(t, plain[0]).Content != "once" {
-			t.Errorf("plaintext replies differ: %q", plain)
-		}
-	})
-	t.Run("EventKeyDistinguishes", func(t *testing.T) {
-		calls := 0
-		e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) { calls++; return nil, nil }), nil)
-		e.serve(plainRequest(eventXML("CLICK", "A"), ts))
-		e.serve(plainRequest(eventXML("CLICK", "B"), ts))
-		e.serve(plainRequest(eventXML("VIEW", "A"), ts))
-		e.serve(plainRequest(eventXML("CLICK", "A"), ts))
-		if calls != 3 {
-			t.Errorf("handler called %d times, want 3", calls)
-		}
-	})
-	t.Run("RecordsDownStillAnswers", func(t *testing.T) {
-		e := newEnv(t, static(TextReply{Content: "ok"}), nil)
-		e.records.failPut = errors.New("redis: connection refused")
-		w := e.serve(plainRequest(textXML(1, "x"), ts))
-		if parseReply(t, w.Body.String()).Content != "ok" {
-			t.Errorf("got %q", w.Body)
-		}
-	})
-	t.Run("PendingPastBudgetIsSuccess", func(t *testing.T) {
-		e := newEnv(t, static(TextReply{Content: "never"}), func(c *Config) { c.Budget = 30 * time.Millisecond })
-		key := dedupKey(&Message{ToUserName: testGhID, MsgID: 5, MsgType: "text"})
-		e.records.m[key] = []byte{recPending}
-		w := e.serve(plainRequest(textXML(5, "x"), ts))
-		if w.Body.String() != "success" {
-			t.Errorf("got %q", w.Body)
-		}
-	})
-}
-
 func TestNewServer(t *testing.T) {
 	ok := Config{Token: "t", Records: newFakeRecords()}
 	tests := []struct {
@@ -597,41 +370,5 @@ func TestServer_LogsNoContents(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log carries %q:\n%s", secret, logs)
 		}
-	}
-}
-
-func TestServer_LateReplyServesRedelivery(t *testing.T) {
-	release := make(chan struct{})
-	e := newEnv(t, HandlerFunc(func(ctx context.Context, m *Message) (Reply, error) {
-		<-release // past the budget
-		return TextReply{Content: "late"}, nil
-	}), func(c *Config) { c.Budget = 30 * time.Millisecond })
-	if w := e.serve(plainRequest(textXML(77, "x"), strconv.FormatInt(testNow, 10))); w.Body.String() != "success" {
-		t.Fatalf("first delivery: %q", w.Body)
-	}
-	close(release)
-	for e.records.puts.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	w := e.serve(plainRequest(textXML(77, "x"), strconv.FormatInt(testNow, 10)))
-	if r := parseReply(t, w.Body.String()); r.Content != "late" {
-		t.Errorf("redelivery: %q", w.Body)
-	}
-}
-
-func TestServer_DedupWithMemoryStore(t *testing.T) {
-	calls := 0
-	mem := memory.New(time.Now)
-	e := newEnv(t, HandlerFunc(func(context.Context, *Message) (Reply, error) {
-		calls++
-		return TextReply{Content: "once"}, nil
-	}), func(c *Config) { c.Records = mem; c.Mode = "safe" })
-	var plain []string
-	for i := 0; i < 3; i++ {
-		w := e.serve(safeRequest(t, testKey, eventXML("subscribe", "qrscene_42"), strconv.FormatInt(testNow, 10), false))
-		plain = append(plain, openReply(t, testKey, w.Body.Bytes()))
-	}
-	if calls != 1 || plain[0] != plain[1] || plain[1] != plain[2] {
-		t.Errorf("calls %d, replies %q", calls, plain)
 	}
 }

@@ -52,13 +52,7 @@ type accessTokenResponse struct {
 // must never call cgi-bin/token themselves (that voids ours).
 func handleAccessToken(p *pages, tokens *wechat.TokenManager) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t, err := tokens.AccessToken(r.Context())
-		if err != nil {
-			p.error(w, r, p.fromError(r.Context(), "access_token", err))
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, accessTokenResponse{t})
+		writeAccessToken(w, r, p, tokens)
 	})
 }
 
@@ -72,8 +66,7 @@ func handleAccessTokenInvalidate(p *pages, tokens *wechat.TokenManager) http.Han
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
-		if e := decodeJSON(w, r, &req); e != nil {
-			p.error(w, r, *e)
+		if !p.readJSON(w, r, &req) {
 			return
 		}
 		if req.AccessToken == "" {
@@ -84,12 +77,17 @@ func handleAccessTokenInvalidate(p *pages, tokens *wechat.TokenManager) http.Han
 			p.error(w, r, p.fromError(r.Context(), "invalidate access_token", err))
 			return
 		}
-		t, err := tokens.AccessToken(r.Context())
-		if err != nil {
-			p.error(w, r, p.fromError(r.Context(), "access_token", err))
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, accessTokenResponse{t})
+		writeAccessToken(w, r, p, tokens)
 	})
+}
+
+// writeAccessToken answers the current access_token (uncached).
+func writeAccessToken(w http.ResponseWriter, r *http.Request, p *pages, tokens *wechat.TokenManager) {
+	t, err := tokens.AccessToken(r.Context())
+	if err != nil {
+		p.error(w, r, p.fromError(r.Context(), "access_token", err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, accessTokenResponse{t})
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,29 +11,30 @@ import (
 	"github.com/wxauth/wxauth/internal/wechat"
 )
 
-// weChatUA is the User-Agent of WeChat's in-app browser: /login sends other
-// browsers to the QR login page when QR login is on.
-const weChatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
-
 // benchHandler returns the whole service handler of a harness (middleware,
 // router and handlers; rate limits off), to be called through
 // httptest.NewRecorder without a network.
 func benchHandler(b *testing.B) (*harness, http.Handler) {
 	b.Helper()
-	h := newHarness(b, true)
-	return h, h.svc.Config.Handler
+	h := newHarness(b, denyRedirect)
+	return h, h.handler
+}
+
+// getRequest is a server-side GET target with the header name-value pairs.
+func getRequest(target string, headers ...string) *http.Request {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req
 }
 
 // serveOnce runs one request through handler and fails unless the status is
 // want. It returns the recorder.
 func serveOnce(b *testing.B, handler http.Handler, target string, want int, headers ...string) *httptest.ResponseRecorder {
 	b.Helper()
-	req := httptest.NewRequest(http.MethodGet, target, nil)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
 	rec := httptest.NewRecorder()
-	handler.ServeHTTP(rec, req)
+	handler.ServeHTTP(rec, getRequest(target, headers...))
 	if rec.Code != want {
 		b.Fatalf("GET %s: %d, want %d: %s", target, rec.Code, want, rec.Body)
 	}
@@ -47,12 +49,8 @@ func runParallel(b *testing.B, handler http.Handler, target string, want int, he
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := httptest.NewRequest(http.MethodGet, target, nil)
-			for i := 0; i+1 < len(headers); i += 2 {
-				req.Header.Set(headers[i], headers[i+1])
-			}
 			rec := httptest.NewRecorder()
-			handler.ServeHTTP(rec, req)
+			handler.ServeHTTP(rec, getRequest(target, headers...))
 			if rec.Code != want {
 				b.Errorf("GET %s: %d, want %d", target, rec.Code, want)
 				return
@@ -85,11 +83,11 @@ func BenchmarkHealthz(b *testing.B) {
 func BenchmarkLogin(b *testing.B) {
 	_, handler := benchHandler(b)
 	target := "/login?redirect=" + url.QueryEscape(testPage) + "&scope=" + wechat.ScopeBase
-	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "/connect/oauth2/authorize?appid="+testAppID) {
 		b.Fatalf("/login redirected to %q", loc)
 	}
-	runParallel(b, handler, target, http.StatusFound, "User-Agent", weChatUA)
+	runParallel(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 }
 
 // BenchmarkVerify is GET /verify with a valid ES256 JWT in the
@@ -119,4 +117,40 @@ func BenchmarkJSSDKConfig(b *testing.B) {
 	}
 	serveOnce(b, handler, "/jssdk/config?url="+url.QueryEscape("https://evil.example/"), http.StatusBadRequest)
 	runParallel(b, handler, target, http.StatusOK)
+}
+
+// BenchmarkQR_Status measures GET /qr/sessions/{id}, the polling fallback
+// of every waiting page, through the whole handler.
+func BenchmarkQR_Status(b *testing.B) {
+	h := newHarness(b, denyRedirect, withQR)
+	a := newDesktopClient(b).create(h.svc.URL)
+	req := httptest.NewRequest("GET", "/qr/sessions/"+a.ID, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.handler.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkQR_Create measures POST /qr/sessions against the emulator
+// (qrcode/create over loopback HTTP included).
+func BenchmarkQR_Create(b *testing.B) {
+	h := newHarness(b, denyRedirect, withQR)
+	body := `{"redirect":"` + testPage + `"}`
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		req := httptest.NewRequest("POST", "/qr/sessions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = fmt.Sprintf("10.1.%d.%d:1234", n>>8&255, n&255)
+		w := httptest.NewRecorder()
+		h.handler.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d %s", w.Code, w.Body)
+		}
+	}
 }

@@ -53,7 +53,7 @@ func noSession(t *testing.T, resp *http.Response) {
 // cookie). The victim must not be logged in as the attacker (on the
 // fragment delivery this gave the victim the attacker's session).
 func TestCallback_LoginCSRF(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	attacker, victim := newClient(t), newClient(t)
 	cb := h.wechatRedirect(attacker, h.startLogin(attacker), "oWXEMU_bob")
 	resp, _ := victim.do("GET", cb, "")
@@ -81,7 +81,7 @@ func TestCallback_LoginCSRF(t *testing.T) {
 // victim's session nor a refresh cookie (on the fragment delivery it got
 // both).
 func TestCallback_Replay(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	victim, thief := newClient(t), newClient(t)
 	cb := h.wechatRedirect(victim, h.startLogin(victim), "oWXEMU_alice")
 	resp, _ := victim.do("GET", cb, "")
@@ -106,7 +106,7 @@ func TestCallback_Replay(t *testing.T) {
 // restarted through a fresh, bound, silent (snsapi_base) authorization and
 // gets in; a webview that drops it again gets the page, not a loop.
 func TestCallback_DroppedCookie(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	authURL := h.startLogin(c)
 	cb := h.wechatRedirect(c, authURL, "oWXEMU_alice")
@@ -136,7 +136,7 @@ func TestCallback_DroppedCookie(t *testing.T) {
 // TestCallback_Duplicate: WeChat calls the redirect_uri twice with the same
 // state and two codes; the browser lands on one login.
 func TestCallback_Duplicate(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	authURL := h.startLogin(c)
 	cb1 := h.wechatRedirect(c, authURL, "oWXEMU_alice")
@@ -156,7 +156,7 @@ func TestCallback_Duplicate(t *testing.T) {
 // authorization once, transparently; a dead code on the restarted login
 // gets the page.
 func TestCallback_DeadCode(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
 	c.do("GET", cb, "") // the code is used now
@@ -196,7 +196,7 @@ func (h *harness) emuFault(t *testing.T, body string) {
 // and the login completes for the same user; the exchange API saw exactly
 // one call per code.
 func TestCallback_AnswerLost(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
 	h.emuFault(t, `{"path":"/sns/oauth2/access_token","drop_answer":true}`)
@@ -217,7 +217,7 @@ func TestCallback_AnswerLost(t *testing.T) {
 // a snapshot user's exchange at times; sns/userinfo then answers 48001 and
 // the user gets no session (the openid is a virtual one).
 func TestCallback_SnapshotWithoutFlag(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	resp, body := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_userinfo", "")
 	if resp.StatusCode != http.StatusFound {
@@ -239,7 +239,7 @@ func TestCallback_SnapshotWithoutFlag(t *testing.T) {
 // authorization (two codes, one state) while the first is in flight; the
 // browser ends on one login either way.
 func TestCallback_DoubleRedirect(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	authURL := h.startLogin(c)
 	h.emuFault(t, `{"path":"/connect/oauth2/authorize","double_redirect":true}`)

@@ -4,150 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/wxauth/wxauth/internal/clients"
-	"github.com/wxauth/wxauth/internal/httpapi"
-	"github.com/wxauth/wxauth/internal/redirect"
-	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/session"
-	"github.com/wxauth/wxauth/internal/store"
-	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/wechat"
-	"github.com/wxauth/wxauth/internal/wxemu"
 )
-
-const (
-	testAppID     = "wx0123456789abcdef"
-	testAppSecret = "test-appsecret-0123456789abcdef"
-	testPage      = "https://h5.example.com/app/"
-	// testClientRedirect is the redirect_uri of the registered clients
-	// "page" (public) and "rsa" (confidential, RS256 ID tokens).
-	testClientRedirect = "https://h5.example.com/app/cb"
-	testClientSecret   = "rsa-client-secret-0123456789"
-)
-
-// harness is the service (httptest) wired to the emulator (httptest) with
-// an in-memory store.
-type harness struct {
-	svc, emu *httptest.Server
-	emulator *wxemu.Emulator
-	sessions *session.Manager
-	mem      *memory.Store
-	clock    *testClock // the service's clock (sessions, records); the emulator keeps its own
-}
-
-// testClock is time.Now plus an offset tests move.
-type testClock struct{ offset atomic.Int64 }
-
-func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-func newHarness(t testing.TB, denyRedirect bool) *harness {
-	t.Helper()
-	h := &harness{clock: &testClock{}}
-	// The service's URL must be known before the emulator's domain list.
-	mux := http.NewServeMux()
-	h.svc = httptest.NewServer(mux)
-	t.Cleanup(h.svc.Close)
-	svcHost := strings.TrimPrefix(h.svc.URL, "http://")
-	emu, err := wxemu.New(wxemu.Config{AppID: testAppID, AppSecret: testAppSecret, OAuthDomains: []string{svcHost}, DenyRedirect: denyRedirect})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.emulator = emu
-	h.emu = httptest.NewServer(emu)
-	t.Cleanup(h.emu.Close)
-	emu.SetPublicURL(h.emu.URL)
-
-	key := make([]byte, 32)
-	key[0] = 1
-	box, _ := secret.NewBox(key)
-	h.mem = memory.New(h.clock.Now)
-	t.Cleanup(func() { h.mem.Close() })
-	stores := store.Set{Users: h.mem, RefreshTokens: h.mem, Keys: h.mem, Records: h.mem, Locker: h.mem, TokenCache: h.mem, Broker: h.mem,
-		Ping: h.mem.Ping, Close: h.mem.Close}
-	client := &http.Client{Timeout: 5 * time.Second}
-	wx, err := wechat.NewClient(wechat.Config{AppID: testAppID, AppSecret: testAppSecret, Endpoint: wechat.EmulatorEndpoint(h.emu.URL), HTTPClient: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := wechat.NewTokenManager(wx, wechat.TokenConfig{Cache: h.mem, Locker: h.mem, Box: box})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sessions, err = session.NewManager(context.Background(), session.Config{Issuer: h.svc.URL, Audience: "wxauth", Box: box, Now: h.clock.Now,
-		ExtraAlgs: []string{"RS256"}},
-		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookies, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
-	reg, err := clients.New(
-		&clients.Client{ID: "page", Public: true, RedirectURIs: []string{testClientRedirect}, PostLogoutRedirectURIs: []string{testPage}},
-		&clients.Client{ID: "rsa", Secret: testClientSecret, RedirectURIs: []string{testClientRedirect}, IDTokenAlg: "RS256",
-			GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"}},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler, err := httpapi.NewServer(httpapi.Options{
-		PublicURL: h.svc.URL, AppID: testAppID, Issuer: h.svc.URL, JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
-		Sessions: h.sessions, Cookies: cookies, Box: box, Stores: stores, Clients: reg, AdminToken: "admin-token-0123456789", Now: h.clock.Now,
-		Limits: httpapi.Limits{Rate: -1}, // the corpus tests send hundreds of requests from one IP
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", handler)
-	return h
-}
-
-type client struct {
-	t testing.TB
-	c *http.Client
-}
-
-func newClient(t testing.TB) *client {
-	jar, _ := cookiejar.New(nil)
-	return &client{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (c *client) do(method, u string, body string, headers ...string) (*http.Response, string) {
-	c.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.c.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
-}
 
 // login runs /login -> emulator (scripted consent) -> /oauth/callback and
 // returns the callback's response.
@@ -183,15 +49,11 @@ func fragment(t testing.TB, resp *http.Response) url.Values {
 		if !ck.HttpOnly || ck.Path != "/" {
 			t.Errorf("session cookie attributes: %+v", ck)
 		}
-		for _, k := range []byte{1, 7} {
-			key := make([]byte, 32)
-			key[0] = k
-			c, _ := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
-			r := &http.Request{Header: http.Header{"Cookie": {ck.Name + "=" + ck.Value}}}
-			if jwt, ok := c.Session(r); ok {
-				// Max-Age counts whole seconds left: 899 or 900 for a 15-minute JWT.
-				return url.Values{"access_token": {jwt}, "token_type": {"Bearer"}, "expires_in": {strconv.Itoa((ck.MaxAge + 5) / 10 * 10)}}
-			}
+		c, _ := session.NewCookies(session.CookieConfig{Keys: [][]byte{testKey()}})
+		r := &http.Request{Header: http.Header{"Cookie": {ck.Name + "=" + ck.Value}}}
+		if jwt, ok := c.Session(r); ok {
+			// Max-Age counts whole seconds left: 899 or 900 for a 15-minute JWT.
+			return url.Values{"access_token": {jwt}, "token_type": {"Bearer"}, "expires_in": {strconv.Itoa((ck.MaxAge + 5) / 10 * 10)}}
 		}
 	}
 	t.Fatalf("no wxauth_session cookie in %v", resp.Header)
@@ -211,7 +73,7 @@ func fragmentError(t testing.TB, resp *http.Response) url.Values {
 }
 
 func TestLogin_Flow(t *testing.T) {
-	h := newHarness(t, true)
+	h := newHarness(t, denyRedirect)
 	c := newClient(t)
 	resp, _ := h.login(c, wechat.ScopeUserInfo, "oWXEMU_alice", "allow")
 	frag := fragment(t, resp)
@@ -280,7 +142,7 @@ func TestLogin_Flow(t *testing.T) {
 }
 
 func TestLogin_RefreshBodyAndReuse(t *testing.T) {
-	h := newHarness(t, true)
+	h := newHarness(t, denyRedirect)
 	c := newClient(t)
 	resp, _ := h.login(c, wechat.ScopeBase, "oWXEMU_bob", "allow")
 	jwt := fragment(t, resp).Get("access_token")
@@ -328,7 +190,7 @@ func TestLogin_RefreshBodyAndReuse(t *testing.T) {
 }
 
 func TestLogin_Deny(t *testing.T) {
-	h := newHarness(t, true)
+	h := newHarness(t, denyRedirect)
 	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_alice", "deny")
 	if got := fragmentError(t, resp); got.Get("error") != "access_denied" {
 		t.Errorf("deny: %v", got)
@@ -336,7 +198,7 @@ func TestLogin_Deny(t *testing.T) {
 }
 
 func TestLogin_Snapshot(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	resp, _ := h.login(newClient(t), wechat.ScopeUserInfo, "oWXEMU_snap", "allow")
 	if got := fragmentError(t, resp); got.Get("error") != "snapshot_user" || got.Get("access_token") != "" {
 		t.Errorf("snapshot: %v", got)
@@ -344,7 +206,7 @@ func TestLogin_Snapshot(t *testing.T) {
 }
 
 func TestLogin_StateErrors(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	for name, tc := range map[string]struct {
 		path   string
@@ -378,7 +240,7 @@ func TestLogin_StateErrors(t *testing.T) {
 // through a fresh authorization bound to it, which brings back its own
 // identity; a second unbound callback of that chain gets the page.
 func TestLogin_CookieBinding(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	victim, attacker := newClient(t), newClient(t)
 	victim.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
 	resp, _ := attacker.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage)+"&scope=snsapi_base", "")
@@ -410,7 +272,7 @@ func TestLogin_OpenRedirects(t *testing.T) {
 		t.Fatalf("open-redirect corpus: %v", err)
 	}
 	defer f.Close()
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -426,7 +288,7 @@ func TestLogin_OpenRedirects(t *testing.T) {
 }
 
 func TestDiscoveryAndJWKS(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	resp, body := c.do("GET", h.svc.URL+"/.well-known/jwks.json", "")
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "public, max-age=600" || !strings.Contains(body, `"kid"`) {
@@ -443,7 +305,7 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 // (snsapi_base) for a browser whose session names a user with a fresh
 // profile, and snsapi_userinfo otherwise.
 func TestLogin_ReturningUserScope(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	// noScope runs /login without a scope as user in a fresh browser (no
 	// session cookie: after a logout, on another phone) and returns where
 	// the callback of its silent snsapi_base leg sends the browser.

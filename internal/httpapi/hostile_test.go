@@ -47,7 +47,7 @@ func hs256(key []byte, signingInput string) string {
 // TestHostileTokens: every token of the sessions issue's list gets 401 from
 // both /me and /verify.
 func TestHostileTokens(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	resp, _ := h.login(c, wechat.ScopeBase, "oWXEMU_bob", "allow")
 	good := fragment(t, resp).Get("access_token")

@@ -26,6 +26,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
+// readJSON reads a JSON body into v (see decodeJSON); on a bad body it
+// answers the error and returns false.
+func (p *pages) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if e := decodeJSON(w, r, v); e != nil {
+		p.error(w, r, *e)
+		return false
+	}
+	return true
+}
+
 // decodeJSON reads a JSON body (at most maxJSONBody bytes) into v. An empty
 // body leaves v untouched. Errors are apiErrors ready to write.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {

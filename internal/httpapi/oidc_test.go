@@ -73,7 +73,7 @@ func codeForm(code, client string) url.Values {
 // a silent snsapi_base suffices (inside WeChat, or this browser's wxauth
 // login), else with login_required on the redirect_uri.
 func TestAuthorize_PromptNone(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	none := url.Values{"prompt": {"none"}}
 	// A desktop browser without a wxauth login: login_required.
@@ -120,7 +120,7 @@ func TestAuthorize_PromptNone(t *testing.T) {
 // TestAuthorize_Snapshot: a snapshot-page user comes back to the client as
 // access_denied with login.SnapshotDescription.
 func TestAuthorize_Snapshot(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	q := h.toClient(newClient(t), h.authorizeURL("page", "openid profile", nil), testUA, "oWXEMU_snap")
 	if q.Get("error") != "access_denied" || q.Get("error_description") != login.SnapshotDescription || q.Get("code") != "" {
 		t.Fatalf("snapshot user: %v", q)
@@ -130,7 +130,7 @@ func TestAuthorize_Snapshot(t *testing.T) {
 // TestToken_Code: a code lives 60 s and belongs to its client; a client's
 // ID token is signed with its id_token_signed_response_alg.
 func TestToken_Code(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	q := h.toClient(c, h.authorizeURL("rsa", "openid", nil), testUA, "oWXEMU_bob")
 	// Another client cannot redeem it.
@@ -163,7 +163,7 @@ func TestToken_Code(t *testing.T) {
 // TestMetadata: discovery and RFC 8414 metadata are the same truthful
 // document.
 func TestMetadata(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	_, a := c.do("GET", h.svc.URL+"/.well-known/openid-configuration", "")
 	_, b := c.do("GET", h.svc.URL+"/.well-known/oauth-authorization-server", "")
@@ -191,7 +191,7 @@ func TestMetadata(t *testing.T) {
 // refresh tokens are active, revoked and unknown ones are not; a public
 // client may not introspect.
 func TestIntrospect(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), testUA, "oWXEMU_alice")
 	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
@@ -238,7 +238,7 @@ func TestIntrospect(t *testing.T) {
 // TestToken_CORS: a registered client's page may call the token endpoint
 // from its origin; another origin gets no CORS headers.
 func TestToken_CORS(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	for origin, ok := range map[string]bool{"https://h5.example.com": true, "https://evil.example": false} {
 		resp, _ := c.do("OPTIONS", h.svc.URL+"/oauth/token", "", "Origin", origin, "Access-Control-Request-Method", "POST",
@@ -252,7 +252,7 @@ func TestToken_CORS(t *testing.T) {
 // TestCallback_Stale: a bound callback whose first run ended long ago
 // (its outcome gone) gets the expired page, not "in progress".
 func TestCallback_Stale(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	cb := h.wechatRedirect(c, h.startLogin(c), "oWXEMU_alice")
 	c.do("GET", cb, "")
@@ -267,7 +267,7 @@ func TestCallback_Stale(t *testing.T) {
 // JSON {"error","error_description"} (an H5 page on the browser
 // endpoints), never a 5xx or a panic.
 func TestProvider_BadInput(t *testing.T) {
-	h := newHarness(t, false)
+	h := newHarness(t)
 	c := newClient(t)
 	form := "application/x-www-form-urlencoded"
 	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }

@@ -12,7 +12,7 @@ import (
 // and the session lives on; from an allowed origin, the service's own, or
 // a client sending no Origin they work.
 func TestSession_CrossOrigin(t *testing.T) {
-	h := newHarness(t, true)
+	h := newHarness(t, denyRedirect)
 	c := newClient(t)
 	resp, _ := h.login(c, wechat.ScopeBase, "oWXEMU_alice", "allow")
 	jwt := fragment(t, resp).Get("access_token")

@@ -221,8 +221,7 @@ func handleQRCreate(p *pages, c qrCreator) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
-		if e := decodeJSON(w, r, &req); e != nil {
-			p.error(w, r, *e)
+		if !p.readJSON(w, r, &req) {
 			return
 		}
 		a, e := createQRAttempt(w, r, p, c, req.Redirect)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -16,144 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/wxauth/internal/callback"
-	"github.com/wxauth/wxauth/internal/clocktest"
-	"github.com/wxauth/wxauth/internal/httpapi"
 	"github.com/wxauth/wxauth/internal/qrlogin"
-	"github.com/wxauth/wxauth/internal/redirect"
-	"github.com/wxauth/wxauth/internal/secret"
-	"github.com/wxauth/wxauth/internal/session"
-	"github.com/wxauth/wxauth/internal/store"
-	"github.com/wxauth/wxauth/internal/store/memory"
-	"github.com/wxauth/wxauth/internal/wechat"
-	"github.com/wxauth/wxauth/internal/wxemu"
 )
-
-const (
-	qrCallbackToken = "qrlogintoken0123"
-	qrOtherReply    = "ordinary rules answered"
-	wechatAgent     = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50"
-	desktopAgent    = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"
-)
-
-// qrHarness is two service instances (A and B) over one in-memory store
-// and the emulator, whose callback pushes go to B's /wx.
-type qrHarness struct {
-	a, b, emu *httptest.Server
-	handlerA  http.Handler // A's handler, for requests from many client addresses
-	clock     *clocktest.Clock
-	mem       *memory.Store
-}
-
-func newQRHarness(t testing.TB) *qrHarness {
-	t.Helper()
-	h := &qrHarness{clock: clocktest.New(time.Now())}
-	muxA, muxB := http.NewServeMux(), http.NewServeMux()
-	h.a, h.b = httptest.NewServer(muxA), httptest.NewServer(muxB)
-	t.Cleanup(h.a.Close)
-	t.Cleanup(h.b.Close)
-	emu, err := wxemu.New(wxemu.Config{AppID: testAppID, AppSecret: testAppSecret, DenyRedirect: true,
-		OAuthDomains: []string{strings.TrimPrefix(h.a.URL, "http://"), strings.TrimPrefix(h.b.URL, "http://")},
-		CallbackURL:  h.b.URL + "/wx", CallbackToken: qrCallbackToken, Mode: "plain"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.emu = httptest.NewServer(emu)
-	t.Cleanup(h.emu.Close)
-	emu.SetPublicURL(h.emu.URL)
-
-	key := make([]byte, 32)
-	key[0] = 7
-	box, _ := secret.NewBox(key)
-	h.mem = memory.New(h.clock.Now)
-	t.Cleanup(func() { h.mem.Close() })
-	stores := store.Set{Users: h.mem, RefreshTokens: h.mem, Keys: h.mem, Records: h.mem, Locker: h.mem, TokenCache: h.mem,
-		Broker: h.mem, Ping: h.mem.Ping, Close: h.mem.Close}
-	sessions, err := session.NewManager(context.Background(), session.Config{Issuer: "wxauth-test", Audience: "wxauth", Box: box},
-		session.Stores{Keys: h.mem, RefreshTokens: h.mem, Records: h.mem, Users: h.mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookies, err := session.NewCookies(session.CookieConfig{Keys: [][]byte{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, _ := redirect.Parse([]string{"https://h5.example.com"})
-	for _, inst := range []struct {
-		srv *httptest.Server
-		mux *http.ServeMux
-	}{{h.a, muxA}, {h.b, muxB}} {
-		client := &http.Client{Timeout: 5 * time.Second}
-		wx, err := wechat.NewClient(wechat.Config{AppID: testAppID, AppSecret: testAppSecret, Endpoint: wechat.EmulatorEndpoint(h.emu.URL), HTTPClient: client})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens, err := wechat.NewTokenManager(wx, wechat.TokenConfig{Cache: h.mem, Locker: h.mem, Box: box})
-		if err != nil {
-			t.Fatal(err)
-		}
-		qr, err := qrlogin.New(qrlogin.Config{AppID: testAppID, WeChat: wechat.NewAPI(wx, tokens), Users: h.mem, Records: h.mem,
-			Broker: h.mem, Now: h.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ordinary := callback.HandlerFunc(func(ctx context.Context, m *callback.Message) (callback.Reply, error) {
-			return callback.TextReply{Content: qrOtherReply}, nil
-		})
-		cb, err := callback.NewServer(callback.Config{Token: qrCallbackToken, AppID: testAppID, Mode: "plain", Records: h.mem},
-			callback.First(qr, ordinary))
-		if err != nil {
-			t.Fatal(err)
-		}
-		handler, err := httpapi.NewServer(httpapi.Options{
-			PublicURL: inst.srv.URL, AppID: testAppID, Issuer: "wxauth-test", JWTAlg: "ES256", Allow: allow, WeChat: wx, Tokens: tokens,
-			Sessions: sessions, Cookies: cookies, Box: box, Stores: stores, Callback: cb, QR: qr, Now: h.clock.Now,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		inst.mux.Handle("/", handler)
-		if inst.srv == h.a {
-			h.handlerA = handler
-		}
-	}
-	return h
-}
-
-// qrClient is a browser with a cookie jar that does not follow redirects.
-type qrClient struct {
-	t testing.TB
-	c *http.Client
-}
-
-func newQRClient(t testing.TB) *qrClient {
-	jar, _ := cookiejar.New(nil)
-	return &qrClient{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (c *qrClient) do(method, u, body string, headers ...string) (*http.Response, string) {
-	c.t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("User-Agent", desktopAgent)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.c.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	resp.Body.Close()
-	return resp, b.String()
-}
 
 type qrCreated struct {
 	ID        string `json:"id"`
@@ -163,7 +26,7 @@ type qrCreated struct {
 	ExpiresIn int    `json:"expires_in"`
 }
 
-func (c *qrClient) create(base string) qrCreated {
+func (c *client) create(base string) qrCreated {
 	c.t.Helper()
 	resp, body := c.do("POST", base+"/qr/sessions", `{"redirect":"`+testPage+`"}`)
 	if resp.StatusCode != http.StatusCreated {
@@ -176,7 +39,7 @@ func (c *qrClient) create(base string) qrCreated {
 	return a
 }
 
-func (c *qrClient) status(base, id string) string {
+func (c *client) status(base, id string) string {
 	c.t.Helper()
 	resp, body := c.do("GET", base+"/qr/sessions/"+id, "")
 	if resp.StatusCode != http.StatusOK {
@@ -189,34 +52,54 @@ func (c *qrClient) status(base, id string) string {
 	return s.Status
 }
 
-// scan makes openid scan ticket in the emulator and returns the text of
-// the service's reply ("" when none).
-func (h *qrHarness) scan(t *testing.T, openid, ticket string) string {
+// emuPush is the emulator's answer to a control call that pushes a message
+// to the service (as POST /emu/send answers).
+type emuPush struct {
+	HTTPStatus int            `json:"-"`
+	Status     int            `json:"status"` // the service's
+	Reply      map[string]any `json:"reply"`
+	Valid      bool           `json:"valid"`
+	Error      string         `json:"error"`
+}
+
+// push posts the JSON body to the emulator's control path and returns its
+// answer.
+func (h *harness) push(t *testing.T, path, body string) emuPush {
 	t.Helper()
-	resp, err := http.Post(h.emu.URL+"/emu/scan", "application/json", strings.NewReader(`{"openid":"`+openid+`","ticket":"`+ticket+`"}`))
+	resp, err := http.Post(h.emu.URL+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var res struct {
-		Status int            `json:"status"`
-		Reply  map[string]any `json:"reply"`
-		Valid  bool           `json:"valid"`
-		Error  string         `json:"error"`
-	}
+	res := emuPush{HTTPStatus: resp.StatusCode}
 	json.NewDecoder(resp.Body).Decode(&res)
-	if resp.StatusCode != http.StatusOK || res.Status != http.StatusOK || !res.Valid {
-		t.Fatalf("/emu/scan: HTTP %d, callback %d, valid %v: %s", resp.StatusCode, res.Status, res.Valid, res.Error)
+	return res
+}
+
+// scan makes openid scan ticket in the emulator and returns the text of
+// the service's reply ("" when none).
+func (h *harness) scan(t *testing.T, openid, ticket string) string {
+	t.Helper()
+	res := h.push(t, "/emu/scan", `{"openid":"`+openid+`","ticket":"`+ticket+`"}`)
+	if res.HTTPStatus != http.StatusOK || res.Status != http.StatusOK || !res.Valid {
+		t.Fatalf("/emu/scan: HTTP %d, callback %d, valid %v: %s", res.HTTPStatus, res.Status, res.Valid, res.Error)
 	}
 	content, _ := res.Reply["Content"].(string)
 	return content
 }
 
+// subscribe makes openid follow through a QR code with scene in the
+// emulator and returns the service's reply.
+func (h *harness) subscribe(t *testing.T, openid, scene string) map[string]any {
+	t.Helper()
+	return h.push(t, "/emu/subscribe", `{"from":"`+openid+`","scene":"`+scene+`"}`).Reply
+}
+
 // webSub logs openid in by web authorization (in WeChat) on base and
 // returns the JWT's sub.
-func (h *qrHarness) webSub(t *testing.T, base, openid string) string {
+func (h *harness) webSub(t *testing.T, base, openid string) string {
 	t.Helper()
-	c := newQRClient(t)
+	c := newDesktopClient(t)
 	resp, body := c.do("GET", base+"/login?scope=snsapi_base&redirect="+url.QueryEscape(testPage), "", "User-Agent", wechatAgent)
 	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize") {
 		t.Fatalf("/login in WeChat: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -231,7 +114,7 @@ func (h *qrHarness) webSub(t *testing.T, base, openid string) string {
 
 func subOf(t *testing.T, base, jwt string) string {
 	t.Helper()
-	c := newQRClient(t)
+	c := newDesktopClient(t)
 	resp, body := c.do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/me: %d %s", resp.StatusCode, body)
@@ -245,7 +128,7 @@ func subOf(t *testing.T, base, jwt string) string {
 var base62ID = regexp.MustCompile(`^[0-9A-Za-z]{22}$`)
 
 func TestQR_Login(t *testing.T) {
-	h := newQRHarness(t)
+	h := newHarness(t, denyRedirect, withQR)
 	for _, tc := range []struct {
 		name, openid string
 	}{
@@ -253,35 +136,35 @@ func TestQR_Login(t *testing.T) {
 		{"NonFollowerSubscribe", "oWXEMU_bob"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newQRClient(t)
-			a := c.create(h.a.URL)
+			c := newDesktopClient(t)
+			a := c.create(h.svc.URL)
 			if !base62ID.MatchString(a.ID) || a.Ticket == "" || !strings.HasPrefix(a.QRURL, h.emu.URL+"/q/") ||
-				a.ImageURL != h.a.URL+"/qr/sessions/"+a.ID+"/qr.png" || a.ExpiresIn != 300 {
+				a.ImageURL != h.svc.URL+"/qr/sessions/"+a.ID+"/qr.png" || a.ExpiresIn != 300 {
 				t.Fatalf("created %+v", a)
 			}
 			resp, body := c.do("GET", a.ImageURL, "")
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(body, "\x89PNG\r\n\x1a\n") {
 				t.Fatalf("qr.png: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
-			if st := c.status(h.a.URL, a.ID); st != "pending" {
+			if st := c.status(h.svc.URL, a.ID); st != "pending" {
 				t.Fatalf("status before the scan %q", st)
 			}
 			// Completing before the scan is refused and does not consume the attempt.
-			if resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusConflict {
+			if resp, _ := c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusConflict {
 				t.Fatalf("complete before the scan: %d", resp.StatusCode)
 			}
 
 			if reply := h.scan(t, tc.openid, a.Ticket); reply != qrlogin.DefaultConfirmText {
 				t.Fatalf("scan reply %q", reply)
 			}
-			if st := c.status(h.a.URL, a.ID); st != "confirmed" {
+			if st := c.status(h.svc.URL, a.ID); st != "confirmed" {
 				t.Fatalf("status after the scan %q", st)
 			}
 			// Another browser that learned the id cannot complete it.
-			if resp, _ := newQRClient(t).do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
+			if resp, _ := newDesktopClient(t).do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("complete from another browser: %d", resp.StatusCode)
 			}
-			resp, body = c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+			resp, body = c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", "")
 			if resp.StatusCode != http.StatusFound {
 				t.Fatalf("complete: %d %s", resp.StatusCode, body)
 			}
@@ -298,20 +181,20 @@ func TestQR_Login(t *testing.T) {
 				t.Errorf("complete set cookies %v", resp.Header["Set-Cookie"])
 			}
 			// Single use: a second completion is refused with a retry link.
-			resp, body = c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "", "Accept", "text/html")
+			resp, body = c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", "", "Accept", "text/html")
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "/qr/login?redirect=") {
 				t.Fatalf("second complete: %d %s", resp.StatusCode, body)
 			}
-			if st := c.status(h.a.URL, a.ID); st != "used" {
+			if st := c.status(h.svc.URL, a.ID); st != "used" {
 				t.Fatalf("status after completion %q", st)
 			}
 			// The refresh cookie works like after /oauth/callback.
-			if resp, body := c.do("POST", h.a.URL+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
+			if resp, body := c.do("POST", h.svc.URL+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
 				t.Errorf("/session/refresh: %d %s", resp.StatusCode, body)
 			}
 
 			// The same person logging in by web authorization gets the same sub.
-			qrSub := subOf(t, h.a.URL, frag.Get("access_token"))
+			qrSub := subOf(t, h.svc.URL, frag.Get("access_token"))
 			if webSub := h.webSub(t, h.b.URL, tc.openid); qrSub == "" || webSub != qrSub {
 				t.Errorf("QR login sub %q, web authorization sub %q", qrSub, webSub)
 			}
@@ -320,11 +203,11 @@ func TestQR_Login(t *testing.T) {
 }
 
 func TestQR_Refused(t *testing.T) {
-	h := newQRHarness(t)
+	h := newHarness(t, denyRedirect, withQR)
 
 	t.Run("Reused", func(t *testing.T) {
-		c := newQRClient(t)
-		a := c.create(h.a.URL)
+		c := newDesktopClient(t)
+		a := c.create(h.svc.URL)
 		if reply := h.scan(t, "oWXEMU_alice", a.Ticket); reply != qrlogin.DefaultConfirmText {
 			t.Fatalf("first scan reply %q", reply)
 		}
@@ -332,9 +215,9 @@ func TestQR_Refused(t *testing.T) {
 		if reply := h.scan(t, "oWXEMU_bob", a.Ticket); reply != qrlogin.DefaultRefusedText {
 			t.Fatalf("second scan reply %q", reply)
 		}
-		resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+		resp, _ := c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", "")
 		jwt := fragment(t, resp).Get("access_token")
-		if sub := subOf(t, h.a.URL, jwt); sub != h.webSub(t, h.a.URL, "oWXEMU_alice") {
+		if sub := subOf(t, h.svc.URL, jwt); sub != h.webSub(t, h.svc.URL, "oWXEMU_alice") {
 			t.Errorf("the second scan changed who logs in")
 		}
 		if reply := h.scan(t, "oWXEMU_bob", a.Ticket); reply != qrlogin.DefaultRefusedText {
@@ -343,68 +226,49 @@ func TestQR_Refused(t *testing.T) {
 	})
 
 	t.Run("Expired", func(t *testing.T) {
-		c := newQRClient(t)
-		a := c.create(h.a.URL)
+		c := newDesktopClient(t)
+		a := c.create(h.svc.URL)
 		h.clock.Advance(qrlogin.DefaultTTL + time.Second)
-		if st := c.status(h.a.URL, a.ID); st != "expired" {
+		if st := c.status(h.svc.URL, a.ID); st != "expired" {
 			t.Fatalf("status %q", st)
 		}
 		if reply := h.scan(t, "oWXEMU_alice", a.Ticket); reply != qrlogin.DefaultRefusedText {
 			t.Fatalf("scan reply %q", reply)
 		}
-		resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", "")
+		resp, body := c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", "")
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired_token") {
 			t.Fatalf("complete: %d %s", resp.StatusCode, body)
 		}
 		// The event stream of an expired attempt says so and ends.
-		if st := readEvents(t, h.a.URL, a.ID, c); st != "expired" {
+		if st := readEvents(t, h.svc.URL, a.ID, c); st != "expired" {
 			t.Fatalf("events ended with %q", st)
 		}
 	})
 
 	t.Run("ConfirmedThenTooLate", func(t *testing.T) {
-		c := newQRClient(t)
-		a := c.create(h.a.URL)
+		c := newDesktopClient(t)
+		a := c.create(h.svc.URL)
 		h.scan(t, "oWXEMU_alice", a.Ticket)
 		h.clock.Advance(qrlogin.CompleteWindow + time.Second)
-		if resp, _ := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
+		if resp, _ := c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("complete after the window: %d", resp.StatusCode)
 		}
 	})
 
 	t.Run("UnknownScene", func(t *testing.T) {
 		for _, scene := range []string{"promo", "login_", "login_short", "login_" + strings.Repeat("A", 23), "qrscene_login_x"} {
-			resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json", strings.NewReader(`{"from":"oWXEMU_bob","scene":"`+scene+`"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res struct {
-				Reply map[string]any `json:"reply"`
-			}
-			json.NewDecoder(resp.Body).Decode(&res)
-			resp.Body.Close()
-			if res.Reply["Content"] != qrOtherReply {
-				t.Errorf("scene %q: reply %v, want the ordinary rules", scene, res.Reply)
+			if reply := h.subscribe(t, "oWXEMU_bob", scene); reply["Content"] != qrOtherReply {
+				t.Errorf("scene %q: reply %v, want the ordinary rules", scene, reply)
 			}
 		}
 		// A well-formed login scene that names no attempt is refused, not passed on.
-		resp, err := http.Post(h.emu.URL+"/emu/subscribe", "application/json",
-			strings.NewReader(`{"from":"oWXEMU_bob","scene":"login_`+strings.Repeat("Z", 22)+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res struct {
-			Reply map[string]any `json:"reply"`
-		}
-		json.NewDecoder(resp.Body).Decode(&res)
-		resp.Body.Close()
-		if res.Reply["Content"] != qrlogin.DefaultRefusedText {
-			t.Errorf("unknown login scene: reply %v", res.Reply)
+		if reply := h.subscribe(t, "oWXEMU_bob", "login_"+strings.Repeat("Z", 22)); reply["Content"] != qrlogin.DefaultRefusedText {
+			t.Errorf("unknown login scene: reply %v", reply)
 		}
 	})
 
 	t.Run("BadRequests", func(t *testing.T) {
-		c := newQRClient(t)
+		c := newDesktopClient(t)
 		for name, tc := range map[string]struct {
 			method, path, body string
 			status             int
@@ -420,7 +284,7 @@ func TestQR_Refused(t *testing.T) {
 			"UnknownImage":       {"GET", "/qr/sessions/" + strings.Repeat("b", 22) + "/qr.png", "", http.StatusNotFound},
 			"UnknownComplete":    {"GET", "/qr/sessions/" + strings.Repeat("c", 22) + "/complete", "", http.StatusNotFound},
 		} {
-			resp, body := c.do(tc.method, h.a.URL+tc.path, tc.body)
+			resp, body := c.do(tc.method, h.svc.URL+tc.path, tc.body)
 			if resp.StatusCode != tc.status {
 				t.Errorf("%s: %d %s, want %d", name, resp.StatusCode, body, tc.status)
 			}
@@ -429,7 +293,7 @@ func TestQR_Refused(t *testing.T) {
 			}
 		}
 		// Unknown ids answer JSON to API clients.
-		resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+strings.Repeat("a", 22), "")
+		resp, body := c.do("GET", h.svc.URL+"/qr/sessions/"+strings.Repeat("a", 22), "")
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(body, `"not_found"`) {
 			t.Errorf("unknown id: %s %s", resp.Header.Get("Content-Type"), body)
 		}
@@ -437,17 +301,17 @@ func TestQR_Refused(t *testing.T) {
 }
 
 func TestQR_DesktopLoginRedirect(t *testing.T) {
-	h := newQRHarness(t)
-	c := newQRClient(t)
-	resp, _ := c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape(testPage), "")
+	h := newHarness(t, denyRedirect, withQR)
+	c := newDesktopClient(t)
+	resp, _ := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage), "")
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/qr/login?redirect="+url.QueryEscape(testPage) {
 		t.Fatalf("desktop /login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// A redirect outside the allowlist is refused before any QR page.
-	if resp, _ := c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape("https://evil.example.com/"), ""); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape("https://evil.example.com/"), ""); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("desktop /login with a bad redirect: %d", resp.StatusCode)
 	}
-	resp, body := c.do("GET", h.a.URL+resp.Header.Get("Location"), "")
+	resp, body := c.do("GET", h.svc.URL+resp.Header.Get("Location"), "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="qr-image"`) || !strings.Contains(body, `data-expires-in="300"`) {
 		t.Fatalf("/qr/login: %d %s", resp.StatusCode, body)
 	}
@@ -464,11 +328,11 @@ func TestQR_DesktopLoginRedirect(t *testing.T) {
 	if !strings.Contains(body, `id="qr-dev" href="`+h.emu.URL+`/q/`) {
 		t.Errorf("page does not link the emulator's scan page")
 	}
-	if st := c.status(h.a.URL, m[1]); st != "pending" {
+	if st := c.status(h.svc.URL, m[1]); st != "pending" {
 		t.Errorf("page's attempt status %q", st)
 	}
 	// Inside WeChat, /login is web authorization as before.
-	resp, _ = c.do("GET", h.a.URL+"/login?redirect="+url.QueryEscape(testPage), "", "User-Agent", wechatAgent)
+	resp, _ = c.do("GET", h.svc.URL+"/login?redirect="+url.QueryEscape(testPage), "", "User-Agent", wechatAgent)
 	if !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize") {
 		t.Errorf("WeChat /login went to %q", resp.Header.Get("Location"))
 	}
@@ -477,7 +341,7 @@ func TestQR_DesktopLoginRedirect(t *testing.T) {
 // readEvents reads the SSE stream of attempt id on base until it ends and
 // returns the last status it carried. Every line must be an event field, a
 // comment or blank.
-func readEvents(t *testing.T, base, id string, c *qrClient) string {
+func readEvents(t *testing.T, base, id string, c *client) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -515,13 +379,13 @@ func readEvents(t *testing.T, base, id string, c *qrClient) string {
 // (the emulator's callback URL), and checks that A's event stream learns
 // it through the shared broker and that A completes the login.
 func TestQR_CrossInstance(t *testing.T) {
-	h := newQRHarness(t)
-	c := newQRClient(t)
-	a := c.create(h.a.URL)
+	h := newHarness(t, denyRedirect, withQR)
+	c := newDesktopClient(t)
+	a := c.create(h.svc.URL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", h.a.URL+"/qr/sessions/"+a.ID+"/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.svc.URL+"/qr/sessions/"+a.ID+"/events", nil)
 	resp, err := c.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -553,7 +417,7 @@ func TestQR_CrossInstance(t *testing.T) {
 	if lines.Err() != nil {
 		t.Fatalf("stream did not end cleanly: %v", lines.Err())
 	}
-	if resp, body := c.do("GET", h.a.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusFound {
+	if resp, body := c.do("GET", h.svc.URL+"/qr/sessions/"+a.ID+"/complete", ""); resp.StatusCode != http.StatusFound {
 		t.Fatalf("complete on A: %d %s", resp.StatusCode, body)
 	}
 	// B sees the same state.
@@ -571,7 +435,7 @@ func TestQR_OpenRedirects(t *testing.T) {
 		t.Fatalf("open-redirect corpus: %v", err)
 	}
 	defer f.Close()
-	h := newQRHarness(t)
+	h := newHarness(t, denyRedirect, withQR)
 	sc := bufio.NewScanner(f)
 	n := 0
 	// Each line comes from its own address, so per-IP limits stay out of it.
@@ -579,7 +443,7 @@ func TestQR_OpenRedirects(t *testing.T) {
 		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", n>>16&255, n>>8&255, n&255)
 		req.Header.Set("User-Agent", desktopAgent)
 		w := httptest.NewRecorder()
-		h.handlerA.ServeHTTP(w, req)
+		h.handler.ServeHTTP(w, req)
 		return w
 	}
 	for sc.Scan() {
@@ -600,41 +464,5 @@ func TestQR_OpenRedirects(t *testing.T) {
 	}
 	if n < 500 {
 		t.Fatalf("read %d lines, want the whole corpus", n)
-	}
-}
-
-// BenchmarkQR_Status measures GET /qr/sessions/{id}, the polling fallback
-// of every waiting page, through the whole handler.
-func BenchmarkQR_Status(b *testing.B) {
-	h := newQRHarness(b)
-	a := newQRClient(b).create(h.a.URL)
-	req := httptest.NewRequest("GET", "/qr/sessions/"+a.ID, nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.handlerA.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d", w.Code)
-		}
-	}
-}
-
-// BenchmarkQR_Create measures POST /qr/sessions against the emulator
-// (qrcode/create over loopback HTTP included).
-func BenchmarkQR_Create(b *testing.B) {
-	h := newQRHarness(b)
-	body := `{"redirect":"` + testPage + `"}`
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		n++
-		req := httptest.NewRequest("POST", "/qr/sessions", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.RemoteAddr = fmt.Sprintf("10.1.%d.%d:1234", n>>8&255, n&255)
-		w := httptest.NewRecorder()
-		h.handlerA.ServeHTTP(w, req)
-		if w.Code != http.StatusCreated {
-			b.Fatalf("status %d %s", w.Code, w.Body)
-		}
 	}
 }

@@ -149,28 +149,31 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-type statusWriter struct {
+// statusRecorder passes a response through and keeps its status (the first
+// WriteHeader, or 200 at the first Write) for observe's metrics and access
+// line. It writes no body of its own.
+type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (s *statusWriter) WriteHeader(code int) {
+func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusWriter) Write(b []byte) (int, error) {
+func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
 }
 
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (s *statusWriter) Flush() {
+func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -194,7 +197,7 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 	type perRequest struct {
 		ri    routeInfo
 		trace metrics.Trace
-		sw    statusWriter
+		sw    statusRecorder
 		idHdr [1]string // the X-Request-Id header's value slice
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +207,7 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 			var b [40]byte
 			id = string(strconv.AppendUint(append(b[:0], prefix...), n.Add(1), 36))
 		}
-		pr := &perRequest{sw: statusWriter{ResponseWriter: w}}
+		pr := &perRequest{sw: statusRecorder{ResponseWriter: w}}
 		pr.idHdr[0] = id
 		w.Header()["X-Request-Id"] = pr.idHdr[:]
 		pr.ri = routeInfo{id: id, trace: &pr.trace}

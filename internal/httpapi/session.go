@@ -29,19 +29,10 @@ type tokenResponse struct {
 // 401 {"error":"invalid_grant"} when the token is unknown, expired, revoked
 // or reused (reuse revokes the whole login).
 func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies, now func() time.Time) http.Handler {
-	type request struct {
-		RefreshToken string `json:"refresh_token"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if e := decodeJSON(w, r, &req); e != nil {
-			p.error(w, r, *e)
+		token, fromBody, ok := refreshToken(w, r, p, cookies)
+		if !ok {
 			return
-		}
-		fromBody := req.RefreshToken != ""
-		token := req.RefreshToken
-		if !fromBody {
-			token, _ = cookies.Refresh(r)
 		}
 		if token == "" {
 			p.error(w, r, errInvalidGrant)
@@ -72,23 +63,33 @@ func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.
 	})
 }
 
+// refreshToken reads the refresh token of POST /session/refresh and
+// /session/logout: {"refresh_token": "..."} in the body, else the
+// wxauth_refresh cookie ("" when neither). fromBody says it came in the
+// body. On a bad body it answers the error and returns ok false.
+func refreshToken(w http.ResponseWriter, r *http.Request, p *pages, cookies *session.Cookies) (token string, fromBody, ok bool) {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if !p.readJSON(w, r, &req) {
+		return "", false, false
+	}
+	if req.RefreshToken != "" {
+		return req.RefreshToken, true, true
+	}
+	token, _ = cookies.Refresh(r)
+	return token, false, true
+}
+
 // handleSessionLogout ends the login: POST /session/logout with the refresh
 // cookie, {"refresh_token"} or a Bearer access token. It revokes the whole
 // family (its access JWTs stop passing /verify and /me), clears the cookies
 // and answers 204, also when there was nothing to revoke.
 func handleSessionLogout(p *pages, sessions *session.Manager, cookies *session.Cookies) http.Handler {
-	type request struct {
-		RefreshToken string `json:"refresh_token"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if e := decodeJSON(w, r, &req); e != nil {
-			p.error(w, r, *e)
+		token, _, ok := refreshToken(w, r, p, cookies)
+		if !ok {
 			return
-		}
-		token := req.RefreshToken
-		if token == "" {
-			token, _ = cookies.Refresh(r)
 		}
 		ctx := r.Context()
 		if token != "" {

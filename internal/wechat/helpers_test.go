@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,14 @@ func jsonBody(body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, body)
+	}
+}
+
+// queryTo returns next keeping each request's query in *q first.
+func queryTo(q *url.Values, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		*q = r.URL.Query()
+		next(w, r)
 	}
 }
 

@@ -125,8 +125,7 @@ func (e *Emulator) handleStableToken(w http.ResponseWriter, r *http.Request) {
 		Secret       string `json:"secret"`
 		ForceRefresh bool   `json:"force_refresh"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		e.wxError(w, 47001, "data format error")
+	if !e.readAPI(w, r, &req) {
 		return
 	}
 	if req.GrantType != "client_credential" {

@@ -140,8 +140,7 @@ func (e *Emulator) handleVoidWebTokens(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		OpenID string `json:"openid"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
+	if !readControl(w, r, &req) {
 		return
 	}
 	n := 0
@@ -170,8 +169,7 @@ func (e *Emulator) handleFollow(w http.ResponseWriter, r *http.Request) {
 		OpenID  string `json:"openid"`
 		Follows bool   `json:"follows"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
+	if !readControl(w, r, &req) {
 		return
 	}
 	e.mu.Lock()
@@ -195,8 +193,7 @@ func (e *Emulator) handleCallback(w http.ResponseWriter, r *http.Request) {
 			AESKey string `json:"aes_key"`
 			Mode   string `json:"mode"`
 		}
-		if err := decodeJSON(r, &req); err != nil {
-			ctlError(w, http.StatusBadRequest, "%v", err)
+		if !readControl(w, r, &req) {
 			return
 		}
 		if err := e.SetCallback(req.URL, req.Token, req.AESKey, req.Mode); err != nil {

@@ -411,27 +411,6 @@ func (e *Emulator) rid(now time.Time) string {
 	return fmt.Sprintf("%08x-%08x-%08x", uint32(now.Unix()), binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:]))
 }
 
-// writeJSON writes v with WeChat's content type.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":"encode"}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; encoding=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// wxError writes WeChat's HTTP 200 error body, errmsg ending in WeChat's
-// " rid: 6650a1b2-1c2d3e4f-5a6b7c8d" (a space, no comma).
-func (e *Emulator) wxError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"errcode": code,
-		"errmsg":  msg + " rid: " + e.rid(e.virtualNow()),
-	})
-}
-
 // behaviour logs, at Info, one WeChat behaviour the emulator played, under
 // the attribute behaviour=name (the names are listed in the package
 // documentation), so that a test's log reads like a WeChat session.
@@ -443,29 +422,6 @@ func (e *Emulator) behaviour(ctx context.Context, name, msg string, attrs ...slo
 // attribute fault=name.
 func (e *Emulator) fault(ctx context.Context, name, msg string, attrs ...slog.Attr) {
 	e.log.LogAttrs(ctx, slog.LevelInfo, "wxemu: "+msg, append([]slog.Attr{slog.String("fault", name)}, attrs...)...)
-}
-
-// ctlError writes a control-API error.
-func ctlError(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
-}
-
-// decodeJSON reads a bounded JSON body into v.
-func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode JSON body: %w", err)
-	}
-	return nil
-}
-
-// render executes a template as an HTML page with the given status.
-func (e *Emulator) render(w http.ResponseWriter, status int, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := e.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		e.log.Error("wxemu template", "template", name, "err", err)
-	}
 }
 
 // sleepCtx sleeps d or until ctx ends.

@@ -21,8 +21,7 @@ func (e *Emulator) handleIPWhitelist(w http.ResponseWriter, r *http.Request) {
 		IPs         []string `json:"ips"`
 		RiskConfirm bool     `json:"risk_confirm"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
+	if !readControl(w, r, &req) {
 		return
 	}
 	for _, ip := range req.IPs {

@@ -143,8 +143,7 @@ func (e *Emulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 		ToUser  string `json:"touser"`
 		MsgType string `json:"msgtype"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		e.wxError(w, 47001, "data format error")
+	if !e.readAPI(w, r, &req) {
 		return
 	}
 	switch req.MsgType {

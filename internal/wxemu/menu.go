@@ -112,8 +112,7 @@ func (e *Emulator) handleMenuCreate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Button []menuButton `json:"button"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		e.wxError(w, 47001, "data format error")
+	if !e.readAPI(w, r, &req) {
 		return
 	}
 	if code, msg := validateMenu(req.Button); code != 0 {

@@ -47,8 +47,7 @@ func (e *Emulator) handleQRCreate(w http.ResponseWriter, r *http.Request) {
 			} `json:"scene"`
 		} `json:"action_info"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		e.wxError(w, 47001, "data format error")
+	if !e.readAPI(w, r, &req) {
 		return
 	}
 	q := &qrCode{}
@@ -223,8 +222,7 @@ func (e *Emulator) handleScan(w http.ResponseWriter, r *http.Request) {
 		OpenID string `json:"openid"`
 		Ticket string `json:"ticket"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
+	if !readControl(w, r, &req) {
 		return
 	}
 	q := e.lookupQR(req.Ticket, "")

@@ -389,8 +389,7 @@ func (e *Emulator) handleSend(w http.ResponseWriter, r *http.Request) {
 		Message json.RawMessage `json:"message"`
 		sendOptions
 	}
-	if err := decodeJSON(r, &req); err != nil {
-		ctlError(w, http.StatusBadRequest, "%v", err)
+	if !readControl(w, r, &req) {
 		return
 	}
 	if !openIDPattern.MatchString(req.From) {
