@@ -137,7 +137,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	if err != nil {
 		return nil, fmt.Errorf("WXAUTH_ALLOWED_REDIRECTS: %w", err)
 	}
-	httpClient := &http.Client{Timeout: cfg.WeChatTimeout}
+	httpClient := wechat.NewHTTPClient(cfg.WeChatTimeout)
 	wx, err := wechat.NewClient(wechat.Config{
 		AppID: cfg.AppID, AppSecret: cfg.AppSecret, HTTPClient: httpClient, Logger: logger, Now: now, Observer: met.WeChat(),
 		Endpoint: wechat.Endpoint{
@@ -282,7 +282,7 @@ func newCallback(ctx context.Context, cfg *config.Config, stores store.Set, logg
 	if cfg.CallbackForwardURL != "" {
 		fwd, err := callback.NewForwarder(callback.ForwardConfig{
 			URL: cfg.CallbackForwardURL, Secret: cfg.CallbackForwardSecret,
-			HTTPClient: &http.Client{Timeout: 5 * time.Second},
+			HTTPClient: wechat.NewHTTPClient(5 * time.Second),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("WXAUTH_CALLBACK_FORWARD_URL: %w", err)
