@@ -14,9 +14,7 @@ import (
 )
 
 const (
-	testUA     = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 	ptVerifier = "page-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
-	desktopUA  = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"
 )
 
 // authorizeURL is an authorization request of client for scope with PKCE
@@ -77,18 +75,18 @@ func TestAuthorize_PromptNone(t *testing.T) {
 	c := newClient(t)
 	none := url.Values{"prompt": {"none"}}
 	// A desktop browser without a wxauth login: login_required.
-	resp, _ := c.do("GET", h.authorizeURL("page", "openid", none), "", "User-Agent", desktopUA)
+	resp, _ := c.do("GET", h.authorizeURL("page", "openid", none), "", "User-Agent", desktopAgent)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusFound || loc.Query().Get("error") != "login_required" || loc.Query().Get("state") != "st" {
 		t.Fatalf("desktop prompt=none: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// Inside WeChat the profile needs a consent page: login_required.
-	resp, _ = c.do("GET", h.authorizeURL("page", "openid profile", none), "", "User-Agent", testUA)
+	resp, _ = c.do("GET", h.authorizeURL("page", "openid profile", none), "", "User-Agent", wechatAgent)
 	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Fatalf("profile with prompt=none: %s", resp.Header.Get("Location"))
 	}
 	// Inside WeChat snsapi_base is silent: straight to WeChat.
-	resp, _ = c.do("GET", h.authorizeURL("page", "openid", none), "", "User-Agent", testUA)
+	resp, _ = c.do("GET", h.authorizeURL("page", "openid", none), "", "User-Agent", wechatAgent)
 	if !strings.HasPrefix(resp.Header.Get("Location"), h.emu.URL+"/connect/oauth2/authorize?") || !strings.Contains(resp.Header.Get("Location"), "scope=snsapi_base") {
 		t.Fatalf("WeChat prompt=none: %s", resp.Header.Get("Location"))
 	}
@@ -97,11 +95,11 @@ func TestAuthorize_PromptNone(t *testing.T) {
 	}
 	// After a login, this browser's wxauth login answers prompt=none with a
 	// code, even on the desktop.
-	q := h.toClient(c, h.authorizeURL("page", "openid profile", nil), testUA, "oWXEMU_alice")
+	q := h.toClient(c, h.authorizeURL("page", "openid profile", nil), wechatAgent, "oWXEMU_alice")
 	if st, _ := h.redeem(c, codeForm(q.Get("code"), "page"), "", ""); st != http.StatusOK {
 		t.Fatalf("first code: %d", st)
 	}
-	resp, _ = c.do("GET", h.authorizeURL("page", "openid profile", none), "", "User-Agent", desktopUA)
+	resp, _ = c.do("GET", h.authorizeURL("page", "openid profile", none), "", "User-Agent", desktopAgent)
 	loc, _ = url.Parse(resp.Header.Get("Location"))
 	if !strings.HasPrefix(loc.String(), testClientRedirect) || loc.Query().Get("code") == "" {
 		t.Fatalf("prompt=none with a browser login: %s", resp.Header.Get("Location"))
@@ -111,7 +109,7 @@ func TestAuthorize_PromptNone(t *testing.T) {
 		t.Fatalf("silent code: %d %v", st, tok)
 	}
 	// prompt=login forces WeChat again.
-	resp, _ = c.do("GET", h.authorizeURL("page", "openid", url.Values{"prompt": {"login"}}), "", "User-Agent", testUA)
+	resp, _ = c.do("GET", h.authorizeURL("page", "openid", url.Values{"prompt": {"login"}}), "", "User-Agent", wechatAgent)
 	if !strings.HasPrefix(resp.Header.Get("Location"), h.emu.URL) {
 		t.Errorf("prompt=login: %s", resp.Header.Get("Location"))
 	}
@@ -121,7 +119,7 @@ func TestAuthorize_PromptNone(t *testing.T) {
 // access_denied with login.SnapshotDescription.
 func TestAuthorize_Snapshot(t *testing.T) {
 	h := newHarness(t)
-	q := h.toClient(newClient(t), h.authorizeURL("page", "openid profile", nil), testUA, "oWXEMU_snap")
+	q := h.toClient(newClient(t), h.authorizeURL("page", "openid profile", nil), wechatAgent, "oWXEMU_snap")
 	if q.Get("error") != "access_denied" || q.Get("error_description") != login.SnapshotDescription || q.Get("code") != "" {
 		t.Fatalf("snapshot user: %v", q)
 	}
@@ -132,7 +130,7 @@ func TestAuthorize_Snapshot(t *testing.T) {
 func TestToken_Code(t *testing.T) {
 	h := newHarness(t)
 	c := newClient(t)
-	q := h.toClient(c, h.authorizeURL("rsa", "openid", nil), testUA, "oWXEMU_bob")
+	q := h.toClient(c, h.authorizeURL("rsa", "openid", nil), wechatAgent, "oWXEMU_bob")
 	// Another client cannot redeem it.
 	if st, out := h.redeem(c, codeForm(q.Get("code"), "page"), "", ""); st != http.StatusBadRequest || out["error"] != "invalid_grant" {
 		t.Fatalf("code of rsa redeemed by page: %d %v", st, out)
@@ -153,7 +151,7 @@ func TestToken_Code(t *testing.T) {
 		t.Errorf("a refresh token without offline_access")
 	}
 	// Expired after 60 s.
-	q = h.toClient(c, h.authorizeURL("page", "openid", url.Values{"prompt": {"login"}}), testUA, "oWXEMU_bob")
+	q = h.toClient(c, h.authorizeURL("page", "openid", url.Values{"prompt": {"login"}}), wechatAgent, "oWXEMU_bob")
 	h.clock.Advance(61 * time.Second)
 	if st, out := h.redeem(c, codeForm(q.Get("code"), "page"), "", ""); st != http.StatusBadRequest || out["error"] != "invalid_grant" {
 		t.Fatalf("code after 61 s: %d %v", st, out)
@@ -193,7 +191,7 @@ func TestMetadata(t *testing.T) {
 func TestIntrospect(t *testing.T) {
 	h := newHarness(t)
 	c := newClient(t)
-	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), testUA, "oWXEMU_alice")
+	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
 	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
 	if st != http.StatusOK {
 		t.Fatalf("token: %d %v", st, tok)
