@@ -1,18 +1,21 @@
 // Package arch_test holds the layer table of wxauth's internal packages and
 // checks every package's imports against it.
 //
-// Two requests cross the packages one way, each through at most four:
+// Two requests cross the packages one way, down the table:
 //
 //   - /oauth/callback: httpapi (router) -> login (the OpenID Provider's
 //     callback) -> {wechat (code exchange, user info), session (JWTs,
-//     refresh tokens), store (records, users)}.
+//     refresh tokens)} -> store (records, users): four packages deep.
 //   - a /wx message: httpapi (router) -> callback (the *callback.Server it is
-//     handed as an http.Handler; httpapi does not import callback) ->
-//     qrlogin (a callback.Handler: qrlogin imports callback, not the other
-//     way) -> {wechat (the scanner's user/info), store (attempts, broker)}.
+//     handed as an http.Handler; httpapi does not import callback) -> store
+//     (de-duplication): three deep. A QR login's scan event goes on from
+//     callback into qrlogin, a callback.Handler (qrlogin imports callback,
+//     not the other way), and from there to wechat (the scanner's user/info)
+//     and store: five packages, the longest path of the service.
 //
-// The calls from callback into qrlogin go through callback.Handler, so the
-// imports still point down.
+// Package metrics implements the observers the domain packages declare
+// (callback, login, qrlogin, wechat): they report to it without importing
+// it. [TestDepth] keeps the handlers' import chains from growing.
 package arch_test
 
 import (
@@ -67,11 +70,13 @@ var layers = map[string]layer{
 	"internal/qrlogin": {2, []string{"internal/callback", "internal/store", "internal/wechat"}},
 	"internal/proxy":   {2, []string{"internal/clients", "internal/session", "internal/store", "internal/wechat"}},
 
-	// metrics implements the observers of callback, qrlogin and wechat.
-	"internal/metrics": {3, []string{"internal/callback", "internal/qrlogin", "internal/store", "internal/wechat"}},
-
-	"internal/login": {4, []string{"internal/clients", "internal/metrics", "internal/redirect", "internal/secret",
+	"internal/login": {2, []string{"internal/clients", "internal/redirect", "internal/secret",
 		"internal/session", "internal/store", "internal/wechat"}},
+
+	// metrics implements the observers of callback, login, qrlogin and
+	// wechat.
+	"internal/metrics": {4, []string{"internal/callback", "internal/login", "internal/qrlogin", "internal/store",
+		"internal/wechat"}},
 
 	// httpapi is the top: it routes every request.
 	"internal/httpapi": {5, []string{"internal/clients", "internal/login", "internal/metrics", "internal/proxy",
@@ -90,6 +95,28 @@ func TestLayerTable(t *testing.T) {
 			case d.rank >= l.rank:
 				t.Errorf("%s (rank %d) may import %s (rank %d): the table points up or sideways", pkg, l.rank, dep, d.rank)
 			}
+		}
+	}
+}
+
+// depth is the number of packages on the longest chain of allowed imports
+// from pkg down to a leaf, pkg included.
+func depth(pkg string) int {
+	d := 0
+	for _, dep := range layers[pkg].may {
+		d = max(d, depth(dep))
+	}
+	return d + 1
+}
+
+// TestDepth: below the router, the handler of /oauth/callback (login) and
+// those of a /wx message (callback, and qrlogin for a QR scan) reach the
+// store in at most three packages, so that a request crosses at most four
+// with httpapi (five for a QR scan: callback hands it to qrlogin).
+func TestDepth(t *testing.T) {
+	for pkg, most := range map[string]int{"internal/login": 3, "internal/callback": 2, "internal/qrlogin": 3} {
+		if d := depth(pkg); d > most {
+			t.Errorf("%s is %d packages deep (its longest import chain), want at most %d", pkg, d, most)
 		}
 	}
 }

@@ -50,5 +50,3 @@ func labelRoutes(r *mux.Router, m *metrics.Metrics) {
 		return nil
 	})
 }
-
-// countLogin counts one login outcome (metrics.LoginSuccess, ...) for the

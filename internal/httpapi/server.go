@@ -119,7 +119,7 @@ func NewServer(opts Options) (http.Handler, error) {
 		Logger: opts.Logger, PublicURL: opts.PublicURL, Issuer: opts.Issuer, Audience: opts.Audience, AppID: opts.AppID, IDTokenAlg: opts.JWTAlg,
 		Clients: opts.Clients, WeChat: opts.WeChat, Sessions: opts.Sessions, Cookies: opts.Cookies, Box: opts.Box,
 		Users: opts.Stores.Users, Records: opts.Stores.Records, Allow: opts.Allow, Pages: loginPages{pages}, QR: opts.QR != nil, InsideWeChatCookie: opts.InsideWeChatCookie,
-		Metrics: opts.Metrics, StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,
+		Observer: opts.Metrics.Login(), StateTTL: opts.StateTTL, ProfileMaxAge: opts.ProfileMaxAge, Now: opts.Now,
 	})
 	if err != nil {
 		return nil, err

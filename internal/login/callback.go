@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/session"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wechat"
@@ -164,7 +163,7 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 		return outcome{Problem: &p}
 	}
 	if code == "" { // the user declined: WeChat redirects with state only
-		s.count(f.WeChatScope, metrics.LoginDenied)
+		s.count(f.WeChatScope, OutcomeDenied)
 		if f.oidcMode() {
 			return outcome{Location: errorURL(f, "access_denied", "the user declined the WeChat authorization")}
 		}
@@ -178,14 +177,14 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 			// (the code is most likely consumed; sending it again would only
 			// get 40163): ask WeChat for a new code, once (silent for
 			// snsapi_base and for followers).
-			s.count(f.WeChatScope, metrics.LoginExpiredCode)
+			s.count(f.WeChatScope, OutcomeExpiredCode)
 			return s.restart(ctx, f)
 		}
 		s.countErr(f.WeChatScope, err)
 		return fail(s.cfg.Pages.FromError(ctx, "exchange code", err))
 	}
 	if wechat.IsSnapshotUser(tok) {
-		s.count(f.WeChatScope, metrics.LoginSnapshot)
+		s.count(f.WeChatScope, OutcomeSnapshot)
 		if f.oidcMode() {
 			return outcome{Location: errorURL(f, "access_denied", SnapshotDescription)}
 		}
@@ -221,7 +220,7 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 			// 48001 for an snsapi_userinfo token: a snapshot-page user whose
 			// exchange did not say is_snapshotuser (WeChat leaves it out
 			// at times); the openid is a virtual one, so no session.
-			s.count(f.WeChatScope, metrics.LoginSnapshot)
+			s.count(f.WeChatScope, OutcomeSnapshot)
 			if f.oidcMode() {
 				return outcome{Location: errorURL(f, "access_denied", SnapshotDescription)}
 			}
@@ -243,7 +242,7 @@ func (s *Service) complete(ctx context.Context, f flow, code string) outcome {
 		s.countErr(f.WeChatScope, err)
 		return fail(s.cfg.Pages.FromError(ctx, "finish login", err))
 	}
-	s.count(f.WeChatScope, metrics.LoginSuccess)
+	s.count(f.WeChatScope, OutcomeSuccess)
 	return o
 }
 
@@ -361,12 +360,12 @@ func (s *Service) sealWebToken(openID string, tok *oauth2.Token) []byte {
 
 // countErr counts a failed login by the kind of err.
 func (s *Service) countErr(scope string, err error) {
-	outcome := metrics.LoginError
+	outcome := OutcomeError
 	switch {
 	case wechat.IsCode(err, wechat.CodeInvalidCode, wechat.CodeCodeUsed, wechat.CodeCodeExpired):
-		outcome = metrics.LoginExpiredCode
+		outcome = OutcomeExpiredCode
 	case wechat.Temporary(err), errors.Is(err, context.DeadlineExceeded):
-		outcome = metrics.LoginWeChatBusy
+		outcome = OutcomeWeChatBusy
 	}
 	s.count(scope, outcome)
 }

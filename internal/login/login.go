@@ -17,7 +17,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/wxauth/wxauth/internal/clients"
-	"github.com/wxauth/wxauth/internal/metrics"
 	"github.com/wxauth/wxauth/internal/redirect"
 	"github.com/wxauth/wxauth/internal/secret"
 	"github.com/wxauth/wxauth/internal/session"
@@ -145,8 +144,9 @@ type Config struct {
 	// `authsvc dev` sets it (the example page's "as inside WeChat" switch,
 	// against the emulator); empty in production.
 	InsideWeChatCookie string
-	// Metrics counts logins by scope and outcome; nil counts nothing.
-	Metrics *metrics.Metrics
+	// Observer is told how each login's WeChat leg ended (package metrics
+	// counts them); nil tells nobody.
+	Observer Observer
 
 	StateTTL      time.Duration // default DefaultStateTTL
 	CodeTTL       time.Duration // default DefaultCodeTTL; at most 60 s
@@ -295,6 +295,8 @@ func hashOf(v string) string {
 }
 
 // count records a login outcome in wxauth_logins_total.
-func (s *Service) count(scope, outcome string) {
-	s.cfg.Metrics.Login(scope, outcome)
+func (s *Service) count(scope string, outcome Outcome) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.LoginEnded(scope, outcome)
+	}
 }

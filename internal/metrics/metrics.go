@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/qrlogin"
 )
 
@@ -98,23 +99,22 @@ func New(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Login outcomes of [Metrics.Login].
-const (
-	LoginSuccess     = "success"      // a session was issued
-	LoginDenied      = "denied"       // the user refused consent (callback without code)
-	LoginSnapshot    = "snapshot"     // is_snapshotuser=1: no session
-	LoginExpiredCode = "expired_code" // 40029, 40163 or 42003
-	LoginWeChatBusy  = "wechat_busy"  // -1, 45011, 5xx or timeout after retries
-	LoginError       = "error"        // anything else
-)
-
-// Login counts one login outcome for scope (snsapi_base or
-// snsapi_userinfo).
-func (m *Metrics) Login(scope, outcome string) {
+// Login returns the [login.Observer] that counts each login's WeChat leg
+// in wxauth_logins_total{scope,outcome} (scope snsapi_base or
+// snsapi_userinfo; outcome one of the login.Outcome values). A nil m
+// returns nil (logins are then counted nowhere).
+func (m *Metrics) Login() login.Observer {
 	if m == nil {
-		return
+		return nil
 	}
-	m.Logins.WithLabelValues(scope, outcome).Inc()
+	return loginObserver{m}
+}
+
+type loginObserver struct{ m *Metrics }
+
+// LoginEnded implements [login.Observer].
+func (o loginObserver) LoginEnded(scope string, outcome login.Outcome) {
+	o.m.Logins.WithLabelValues(scope, string(outcome)).Inc()
 }
 
 // HTTPRequest records one served request: its route template, method,

@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/store/memory"
 	"github.com/wxauth/wxauth/internal/wechat"
@@ -27,7 +28,7 @@ func TestNew_RegistersEveryFamily(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	m.HTTPRequest("/login", "GET", 302, 0.01)
-	m.Login("snsapi_base", LoginSuccess)
+	m.Login().LoginEnded("snsapi_base", login.OutcomeSuccess)
 	m.CallbackMessage("text", "safe", "replied")
 	m.StoreError("Records.Get")
 	m.QRAttemptStarted()
@@ -55,7 +56,9 @@ func TestNew_RegistersEveryFamily(t *testing.T) {
 
 func TestMetrics_NilIsNoop(t *testing.T) {
 	var m *Metrics
-	m.Login("snsapi_base", LoginSuccess)
+	if m.Login() != nil {
+		t.Error("a nil Metrics gave a login observer")
+	}
 	m.HTTPRequest("/", "GET", 200, 0)
 	m.CallbackMessage("a", "b", "c")
 	m.QRAttemptStarted()
