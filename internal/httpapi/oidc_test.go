@@ -318,3 +318,26 @@ func TestProvider_BadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionRefresh_RefusesClientTokens: the first-party /session/refresh
+// does not redeem the refresh token of an OpenID client's login (it would
+// mint an access JWT without the client's client_id, outside the client's
+// family); the token stays good at the token endpoint, for its client.
+func TestSessionRefresh_RefusesClientTokens(t *testing.T) {
+	h := newHarness(t)
+	c := newClient(t)
+	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
+	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
+	rt, _ := tok["refresh_token"].(string)
+	if st != http.StatusOK || rt == "" {
+		t.Fatalf("token: %d %v", st, tok)
+	}
+	resp, body := c.do("POST", h.svc.URL+"/session/refresh", `{"refresh_token":"`+rt+`"}`, "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "invalid_grant") {
+		t.Errorf("/session/refresh with a client's refresh token: %d %s", resp.StatusCode, body)
+	}
+	st, out := h.redeem(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"page"}}, "", "")
+	if st != http.StatusOK || out["access_token"] == nil {
+		t.Errorf("the client's own refresh after the refused one: %d %v", st, out)
+	}
+}

@@ -28,7 +28,7 @@ func addRoutes(r *mux.Router, o Options, b built, p *pages) {
 	r.Handle("/.well-known/jwks.json", handleJWKS(o.Sessions)).Methods(http.MethodGet, http.MethodHead)
 
 	// First-party cookie sessions (/login?redirect=R) and nginx auth_request.
-	r.Handle("/session/refresh", cors(sameOrigin(handleSessionRefresh(p, o.Sessions, o.Cookies, o.Now)))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle("/session/refresh", cors(sameOrigin(handleSessionRefresh(p, o.Sessions, o.Cookies, lg, o.Now)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/session/logout", cors(sameOrigin(handleSessionLogout(p, o.Sessions, o.Cookies)))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/verify", handleVerify(o.Sessions, o.Cookies)).Methods(http.MethodGet, http.MethodHead)
 

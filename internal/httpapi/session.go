@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/session"
 	"github.com/wxauth/wxauth/internal/store"
 )
@@ -27,8 +28,9 @@ type tokenResponse struct {
 // the wxauth_refresh cookie (browsers) or {"refresh_token": "..."}
 // (non-browser clients, which get the new refresh_token in the body).
 // 401 {"error":"invalid_grant"} when the token is unknown, expired, revoked
-// or reused (reuse revokes the whole login).
-func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies, now func() time.Time) http.Handler {
+// or reused (reuse revokes the whole login), or belongs to an OpenID
+// client's login (lg.ClientLogin: that client redeems it at /oauth/token).
+func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.Cookies, lg *login.Service, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, fromBody, ok := refreshToken(w, r, p, cookies)
 		if !ok {
@@ -38,7 +40,13 @@ func handleSessionRefresh(p *pages, sessions *session.Manager, cookies *session.
 			p.error(w, r, errInvalidGrant)
 			return
 		}
-		t, err := sessions.Refresh(r.Context(), token)
+		t, err := sessions.RefreshWith(r.Context(), token, func(old store.RefreshToken) (string, error) {
+			client, err := lg.ClientLogin(r.Context(), old.FamilyID)
+			if err == nil && client {
+				err = session.ErrInvalidRefreshToken
+			}
+			return "", err
+		})
 		if err != nil {
 			if !fromBody {
 				cookies.ClearRefresh(w)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -269,4 +270,19 @@ func noStore(data any) *op.Response {
 	resp := op.NewResponse(data)
 	resp.Header = http.Header{"Cache-Control": {"no-store"}, "Pragma": {"no-cache"}}
 	return resp
+}
+
+// ClientLogin reports whether the login sid was made through the
+// authorization endpoint for an OpenID client: its refresh tokens belong to
+// that client and are redeemed at the token endpoint only, never at the
+// first-party /session/refresh. Errors: the records store's (wrapped).
+func (s *Service) ClientLogin(ctx context.Context, sid string) (bool, error) {
+	_, err := s.cfg.Records.Get(ctx, keyFamily+sid)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("login: read the login's client: %w", err)
 }
