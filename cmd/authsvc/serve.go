@@ -122,6 +122,7 @@ func newService(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	met := metrics.New(reg)
+	metrics.RegisterRecordEvictions(reg, stores.Evictions)
 	svc.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	stores = met.Stores(stores)
 

@@ -59,7 +59,7 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 	}()
 	mem := memory.New(now, memory.WithMaxRecordBytes(int64(cfg.RecordsMemoryMiB)<<20))
 	closers = append(closers, mem.Close)
-	set = store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem}
+	set = store.Set{Records: mem, Locker: mem, Broker: mem, TokenCache: mem, Evictions: mem.Evictions}
 
 	switch {
 	case strings.HasPrefix(cfg.DatabaseURL, "sqlite:"):

@@ -291,3 +291,22 @@ func count(c prometheus.Collector) int {
 	}
 	return n
 }
+
+// TestRegisterRecordEvictions: the counter reads the store's evictions at
+// each scrape.
+func TestRegisterRecordEvictions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var n uint64 = 7
+	RegisterRecordEvictions(reg, func() uint64 { return n })
+	RegisterRecordEvictions(reg, nil) // nothing to register
+	for _, want := range []float64{7, 9} {
+		n = uint64(want)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mfs) != 1 || mfs[0].GetName() != "wxauth_records_evicted_total" || mfs[0].Metric[0].GetCounter().GetValue() != want {
+			t.Fatalf("gathered %v, want wxauth_records_evicted_total %v", mfs, want)
+		}
+	}
+}

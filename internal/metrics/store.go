@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxauth/wxauth/internal/store"
 )
 
@@ -195,3 +197,21 @@ var (
 	_ store.TokenCache    = tokenCache{}
 	_ store.Broker        = broker{}
 )
+
+// RegisterRecordEvictions registers wxauth_records_evicted_total on reg, a
+// counter read from evictions at each scrape: the live records the
+// in-process records dropped before their expiry to stay under
+// WXAUTH_RECORDS_MEMORY_MB. A rising count means callback de-duplication
+// covers less than its 30 s, so a message WeChat delivers again (5 s apart)
+// may be handled twice: raise the limit or keep records in Redis. A nil
+// evictions registers nothing. Registering twice on one registry panics,
+// at startup.
+func RegisterRecordEvictions(reg prometheus.Registerer, evictions func() uint64) {
+	if evictions == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wxauth_records_evicted_total",
+		Help: "Live records dropped before their expiry to stay under WXAUTH_RECORDS_MEMORY_MB.",
+	}, func() float64 { return float64(evictions()) }))
+}

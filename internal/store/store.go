@@ -258,6 +258,11 @@ type Set struct {
 	// Ping checks every backing server; nil error means ready. Used by
 	// /readyz.
 	Ping func(ctx context.Context) error
+	// Evictions counts the live records the in-process records dropped
+	// before their expiry to stay under their byte limit
+	// (WXAUTH_RECORDS_MEMORY_MB), since startup; nil when records are not
+	// kept in process memory.
+	Evictions func() uint64
 	// Close releases every backend, in reverse order of opening.
 	Close func() error
 }
