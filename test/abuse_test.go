@@ -148,7 +148,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 		}
 		ids[m[1]] = true
 	}
-	reloadCalls := int(emuCalls(t, emu)[qrCreate])
+	reloadCalls := int(e2e.EmuCalls(t, emu)[qrCreate])
 	t.Logf("10 reloads of /qr/login by one browser -> %d attempts, %d WeChat qrcode/create calls", len(ids), reloadCalls)
 	if len(ids) != 1 || reloadCalls != 1 {
 		t.Errorf("a reloading browser made %d attempts and %d QR codes, want 1 and 1", len(ids), reloadCalls)
@@ -156,7 +156,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 
 	// 4000 requests from one address without cookies.
 	counts := hammer(t, 4000, 32, svc+qrPageFmt, nil)
-	oneIP := int(emuCalls(t, emu)[qrCreate]) - reloadCalls
+	oneIP := int(e2e.EmuCalls(t, emu)[qrCreate]) - reloadCalls
 	// Its bucket: a burst of 40, then 10 a second for as long as the run
 	// took (a bound on what may have been spent, not on speed).
 	perIP := 40 + 10*(int(time.Since(began).Seconds())+1)
@@ -167,7 +167,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 
 	// 4000 requests from 4000 addresses: the service-wide budget holds.
 	counts = hammer(t, 4000, 32, svc+qrPageFmt, func(i int) string { return addr(i + 1) })
-	total := int(emuCalls(t, emu)[qrCreate])
+	total := int(e2e.EmuCalls(t, emu)[qrCreate])
 	// The budget: 60 at once, then one a second for as long as the run
 	// took (a bound on what may have been spent, not on speed).
 	budget := 60 + int(time.Since(began).Seconds()) + 1

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -158,11 +159,7 @@ func newCluster(t *testing.T) *cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			env := map[string]string{"WXAUTH_LISTEN": addrs[i]}
-			for k, v := range c.env {
-				env[k] = v
-			}
-			c.procs[i] = e2e.Start(t, binary, env, 1, "serve")
+			c.procs[i] = c.start(t, addrs[i], nil)
 		}()
 	}
 	wg.Wait()
@@ -170,6 +167,25 @@ func newCluster(t *testing.T) *cluster {
 		e2e.WaitReady(t, u)
 	}
 	return c
+}
+
+// start runs an instance listening on addr with the cluster's settings
+// and extra.
+func (cl *cluster) start(t *testing.T, addr string, extra map[string]string) *e2e.Proc {
+	env := map[string]string{"WXAUTH_LISTEN": addr}
+	maps.Copy(env, cl.env)
+	maps.Copy(env, extra)
+	return e2e.Start(t, binary, env, 1, "serve")
+}
+
+// serve starts one more instance (see start) on a free port and returns
+// its URL once it is ready.
+func (cl *cluster) serve(t *testing.T, extra map[string]string) (string, *e2e.Proc) {
+	addr := e2e.FreeAddr(t)
+	p := cl.start(t, addr, extra)
+	base := "http://" + addr
+	e2e.WaitReady(t, base)
+	return base, p
 }
 
 type client struct {
@@ -248,18 +264,6 @@ func tokenOf(t *testing.T, resp *http.Response) string {
 	return ""
 }
 
-func (cl *cluster) calls(t *testing.T) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(cl.emu + "/emu/calls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var calls map[string]float64
-	json.NewDecoder(resp.Body).Decode(&calls)
-	return calls
-}
-
 func TestCluster(t *testing.T) {
 	cl := newCluster(t)
 
@@ -300,7 +304,7 @@ func TestCluster(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		calls := cl.calls(t)
+		calls := e2e.EmuCalls(t, cl.emu)
 		if failed.Load() != 0 || calls["/cgi-bin/stable_token"] != 1 || calls["/cgi-bin/ticket/getticket"] != 1 {
 			t.Errorf("%d failures; upstream calls %v, want exactly one stable_token and one getticket", failed.Load(), calls)
 		}
@@ -347,14 +351,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("InstanceKilledMidLogin", func(t *testing.T) {
 		// A dedicated instance D starts the login and dies; B completes it.
-		addr := e2e.FreeAddr(t)
-		env := map[string]string{"WXAUTH_LISTEN": addr}
-		for k, v := range cl.env {
-			env[k] = v
-		}
-		d := e2e.Start(t, binary, env, 1, "serve")
-		dURL := "http://" + addr
-		e2e.WaitReady(t, dURL)
+		dURL, d := cl.serve(t, nil)
 		c := newClient(t)
 		resp, body := c.do("GET", dURL+"/login?scope=snsapi_base&redirect="+url.QueryEscape(page), "")
 		if resp.StatusCode != http.StatusFound {
@@ -409,7 +406,7 @@ func TestCluster(t *testing.T) {
 		if resp, err := http.Post(cl.emu+"/emu/void-token", "application/json", nil); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("void-token: %v", err)
 		}
-		before := cl.calls(t)["/cgi-bin/stable_token"]
+		before := e2e.EmuCalls(t, cl.emu)["/cgi-bin/stable_token"]
 		var wg sync.WaitGroup
 		got := make([]string, 30)
 		for i := range got {
@@ -428,25 +425,14 @@ func TestCluster(t *testing.T) {
 				t.Errorf("caller %d on instance %d got %q (old %q)", i, i%3, g, old)
 			}
 		}
-		if n := cl.calls(t)["/cgi-bin/stable_token"] - before; n != 1 {
+		if n := e2e.EmuCalls(t, cl.emu)["/cgi-bin/stable_token"] - before; n != 1 {
 			t.Errorf("%v stable_token calls after the void, want 1", n)
 		}
 	})
 }
 
 func adminDo(t *testing.T, method, u, body string) (int, map[string]string) {
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+adminTok)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Error(err)
-		return 0, nil
-	}
-	defer resp.Body.Close()
+	t.Helper()
 	out := map[string]string{}
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return e2e.AdminJSON(t, adminTok, method, u, body, &out), out
 }

@@ -208,3 +208,27 @@ func GetJSON(t testing.TB, u string, v any) int {
 	}
 	return DoJSON(t, req, v)
 }
+
+// AdminJSON is [DoJSON] for a call of the internal API: method u with body
+// (sent as JSON when not empty) and token as the admin bearer token.
+func AdminJSON(t testing.TB, token, method, u, body string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return DoJSON(t, req, v)
+}
+
+// EmuCalls returns how many times each path of the emulator at emu was
+// called (its /emu/calls).
+func EmuCalls(t testing.TB, emu string) map[string]float64 {
+	t.Helper()
+	var calls map[string]float64
+	GetJSON(t, emu+"/emu/calls", &calls)
+	return calls
+}
