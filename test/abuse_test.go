@@ -260,19 +260,19 @@ func TestAbuse_QRStreams(t *testing.T) {
 func loginServe(t *testing.T, svc string) (b *browser, jwt, refresh string) {
 	t.Helper()
 	b = newBrowser(t)
-	cb, resp := b.authorize(svc, abuseH5, "snsapi_base", "oWXEMU_alice", "allow")
+	cb, resp := b.Authorize(svc, abuseH5+"/", "snsapi_base", "oWXEMU_alice", "allow")
 	if cb == "" {
 		t.Fatalf("authorize: %d", resp.StatusCode)
 	}
-	resp, body := b.get(cb)
+	resp, body := b.Get(cb)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("/oauth/callback: %d %s", resp.StatusCode, body)
 	}
 	// The cookie login's access JWT, from /session/refresh (which rotates
 	// the refresh cookie in b's jar).
-	jwt = b.sessionJWT(svc)
+	jwt = b.SessionJWT(svc)
 	u, _ := url.Parse(svc + "/session/")
-	for _, c := range b.c.Jar.Cookies(u) {
+	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == "wxauth_refresh" {
 			refresh = c.Value
 		}
@@ -385,7 +385,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	if c := status(t, http.MethodGet, svc+"/verify", "Authorization", "Bearer "+loggedOut); c != http.StatusOK {
 		t.Fatalf("/verify after a refused cross-origin logout: %d, want 200", c)
 	}
-	if resp, _ := b.post(svc+"/session/logout", "", ""); resp.StatusCode != http.StatusNoContent {
+	if resp, _ := b.Post(svc+"/session/logout", "", ""); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	_, reusedJWT, refresh := loginServe(t, svc)
@@ -396,7 +396,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	}
 	// A login in flight: /login done, WeChat's redirect not yet followed.
 	inflight := newBrowser(t)
-	cb, _ := inflight.authorize(svc, abuseH5, "snsapi_base", "oWXEMU_bob", "allow")
+	cb, _ := inflight.Authorize(svc, abuseH5+"/", "snsapi_base", "oWXEMU_bob", "allow")
 
 	_, live, _ := loginServe(t, svc)
 	// High S: the same token with s replaced by n-s.
@@ -435,7 +435,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	startServe(t, env)
 	check("SIGKILL and a restart")
 
-	resp, body := inflight.get(cb)
+	resp, body := inflight.Get(cb)
 	loggedIn := false
 	for _, c := range resp.Cookies() {
 		loggedIn = loggedIn || (c.Name == "wxauth_session" && c.Value != "" && c.MaxAge > 0)
@@ -451,7 +451,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 func cookieHeader(b *browser, u string) string {
 	pu, _ := url.Parse(u)
 	var parts []string
-	for _, c := range b.c.Jar.Cookies(pu) {
+	for _, c := range b.Client.Jar.Cookies(pu) {
 		parts = append(parts, c.Name+"="+c.Value)
 	}
 	return strings.Join(parts, "; ")

@@ -15,7 +15,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -52,7 +51,6 @@ const (
 	secretKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	adminTok  = "cluster-admin-token-0123456789"
 	page      = "https://h5.example.com/"
-	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 )
 
 // clientsYAML registers a page as a public client, a back end as a
@@ -188,31 +186,12 @@ func (cl *cluster) serve(t *testing.T, extra map[string]string) (string, *e2e.Pr
 	return base, p
 }
 
-type client struct {
-	t *testing.T
-	c *http.Client
-}
-
-func newClient(t *testing.T) *client {
-	jar, _ := cookiejar.New(nil)
-	return &client{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (c *client) do(method, u, body string, headers ...string) (*http.Response, string) {
-	c.t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("User-Agent", wechatUA)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.c.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+// newClient returns WeChat's in-app browser, giving up on a request after
+// 20 s.
+func newClient(t *testing.T) *e2e.Browser {
+	c := e2e.NewBrowser(t, e2e.WeChatUA)
+	c.Client.Timeout = 20 * time.Second
+	return c
 }
 
 // onInstance rewrites u (an instance URL) to instance i.
@@ -227,17 +206,13 @@ func (cl *cluster) onInstance(u string, i int) string {
 
 // startLogin runs /login on instance i and the emulator's consent; it
 // returns the /oauth/callback URL (pointing at the public URL, A).
-func (cl *cluster) startLogin(c *client, i int, user string) string {
-	c.t.Helper()
-	resp, body := c.do("GET", cl.urls[i]+"/login?scope=snsapi_userinfo&redirect="+url.QueryEscape(page), "")
-	if resp.StatusCode != http.StatusFound {
-		c.t.Fatalf("/login on %d: %d %s", i, resp.StatusCode, body)
+func (cl *cluster) startLogin(c *e2e.Browser, i int, user string) string {
+	c.T.Helper()
+	cb, resp := c.Authorize(cl.urls[i], page, "snsapi_userinfo", user, "allow")
+	if cb == "" {
+		c.T.Fatalf("authorize after /login on %d: %d", i, resp.StatusCode)
 	}
-	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
-	if resp.StatusCode != http.StatusFound {
-		c.t.Fatalf("authorize: %d %s", resp.StatusCode, body)
-	}
-	return resp.Header.Get("Location")
+	return cb
 }
 
 // tokenOf returns the access JWT a cookie login delivered: back to the
@@ -270,18 +245,18 @@ func TestCluster(t *testing.T) {
 	t.Run("SessionAcrossInstances", func(t *testing.T) {
 		c := newClient(t)
 		cb := cl.startLogin(c, 0, "oWXEMU_alice")
-		resp, _ := c.do("GET", cb, "")
+		resp, _ := c.Do("GET", cb, "")
 		jwt := tokenOf(t, resp)
-		if resp, body := c.do("GET", cl.urls[1]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Alice") {
+		if resp, body := c.Do("GET", cl.urls[1]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Alice") {
 			t.Fatalf("/me on B: %d %s", resp.StatusCode, body)
 		}
-		if resp, body := c.do("POST", cl.urls[2]+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
+		if resp, body := c.Do("POST", cl.urls[2]+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
 			t.Fatalf("refresh on C: %d %s", resp.StatusCode, body)
 		}
-		if resp, _ := c.do("POST", cl.urls[0]+"/session/logout", ""); resp.StatusCode != http.StatusNoContent {
+		if resp, _ := c.Do("POST", cl.urls[0]+"/session/logout", ""); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("logout on A: %d", resp.StatusCode)
 		}
-		if resp, _ := c.do("GET", cl.urls[1]+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := c.Do("GET", cl.urls[1]+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("/verify on B after logout on A: %d", resp.StatusCode)
 		}
 	})
@@ -353,14 +328,9 @@ func TestCluster(t *testing.T) {
 		// A dedicated instance D starts the login and dies; B completes it.
 		dURL, d := cl.serve(t, nil)
 		c := newClient(t)
-		resp, body := c.do("GET", dURL+"/login?scope=snsapi_base&redirect="+url.QueryEscape(page), "")
-		if resp.StatusCode != http.StatusFound {
-			t.Fatalf("/login on D: %d %s", resp.StatusCode, body)
-		}
-		resp, _ = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
-		cb := resp.Header.Get("Location")
+		cb, _ := c.Authorize(dURL, page, "snsapi_base", "oWXEMU_bob", "allow")
 		d.Kill()
-		resp, body = c.do("GET", cl.onInstance(cb, 1), "")
+		resp, body := c.Do("GET", cl.onInstance(cb, 1), "")
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("callback on B after D was killed: %d %s", resp.StatusCode, body)
 		}
@@ -369,7 +339,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("QRLoginAcrossInstances", func(t *testing.T) {
 		c := newClient(t)
-		resp, body := c.do("POST", cl.urls[0]+"/qr/sessions", `{"redirect":"`+page+`"}`, "Content-Type", "application/json")
+		resp, body := c.Do("POST", cl.urls[0]+"/qr/sessions", `{"redirect":"`+page+`"}`, "Content-Type", "application/json")
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST /qr/sessions on A: %d %s", resp.StatusCode, body)
 		}
@@ -381,7 +351,7 @@ func TestCluster(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, body := c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID, "")
+			_, body := c.Do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID, "")
 			if strings.Contains(body, `"confirmed"`) {
 				break
 			}
@@ -390,12 +360,12 @@ func TestCluster(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		resp, body = c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID+"/complete", "")
+		resp, body = c.Do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID+"/complete", "")
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("complete on A: %d %s", resp.StatusCode, body)
 		}
 		jwt := tokenOf(t, resp)
-		if resp, body := c.do("GET", cl.urls[2]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "oWXEMU_alice") {
+		if resp, body := c.Do("GET", cl.urls[2]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "oWXEMU_alice") {
 			t.Errorf("/me on C after a QR login: %d %s", resp.StatusCode, body)
 		}
 	})

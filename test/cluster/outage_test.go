@@ -84,8 +84,8 @@ func (cl *cluster) serveThrough(t *testing.T, key string) (string, *proxy) {
 	return base, px
 }
 
-func status(t *testing.T, c *client, u string) int {
-	resp, _ := c.do("GET", u, "")
+func status(t *testing.T, c *e2e.Browser, u string) int {
+	resp, _ := c.Do("GET", u, "")
 	return resp.StatusCode
 }
 
@@ -131,10 +131,10 @@ func TestPostgresOutage(t *testing.T) {
 	cl := newCluster(t)
 	base, px := cl.serveThrough(t, "WXAUTH_DATABASE_URL")
 	c := newClient(t)
-	resp, _ := c.do("GET", cl.startLogin(c, 0, "oWXEMU_alice"), "")
+	resp, _ := c.Do("GET", cl.startLogin(c, 0, "oWXEMU_alice"), "")
 	jwt := tokenOf(t, resp)
 	me := func() int {
-		resp, _ := c.do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
+		resp, _ := c.Do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
 		return resp.StatusCode
 	}
 	if got := me(); got != http.StatusOK {

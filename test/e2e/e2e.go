@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,4 +233,92 @@ func EmuCalls(t testing.TB, emu string) map[string]float64 {
 	var calls map[string]float64
 	GetJSON(t, emu+"/emu/calls", &calls)
 	return calls
+}
+
+// WeChatUA is the user agent of WeChat's in-app browser on an iPhone.
+const WeChatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
+
+// Browser is an HTTP client with a cookie jar that does not follow
+// redirects, so that each hop of a login can be checked.
+type Browser struct {
+	T      testing.TB   // failed when a request gets no answer
+	Client *http.Client // with the jar; no timeout unless one is set
+	UA     string       // the User-Agent of every request
+}
+
+// NewBrowser returns a Browser for t that presents itself as ua.
+func NewBrowser(t testing.TB, ua string) *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{T: t, UA: ua, Client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// Do sends method u with body and headers (name, value pairs; a header
+// with an empty value is left out) and returns the response with its body
+// read.
+func (b *Browser) Do(method, u, body string, headers ...string) (*http.Response, string) {
+	b.T.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	req.Header.Set("User-Agent", b.UA)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(out)
+}
+
+// Get is [Browser.Do] for a GET of u.
+func (b *Browser) Get(u string, headers ...string) (*http.Response, string) {
+	b.T.Helper()
+	return b.Do(http.MethodGet, u, "", headers...)
+}
+
+// Post is [Browser.Do] for a POST of body, of type contentType when it is
+// not empty.
+func (b *Browser) Post(u, contentType, body string) (*http.Response, string) {
+	b.T.Helper()
+	return b.Do(http.MethodPost, u, body, "Content-Type", contentType)
+}
+
+// Authorize runs svc's /login for a return to redirect with scope, then the
+// emulator's authorize page as user with the scripted consent ("allow" or
+// "deny"). It returns the /oauth/callback URL WeChat sends the browser to,
+// or "" with the emulator's response when it does not redirect.
+func (b *Browser) Authorize(svc, redirect, scope, user, consent string) (string, *http.Response) {
+	b.T.Helper()
+	resp, body := b.Get(svc + "/login?redirect=" + url.QueryEscape(redirect) + "&scope=" + scope)
+	if resp.StatusCode != http.StatusFound {
+		b.T.Fatalf("/login: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = b.Get(resp.Header.Get("Location"), "X-Wxemu-User", user, "X-Wxemu-Consent", consent)
+	if resp.StatusCode != http.StatusFound {
+		return "", resp
+	}
+	return resp.Header.Get("Location"), resp
+}
+
+// SessionJWT returns an access JWT of the browser's cookie login at svc:
+// POST /session/refresh with the refresh cookie answers it in the JSON
+// body (the way a same-site page gets one without a token in any URL).
+func (b *Browser) SessionJWT(svc string) string {
+	b.T.Helper()
+	resp, body := b.Post(svc+"/session/refresh", "", "")
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal([]byte(body), &out); resp.StatusCode != http.StatusOK || out.AccessToken == "" {
+		b.T.Fatalf("/session/refresh: %d %s", resp.StatusCode, body)
+	}
+	return out.AccessToken
 }
