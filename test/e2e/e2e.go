@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,33 +59,45 @@ func Main(m *testing.M, moduleRoot string, binary *string) {
 	os.Exit(code)
 }
 
-// Proc is a running authsvc process.
+// Proc is a running process: authsvc, or another server a test runs.
 type Proc struct {
 	Cmd    *exec.Cmd
 	Exited chan struct{} // closed when the process has exited
 	mu     sync.Mutex
-	out    strings.Builder
+	out    bytes.Buffer
+	tail   int
 	urls   map[string]string
 }
 
 var listeningRE = regexp.MustCompile(`(?:(\w+)\s+)?listening on (http://\S+)`)
 
-// Start runs binary with args and env (nothing inherited but PATH and HOME),
-// waits until it printed want "listening on" lines, and stops it in the
-// test's Cleanup (SIGINT, then SIGKILL after 15 s). Its output is logged
-// when the test fails.
-func Start(t testing.TB, binary string, env map[string]string, want int, args ...string) *Proc {
-	t.Helper()
-	p := &Proc{Cmd: exec.Command(binary, args...), urls: map[string]string{}, Exited: make(chan struct{})}
-	p.Cmd.Dir = t.TempDir()
-	p.Cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		p.Cmd.Env = append(p.Cmd.Env, k+"="+v)
+// Spec is what [Launch] runs.
+type Spec struct {
+	Binary string
+	Args   []string
+	Dir    string   // the working directory
+	Env    []string // NAME=value; nothing is inherited but PATH and HOME
+	Want   int      // how many "listening on" lines to wait for
+	Tail   int      // when not 0, about the last Tail bytes of output are kept, not all
+}
+
+// Launch starts s and waits until it printed s.Want "listening on" lines.
+// When it exits first, or does not print them within 60 s, or ctx ends,
+// Launch stops it and returns an error (with its output).
+func Launch(ctx context.Context, s Spec) (*Proc, error) {
+	p := &Proc{Cmd: exec.Command(s.Binary, s.Args...), urls: map[string]string{}, Exited: make(chan struct{}), tail: s.Tail}
+	p.Cmd.Dir = s.Dir
+	p.Cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, s.Env...)
+	stdout, err := p.Cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
-	stdout, _ := p.Cmd.StdoutPipe()
-	stderr, _ := p.Cmd.StderrPipe()
+	stderr, err := p.Cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := p.Cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	found := make(chan struct{})
 	var once sync.Once
@@ -94,10 +107,10 @@ func Start(t testing.TB, binary string, env map[string]string, want int, args ..
 		for sc.Scan() {
 			line := sc.Text()
 			p.mu.Lock()
-			p.out.WriteString(line + "\n")
+			p.write(line)
 			if m := listeningRE.FindStringSubmatch(line); m != nil {
 				p.urls[m[1]] = m[2]
-				if len(p.urls) == want {
+				if len(p.urls) == s.Want {
 					once.Do(func() { close(found) })
 				}
 			}
@@ -109,24 +122,59 @@ func Start(t testing.TB, binary string, env map[string]string, want int, args ..
 	go func() { defer wg.Done(); scan(stdout) }()
 	go func() { defer wg.Done(); scan(stderr) }()
 	go func() { wg.Wait(); p.Cmd.Wait(); close(p.Exited) }()
+	select {
+	case <-found:
+		return p, nil
+	case <-p.Exited:
+		return nil, fmt.Errorf("exited before listening:\n%s", p.Output())
+	case <-time.After(60 * time.Second):
+		p.Stop()
+		return nil, fmt.Errorf("did not print its listening lines within 60s:\n%s", p.Output())
+	case <-ctx.Done():
+		p.Stop()
+		return nil, ctx.Err()
+	}
+}
+
+// write adds line to the output, dropping the older half of the kept
+// output when it is over p.tail bytes. p.mu must be held.
+func (p *Proc) write(line string) {
+	if p.tail > 0 && p.out.Len() > p.tail {
+		rest := append([]byte(nil), p.out.Bytes()[p.out.Len()-p.tail/2:]...)
+		p.out.Reset()
+		p.out.Write(rest)
+	}
+	p.out.WriteString(line + "\n")
+}
+
+// Start runs binary with args and env (nothing inherited but PATH and HOME),
+// waits until it printed want "listening on" lines (see [Launch]), and stops
+// it in the test's Cleanup. Its output is logged when the test fails.
+func Start(t testing.TB, binary string, env map[string]string, want int, args ...string) *Proc {
+	t.Helper()
+	s := Spec{Binary: binary, Args: args, Dir: t.TempDir(), Want: want}
+	for k, v := range env {
+		s.Env = append(s.Env, k+"="+v)
+	}
+	p, err := Launch(context.Background(), s)
+	if err != nil {
+		t.Fatalf("authsvc %s: %v", strings.Join(args, " "), err)
+	}
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
 			t.Logf("authsvc %s output:\n%s", strings.Join(args, " "), p.Output())
 		}
 	})
-	select {
-	case <-found:
-	case <-p.Exited:
-		t.Fatalf("authsvc %s exited early:\n%s", strings.Join(args, " "), p.Output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("authsvc %s did not start listening:\n%s", strings.Join(args, " "), p.Output())
-	}
 	return p
 }
 
-// Stop ends the process gracefully (SIGINT), killing it after 15 s.
+// Stop ends the process gracefully (SIGINT), killing it after 15 s. It
+// does nothing when the process has exited.
 func (p *Proc) Stop() {
+	if !p.Alive() {
+		return
+	}
 	p.Cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.Exited:
@@ -142,7 +190,18 @@ func (p *Proc) Kill() {
 	<-p.Exited
 }
 
-// Output is everything the process printed so far.
+// Alive reports whether the process is still running.
+func (p *Proc) Alive() bool {
+	select {
+	case <-p.Exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Output is everything the process printed so far (its tail, with
+// [Spec.Tail]).
 func (p *Proc) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
