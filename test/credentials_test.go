@@ -118,19 +118,7 @@ func TestCredentials_Invalidate(t *testing.T) {
 	}
 	emuPost(t, emu, "/emu/void-token", "")
 	before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
-	var wg sync.WaitGroup
-	fresh := make([]string, 20)
-	for i := range fresh {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			status, out := adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+old+`"}`)
-			if status == http.StatusOK {
-				fresh[i], _ = out["access_token"].(string)
-			}
-		}()
-	}
-	wg.Wait()
+	fresh := e2e.InvalidateAtOnce(t, e2eAdminToken, old, 20, svc)
 	for i, f := range fresh {
 		if f == "" || f == old || f != fresh[0] {
 			t.Errorf("caller %d got %q (old %q, first %q)", i, f, old, fresh[0])

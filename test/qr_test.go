@@ -98,20 +98,13 @@ func qrEmuPost(t *testing.T, emu, path, body string) (int, string) {
 // qrMeSub returns the sub of /me for jwt.
 func qrMeSub(t *testing.T, svc, jwt string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", svc+"/me", nil)
+	req, _ := http.NewRequest(http.MethodGet, svc+"/me", nil)
 	req.Header.Set("Authorization", "Bearer "+jwt)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var me struct {
-		Sub    string `json:"sub"`
-		OpenID string `json:"openid"`
+		Sub string `json:"sub"`
 	}
-	json.NewDecoder(resp.Body).Decode(&me)
-	if resp.StatusCode != http.StatusOK || me.Sub == "" {
-		t.Fatalf("/me: %d", resp.StatusCode)
+	if code := e2e.DoJSON(t, req, &me); code != http.StatusOK || me.Sub == "" {
+		t.Fatalf("/me: %d", code)
 	}
 	return me.Sub
 }

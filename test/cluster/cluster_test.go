@@ -371,25 +371,14 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("VoidedTokenOneRefresh", func(t *testing.T) {
-		_, out := adminDo(t, "GET", cl.urls[0]+"/internal/access-token", "")
+		var out map[string]string
+		e2e.AdminJSON(t, adminTok, http.MethodGet, cl.urls[0]+"/internal/access-token", "", &out)
 		old := out["access_token"]
 		if resp, err := http.Post(cl.emu+"/emu/void-token", "application/json", nil); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("void-token: %v", err)
 		}
 		before := e2e.EmuCalls(t, cl.emu)["/cgi-bin/stable_token"]
-		var wg sync.WaitGroup
-		got := make([]string, 30)
-		for i := range got {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				status, out := adminDo(t, "POST", cl.urls[i%3]+"/internal/access-token/invalidate", `{"access_token":"`+old+`"}`)
-				if status == http.StatusOK {
-					got[i] = out["access_token"]
-				}
-			}()
-		}
-		wg.Wait()
+		got := e2e.InvalidateAtOnce(t, adminTok, old, 30, cl.urls[:]...)
 		for i, g := range got {
 			if g == "" || g == old || g != got[0] {
 				t.Errorf("caller %d on instance %d got %q (old %q)", i, i%3, g, old)
@@ -399,10 +388,4 @@ func TestCluster(t *testing.T) {
 			t.Errorf("%v stable_token calls after the void, want 1", n)
 		}
 	})
-}
-
-func adminDo(t *testing.T, method, u, body string) (int, map[string]string) {
-	t.Helper()
-	out := map[string]string{}
-	return e2e.AdminJSON(t, adminTok, method, u, body, &out), out
 }

@@ -381,3 +381,26 @@ func (b *Browser) SessionJWT(svc string) string {
 	}
 	return out.AccessToken
 }
+
+// InvalidateAtOnce has n callers report the access_token old as invalid to
+// the internal API at the same time, caller i to bases[i%len(bases)], with
+// the admin token; it returns the access_token each got back ("" for an
+// answer other than 200).
+func InvalidateAtOnce(t testing.TB, token, old string, n int, bases ...string) []string {
+	t.Helper()
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			var out struct {
+				AccessToken string `json:"access_token"`
+			}
+			u := bases[i%len(bases)] + "/internal/access-token/invalidate"
+			if AdminJSON(t, token, http.MethodPost, u, `{"access_token":"`+old+`"}`, &out) == http.StatusOK {
+				got[i] = out.AccessToken
+			}
+		})
+	}
+	wg.Wait()
+	return got
+}
