@@ -61,7 +61,7 @@ func Main(m *testing.M, moduleRoot string, binary *string) {
 
 // Proc is a running process: authsvc, or another server a test runs.
 type Proc struct {
-	Cmd    *exec.Cmd
+	Cmd    *exec.Cmd     // the started command
 	Exited chan struct{} // closed when the process has exited
 	mu     sync.Mutex
 	out    bytes.Buffer
@@ -73,8 +73,8 @@ var listeningRE = regexp.MustCompile(`(?:(\w+)\s+)?listening on (http://\S+)`)
 
 // Spec is what [Launch] runs.
 type Spec struct {
-	Binary string
-	Args   []string
+	Binary string   // the program
+	Args   []string // its arguments
 	Dir    string   // the working directory
 	Env    []string // NAME=value; nothing is inherited but PATH and HOME
 	Want   int      // how many "listening on" lines to wait for
