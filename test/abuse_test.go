@@ -148,7 +148,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 		}
 		ids[m[1]] = true
 	}
-	reloadCalls := int(emuCalls(t, emu)[qrCreate])
+	reloadCalls := int(e2e.EmuCalls(t, emu)[qrCreate])
 	t.Logf("10 reloads of /qr/login by one browser -> %d attempts, %d WeChat qrcode/create calls", len(ids), reloadCalls)
 	if len(ids) != 1 || reloadCalls != 1 {
 		t.Errorf("a reloading browser made %d attempts and %d QR codes, want 1 and 1", len(ids), reloadCalls)
@@ -156,7 +156,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 
 	// 4000 requests from one address without cookies.
 	counts := hammer(t, 4000, 32, svc+qrPageFmt, nil)
-	oneIP := int(emuCalls(t, emu)[qrCreate]) - reloadCalls
+	oneIP := int(e2e.EmuCalls(t, emu)[qrCreate]) - reloadCalls
 	// Its bucket: a burst of 40, then 10 a second for as long as the run
 	// took (a bound on what may have been spent, not on speed).
 	perIP := 40 + 10*(int(time.Since(began).Seconds())+1)
@@ -167,7 +167,7 @@ func TestAbuse_QRLoginQuota(t *testing.T) {
 
 	// 4000 requests from 4000 addresses: the service-wide budget holds.
 	counts = hammer(t, 4000, 32, svc+qrPageFmt, func(i int) string { return addr(i + 1) })
-	total := int(emuCalls(t, emu)[qrCreate])
+	total := int(e2e.EmuCalls(t, emu)[qrCreate])
 	// The budget: 60 at once, then one a second for as long as the run
 	// took (a bound on what may have been spent, not on speed).
 	budget := 60 + int(time.Since(began).Seconds()) + 1
@@ -260,19 +260,19 @@ func TestAbuse_QRStreams(t *testing.T) {
 func loginServe(t *testing.T, svc string) (b *browser, jwt, refresh string) {
 	t.Helper()
 	b = newBrowser(t)
-	cb, resp := b.authorize(svc, abuseH5, "snsapi_base", "oWXEMU_alice", "allow")
+	cb, resp := b.Authorize(svc, abuseH5+"/", "snsapi_base", "oWXEMU_alice", "allow")
 	if cb == "" {
 		t.Fatalf("authorize: %d", resp.StatusCode)
 	}
-	resp, body := b.get(cb)
+	resp, body := b.Get(cb)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("/oauth/callback: %d %s", resp.StatusCode, body)
 	}
 	// The cookie login's access JWT, from /session/refresh (which rotates
 	// the refresh cookie in b's jar).
-	jwt = b.sessionJWT(svc)
+	jwt = b.SessionJWT(svc)
 	u, _ := url.Parse(svc + "/session/")
-	for _, c := range b.c.Jar.Cookies(u) {
+	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == "wxauth_refresh" {
 			refresh = c.Value
 		}
@@ -385,7 +385,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	if c := status(t, http.MethodGet, svc+"/verify", "Authorization", "Bearer "+loggedOut); c != http.StatusOK {
 		t.Fatalf("/verify after a refused cross-origin logout: %d, want 200", c)
 	}
-	if resp, _ := b.post(svc+"/session/logout", "", ""); resp.StatusCode != http.StatusNoContent {
+	if resp, _ := b.Post(svc+"/session/logout", "", ""); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	_, reusedJWT, refresh := loginServe(t, svc)
@@ -396,7 +396,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	}
 	// A login in flight: /login done, WeChat's redirect not yet followed.
 	inflight := newBrowser(t)
-	cb, _ := inflight.authorize(svc, abuseH5, "snsapi_base", "oWXEMU_bob", "allow")
+	cb, _ := inflight.Authorize(svc, abuseH5+"/", "snsapi_base", "oWXEMU_bob", "allow")
 
 	_, live, _ := loginServe(t, svc)
 	// High S: the same token with s replaced by n-s.
@@ -435,7 +435,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 	startServe(t, env)
 	check("SIGKILL and a restart")
 
-	resp, body := inflight.get(cb)
+	resp, body := inflight.Get(cb)
 	loggedIn := false
 	for _, c := range resp.Cookies() {
 		loggedIn = loggedIn || (c.Name == "wxauth_session" && c.Value != "" && c.MaxAge > 0)
@@ -451,7 +451,7 @@ func TestAbuse_RestartKeepsRevocations(t *testing.T) {
 func cookieHeader(b *browser, u string) string {
 	pu, _ := url.Parse(u)
 	var parts []string
-	for _, c := range b.c.Jar.Cookies(pu) {
+	for _, c := range b.Client.Jar.Cookies(pu) {
 		parts = append(parts, c.Name+"="+c.Value)
 	}
 	return strings.Join(parts, "; ")

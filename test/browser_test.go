@@ -78,8 +78,7 @@ func TestBrowser_Login(t *testing.T) {
 		err := chromedp.Do(ctx,
 			chromedp.Navigate(h5+"/"),
 			chromedp.WaitVisible(chromedp.ID("user-oWXEMU_alice")),
-			chromedp.Click(chromedp.ID("user-oWXEMU_alice")),
-			chromedp.WaitVisible(chromedp.ID("signed-in")),
+			clickThrough("user-oWXEMU_alice", "signed-in"),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -254,8 +253,7 @@ func TestBrowser_Renewal(t *testing.T) {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(site.URL+"/"),
 		chromedp.WaitVisible(chromedp.ID("user-oWXEMU_bob")),
-		chromedp.Click(chromedp.ID("user-oWXEMU_bob")),
-		chromedp.WaitVisible(chromedp.ID("signed-in")),
+		clickThrough("user-oWXEMU_bob", "signed-in"),
 	)
 	if err != nil {
 		t.Fatal(err)

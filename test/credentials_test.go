@@ -19,31 +19,8 @@ const e2eAdminToken = "e2e-admin-token-0123456789"
 
 func adminRequest(t *testing.T, method, u, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
-
-func emuCalls(t *testing.T, emu string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(emu + "/emu/calls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var calls map[string]float64
-	json.NewDecoder(resp.Body).Decode(&calls)
-	return calls
+	return e2e.AdminJSON(t, e2eAdminToken, method, u, body, &out), out
 }
 
 func emuPost(t *testing.T, emu, path, body string) {
@@ -102,7 +79,7 @@ func TestCredentials_ColdStorm(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	calls := emuCalls(t, emu)
+	calls := e2e.EmuCalls(t, emu)
 	if calls["/cgi-bin/stable_token"] != 1 || calls["/cgi-bin/ticket/getticket"] != 1 {
 		t.Errorf("upstream calls %v, want one stable_token and one getticket", calls)
 	}
@@ -140,26 +117,14 @@ func TestCredentials_Invalidate(t *testing.T) {
 		t.Fatalf("/internal/access-token: %d %v", status, out)
 	}
 	emuPost(t, emu, "/emu/void-token", "")
-	before := emuCalls(t, emu)["/cgi-bin/stable_token"]
-	var wg sync.WaitGroup
-	fresh := make([]string, 20)
-	for i := range fresh {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			status, out := adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+old+`"}`)
-			if status == http.StatusOK {
-				fresh[i], _ = out["access_token"].(string)
-			}
-		}()
-	}
-	wg.Wait()
+	before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
+	fresh := e2e.InvalidateAtOnce(t, e2eAdminToken, old, 20, svc)
 	for i, f := range fresh {
 		if f == "" || f == old || f != fresh[0] {
 			t.Errorf("caller %d got %q (old %q, first %q)", i, f, old, fresh[0])
 		}
 	}
-	if after := emuCalls(t, emu)["/cgi-bin/stable_token"]; after-before != 1 {
+	if after := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]; after-before != 1 {
 		t.Errorf("%v stable_token calls for one voided token, want 1", after-before)
 	}
 }
@@ -170,13 +135,13 @@ func TestCredentials_Faults(t *testing.T) {
 		t.Parallel()
 		svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_ADMIN_TOKEN": e2eAdminToken})
 		_, out := adminRequest(t, "GET", svc+"/internal/access-token", "")
-		before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+		before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
 		emuPost(t, emu, "/emu/faults", `{"path":"/cgi-bin/stable_token","errcode":-1,"times":2}`)
 		status, out := adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+fmt.Sprint(out["access_token"])+`"}`)
 		if status != http.StatusOK {
 			t.Fatalf("after two -1: %d %v", status, out)
 		}
-		if calls := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; calls != 3 {
+		if calls := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"] - before; calls != 3 {
 			t.Errorf("%v stable_token calls, want 3 (two -1 retried)", calls)
 		}
 	})
@@ -184,13 +149,13 @@ func TestCredentials_Faults(t *testing.T) {
 		t.Parallel()
 		svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_ADMIN_TOKEN": e2eAdminToken})
 		_, out := adminRequest(t, "GET", svc+"/internal/access-token", "")
-		before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+		before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
 		emuPost(t, emu, "/emu/faults", `{"path":"/cgi-bin/stable_token","errcode":40164,"times":1}`)
 		status, out := adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+fmt.Sprint(out["access_token"])+`"}`)
 		if status != http.StatusBadGateway || !strings.Contains(fmt.Sprint(out["error_description"]), "IP whitelist") {
 			t.Fatalf("40164: %d %v", status, out)
 		}
-		if calls := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; calls != 1 {
+		if calls := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"] - before; calls != 1 {
 			t.Errorf("40164 was retried: %v calls", calls)
 		}
 	})
@@ -229,7 +194,7 @@ func TestCLI_MenuAndQRCode(t *testing.T) {
 			t.Errorf("%s: err %v, output %q lacks %q", name, err, out, tc.want)
 		}
 	}
-	if calls := emuCalls(t, emu)["/cgi-bin/menu/create"]; calls != 0 {
+	if calls := e2e.EmuCalls(t, emu)["/cgi-bin/menu/create"]; calls != 0 {
 		t.Errorf("invalid menus reached WeChat: %v calls", calls)
 	}
 	valid := `{"button":[{"type":"click","name":"今日歌曲","key":"V1001_TODAY_MUSIC"},{"name":"菜单","sub_button":[{"type":"view","name":"搜索","url":"http://www.soso.com/"}]}]}`
@@ -243,12 +208,12 @@ func TestCLI_MenuAndQRCode(t *testing.T) {
 	// The emulator's clock passes the cached token's expiry: WeChat answers
 	// 42001, the token is refreshed and the call retried; no error reaches
 	// the caller.
-	before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+	before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
 	emuPost(t, emu, "/emu/clock", `{"advance_seconds": 7300}`)
 	if out, err := authsvc("menu", "get"); err != nil || !strings.Contains(out, "V1001_TODAY_MUSIC") {
 		t.Fatalf("menu get after the token expired at WeChat: %v\n%s", err, out)
 	}
-	if n := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
+	if n := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
 		t.Errorf("%v stable_token calls after expiry, want 1", n)
 	}
 	if out, err := authsvc("menu", "delete"); err != nil {

@@ -36,12 +36,12 @@ func TestFaults_CodeExchange(t *testing.T) {
 		b := newBrowser(t)
 		// The service's own deadline for /oauth/callback is 8 s; this bound
 		// only keeps a hanging service from hanging the test.
-		b.c.Timeout = 30 * time.Second
-		cb, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		b.Client.Timeout = 30 * time.Second
+		cb, resp := b.Authorize(svc, h5+"/", "snsapi_base", "oWXEMU_bob", "allow")
 		if cb == "" {
 			t.Fatalf("emulator did not redirect: %d", resp.StatusCode)
 		}
-		return b.get(cb)
+		return b.Get(cb)
 	}
 	succeeded := func(t *testing.T, resp *http.Response, body string) {
 		t.Helper()
@@ -56,11 +56,11 @@ func TestFaults_CodeExchange(t *testing.T) {
 
 	// Sequential: the faults are per path on one emulator.
 	t.Run("BusyTwice", func(t *testing.T) {
-		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		before := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"]
 		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","errcode":-1,"times":2}`)
 		resp, body := login(t)
 		succeeded(t, resp, body)
-		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 3 {
+		if n := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 3 {
 			t.Errorf("sns/oauth2/access_token called %v times, want 3 (two -1, then success)", n)
 		}
 	})
@@ -69,10 +69,10 @@ func TestFaults_CodeExchange(t *testing.T) {
 		// so the exchange is not repeated (a second try could only meet
 		// 40163). The user gets the busy page with its retry link, or a
 		// new authorization.
-		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		before := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"]
 		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","status":502,"times":1}`)
 		resp, body := login(t)
-		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 1 {
+		if n := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 1 {
 			t.Errorf("sns/oauth2/access_token called %v times for one code, want 1", n)
 		}
 		busy := resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, "/login?redirect=")
@@ -86,18 +86,18 @@ func TestFaults_CodeExchange(t *testing.T) {
 		// answer: the exchange is not sent again (it could only meet
 		// 40163); the authorization restarts once, silently for
 		// snsapi_base, and the same browser ends logged in as Bob.
-		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		before := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"]
 		emuFault(t, emu, `{"path":"/sns/oauth2/access_token","drop_answer":true,"times":1}`)
 		b := newBrowser(t)
-		cb, _ := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
-		resp, body := b.get(cb)
+		cb, _ := b.Authorize(svc, h5+"/", "snsapi_base", "oWXEMU_bob", "allow")
+		resp, body := b.Get(cb)
 		if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize?") {
 			t.Fatalf("lost answer: %d %q %s, want a new authorization", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
-		resp, _ = b.get(resp.Header.Get("Location"), "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
-		resp, body = b.get(resp.Header.Get("Location"))
+		resp, _ = b.Get(resp.Header.Get("Location"), "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
+		resp, body = b.Get(resp.Header.Get("Location"))
 		succeeded(t, resp, body)
-		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 2 {
+		if n := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 2 {
 			t.Errorf("sns/oauth2/access_token called %v times, want 2 (one per code, none sent twice)", n)
 		}
 		if got := b.verifiedOpenID(svc); got != "oWXEMU_bob" {
@@ -108,10 +108,10 @@ func TestFaults_CodeExchange(t *testing.T) {
 		// WeChat calls redirect_uri twice for one authorization, with two
 		// codes (Android X5, a page refresh), both in flight at once: one
 		// login for this browser, both answers carry it.
-		before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+		before := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"]
 		emuFault(t, emu, `{"path":"/connect/oauth2/authorize","double_redirect":true,"times":1}`)
 		b := newBrowser(t)
-		second, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+		second, resp := b.Authorize(svc, h5+"/", "snsapi_base", "oWXEMU_bob", "allow")
 		first := resp.Header.Get("X-Wxemu-First-Redirect")
 		if first == "" || second == "" || first == second {
 			t.Fatalf("no double redirect: %q %q", first, second)
@@ -126,7 +126,7 @@ func TestFaults_CodeExchange(t *testing.T) {
 			go func() {
 				req, _ := http.NewRequest(http.MethodGet, u, nil)
 				req.Header.Set("User-Agent", wechatUA)
-				r, err := b.c.Do(req)
+				r, err := b.Client.Do(req)
 				if err != nil {
 					answers <- answer{}
 					return
@@ -152,7 +152,7 @@ func TestFaults_CodeExchange(t *testing.T) {
 		if a.session == "" || c.session == "" {
 			t.Errorf("an answer of the pair carries no session cookie")
 		}
-		if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 1 {
+		if n := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 1 {
 			t.Errorf("sns/oauth2/access_token called %v times for one authorization, want 1 (one login)", n)
 		}
 		if got := b.verifiedOpenID(svc); got != "oWXEMU_bob" {
@@ -207,8 +207,8 @@ func TestFaults_CircuitBreaker(t *testing.T) {
 	emuFault(t, emu, `{"path":"/sns/oauth2/access_token","status":503,"times":1000}`)
 	login := func() int {
 		b := newBrowser(t)
-		cb, _ := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
-		resp, _ := b.get(cb)
+		cb, _ := b.Authorize(svc, h5+"/", "snsapi_base", "oWXEMU_bob", "allow")
+		resp, _ := b.Get(cb)
 		return resp.StatusCode
 	}
 	for i := range 5 {
@@ -221,11 +221,11 @@ func TestFaults_CircuitBreaker(t *testing.T) {
 	if code != http.StatusOK || ready["status"] != "degraded" || !strings.Contains(ready["wechat"], "circuit open") {
 		t.Errorf("/readyz with the circuit open: %d %v", code, ready)
 	}
-	before := emuCalls(t, emu)["/sns/oauth2/access_token"]
+	before := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"]
 	if got := login(); got != http.StatusServiceUnavailable {
 		t.Errorf("login with the circuit open: %d, want 503", got)
 	}
-	if n := emuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 0 {
+	if n := e2e.EmuCalls(t, emu)["/sns/oauth2/access_token"] - before; n != 0 {
 		t.Errorf("the open circuit still called WeChat %v times", n)
 	}
 }
@@ -233,8 +233,8 @@ func TestFaults_CircuitBreaker(t *testing.T) {
 // verifiedOpenID returns the openid /verify names for the browser's cookie
 // session, or "" when it is refused.
 func (b *browser) verifiedOpenID(svc string) string {
-	b.t.Helper()
-	resp, _ := b.get(svc + "/verify")
+	b.T.Helper()
+	resp, _ := b.Get(svc + "/verify")
 	if resp.StatusCode != http.StatusOK {
 		return ""
 	}

@@ -29,7 +29,7 @@ func TestFidelity_StableTokenForceTooSoon(t *testing.T) {
 	if status != http.StatusOK || t2 == "" || t2 == t1 {
 		t.Fatalf("first invalidate: %d %v", status, out)
 	}
-	before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+	before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
 	status, out = adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+t2+`"}`)
 	if status != http.StatusOK || out["access_token"] != t2 {
 		t.Fatalf("second invalidate within 30 s: %d %v, want %q again", status, out, t2)
@@ -39,7 +39,7 @@ func TestFidelity_StableTokenForceTooSoon(t *testing.T) {
 			t.Fatalf("/internal/access-token: %d %v, want %q", status, out, t2)
 		}
 	}
-	if n := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
+	if n := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
 		t.Errorf("%v stable_token calls after the second report, want 1", n)
 	}
 }
@@ -57,12 +57,12 @@ func TestFidelity_IPRules(t *testing.T) {
 			svc, emu := startPair(t, "plain", map[string]string{"WXAUTH_ADMIN_TOKEN": e2eAdminToken})
 			_, out := adminRequest(t, "GET", svc+"/internal/access-token", "")
 			emuPost(t, emu, "/emu/ip-whitelist", tc.rules)
-			before := emuCalls(t, emu)["/cgi-bin/stable_token"]
+			before := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"]
 			status, out := adminRequest(t, "POST", svc+"/internal/access-token/invalidate", `{"access_token":"`+fmt.Sprint(out["access_token"])+`"}`)
 			if status < 500 || out["access_token"] != nil {
 				t.Fatalf("refused fetch: %d %v", status, out)
 			}
-			if n := emuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
+			if n := e2e.EmuCalls(t, emu)["/cgi-bin/stable_token"] - before; n != 1 {
 				t.Errorf("%v stable_token calls, want 1 (a refusal is not retried)", n)
 			}
 		})

@@ -58,11 +58,11 @@ func TestKeys_Rotate(t *testing.T) {
 		t.Fatalf("a new service publishes %v, want one key", before)
 	}
 	b := newBrowser(t)
-	cb, _ := b.authorize(svc, "http://127.0.0.1:8082", "snsapi_base", "oWXEMU_bob", "allow")
-	if resp, body := b.get(cb); resp.StatusCode != http.StatusFound {
+	cb, _ := b.Authorize(svc, "http://127.0.0.1:8082/", "snsapi_base", "oWXEMU_bob", "allow")
+	if resp, body := b.Get(cb); resp.StatusCode != http.StatusFound {
 		t.Fatalf("login: %d %s", resp.StatusCode, body)
 	}
-	token := b.sessionJWT(svc)
+	token := b.SessionJWT(svc)
 
 	first.Stop()
 	cmd := exec.Command(binary, "keys", "rotate")
@@ -82,7 +82,7 @@ func TestKeys_Rotate(t *testing.T) {
 	if len(after) != 2 || (after[0] != before[0] && after[1] != before[0]) {
 		t.Fatalf("JWKS after rotation %v, want the old %v and a new key", after, before)
 	}
-	if resp, _ := b.get(svc+"/verify", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
+	if resp, _ := b.Get(svc+"/verify", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
 		t.Errorf("a token of the old key after rotation: %d", resp.StatusCode)
 	}
 }

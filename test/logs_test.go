@@ -50,13 +50,13 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	// exchange, which the access line reports.
 	emuFault(t, emu, `{"path":"/sns/oauth2/access_token","errcode":-1,"times":1}`)
 	b := newBrowser(t)
-	cb, resp := b.authorize(svc, h5, "snsapi_userinfo", "oWXEMU_alice", "allow")
+	cb, resp := b.Authorize(svc, h5+"/", "snsapi_userinfo", "oWXEMU_alice", "allow")
 	if cb == "" {
 		t.Fatalf("emulator did not redirect: %d", resp.StatusCode)
 	}
 	u, _ := url.Parse(cb)
 	secrets["code"] = u.Query().Get("code")
-	resp, body := b.get(cb)
+	resp, body := b.Get(cb)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("callback: %d %s", resp.StatusCode, body)
 	}
@@ -68,17 +68,17 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 		}
 	}
 	addCookies("login", resp.Cookies())
-	jwt := b.sessionJWT(svc)
+	jwt := b.SessionJWT(svc)
 	secrets["JWT"] = jwt
 	if parts := strings.Split(jwt, "."); len(parts) == 3 {
 		secrets["JWT signature"] = parts[2]
 	}
 
 	// /me with the JWT, then a refresh through the cookie.
-	if resp, body := b.get(svc+"/me", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK {
+	if resp, body := b.Get(svc+"/me", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/me: %d %s", resp.StatusCode, body)
 	}
-	resp, body = b.post(svc+"/session/refresh", "", "")
+	resp, body = b.Post(svc+"/session/refresh", "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/session/refresh: %d %s", resp.StatusCode, body)
 	}
@@ -90,7 +90,7 @@ func TestDev_NoSecretsInLogs(t *testing.T) {
 	addCookies("refresh", resp.Cookies())
 
 	// A client that puts the JWT in a path: the access line logs paths.
-	if resp, _ := b.get(svc + "/me/" + jwt); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := b.Get(svc + "/me/" + jwt); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/me/<jwt>: %d, want 404", resp.StatusCode)
 	}
 

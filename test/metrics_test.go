@@ -76,11 +76,11 @@ func TestDev_Metrics(t *testing.T) {
 	e2e.WaitReady(t, svc)
 
 	b := newBrowser(t)
-	cb, resp := b.authorize(svc, h5, "snsapi_base", "oWXEMU_bob", "allow")
+	cb, resp := b.Authorize(svc, h5+"/", "snsapi_base", "oWXEMU_bob", "allow")
 	if cb == "" {
 		t.Fatalf("emulator did not redirect: %d", resp.StatusCode)
 	}
-	if resp, body := b.get(cb); resp.StatusCode != http.StatusFound {
+	if resp, body := b.Get(cb); resp.StatusCode != http.StatusFound {
 		t.Fatalf("callback: %d %s", resp.StatusCode, body)
 	}
 	if r := emuSend(t, emu, `{"from":"oWXEMU_alice","message":{"MsgType":"text","Content":"hi"}}`); !r.Valid {
@@ -96,7 +96,7 @@ func TestDev_Metrics(t *testing.T) {
 			t.Errorf("plaintext /wx: %d, want 403", resp.StatusCode)
 		}
 	}
-	b.get(svc + "/no/such/path")
+	b.Get(svc + "/no/such/path")
 
 	// Two QR login attempts (two browsers: a reload would show the same
 	// one), one completed: one stays active.

@@ -29,7 +29,7 @@ func TestOIDC_Hostile(t *testing.T) {
 		verifier := oauth2.GenerateVerifier()
 		_, cb := attacker.toClient(cfg.AuthCodeURL("st", oidc.Nonce("n"), oauth2.S256ChallengeOption(verifier)), "oWXEMU_bob", e.svc+"/oauth/callback?")
 		victim := newBrowser(t)
-		resp, _ := victim.get(cb)
+		resp, _ := victim.Get(cb)
 		if resp.StatusCode != http.StatusFound || strings.HasPrefix(resp.Header.Get("Location"), e.h5) || strings.Contains(resp.Header.Get("Location"), "code=") {
 			t.Fatalf("stolen callback in the victim's browser: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -45,7 +45,7 @@ func TestOIDC_Hostile(t *testing.T) {
 		verifier := oauth2.GenerateVerifier()
 		final, cb := b.toClient(cfg.AuthCodeURL("rp", oidc.Nonce("n"), oauth2.S256ChallengeOption(verifier)), "oWXEMU_alice", e.h5)
 		other := newBrowser(t)
-		resp, _ := other.get(cb)
+		resp, _ := other.Get(cb)
 		if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusFound && (strings.HasPrefix(loc, e.h5) || loc == final) {
 			t.Fatalf("replayed callback gave the code: %s", loc)
 		}
@@ -56,7 +56,7 @@ func TestOIDC_Hostile(t *testing.T) {
 		}
 		// The same browser's duplicate (WeChat calling twice) lands on the
 		// same answer.
-		resp, _ = b.get(cb)
+		resp, _ = b.Get(cb)
 		if resp.Header.Get("Location") != final {
 			t.Errorf("duplicate callback: %s, want %s", resp.Header.Get("Location"), final)
 		}
@@ -104,7 +104,7 @@ func TestOIDC_Hostile(t *testing.T) {
 	t.Run("WrongRedirectURIAtAuthorize", func(t *testing.T) {
 		other := *cfg
 		other.RedirectURL = "https://evil.example/cb"
-		resp, body := newBrowser(t).get(other.AuthCodeURL("x", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		resp, body := newBrowser(t).Get(other.AuthCodeURL("x", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "<html") && !strings.Contains(body, "<!doctype") {
 			t.Fatalf("unregistered redirect_uri: %d %s %.200s", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
@@ -113,12 +113,12 @@ func TestOIDC_Hostile(t *testing.T) {
 	t.Run("PlainPKCERefused", func(t *testing.T) {
 		u := cfg.AuthCodeURL("pl", oauth2.SetAuthURLParam("code_challenge", "abcdefghijklmnopqrstuvwxyz0123456789abcdefgh"),
 			oauth2.SetAuthURLParam("code_challenge_method", "plain"))
-		resp, _ := newBrowser(t).get(u)
+		resp, _ := newBrowser(t).Get(u)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if resp.StatusCode != http.StatusFound || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "pl" {
 			t.Fatalf("plain PKCE: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		resp, _ = newBrowser(t).get(cfg.AuthCodeURL("np"))
+		resp, _ = newBrowser(t).Get(cfg.AuthCodeURL("np"))
 		if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != "invalid_request" {
 			t.Fatalf("public client without PKCE: %s", resp.Header.Get("Location"))
 		}

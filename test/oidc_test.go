@@ -83,15 +83,15 @@ func (e *oidcEnv) confidential(scopes ...string) *oauth2.Config {
 // allowed), until the browser is sent to a URL starting with prefix; it
 // returns that URL. The /oauth/callback URL WeChat sent is returned too.
 func (b *browser) toClient(u, user, prefix string) (final, callback string) {
-	b.t.Helper()
+	b.T.Helper()
 	for range 10 {
-		resp, body := b.get(u, "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
+		resp, body := b.Get(u, "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
 		if resp.StatusCode != http.StatusFound {
-			b.t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
+			b.T.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
 		}
 		next, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 		if err != nil {
-			b.t.Fatal(err)
+			b.T.Fatal(err)
 		}
 		u = next.String()
 		if strings.Contains(u, "/oauth/callback?") {
@@ -101,7 +101,7 @@ func (b *browser) toClient(u, user, prefix string) (final, callback string) {
 			return u, callback
 		}
 	}
-	b.t.Fatalf("too many redirects, last %s", u)
+	b.T.Fatalf("too many redirects, last %s", u)
 	return "", ""
 }
 
@@ -250,7 +250,7 @@ func TestOIDC_CodeFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body := b.get(e.svc + "/logout?" + url.Values{"id_token_hint": {tok4.Extra("id_token").(string)},
+	resp, body := b.Get(e.svc + "/logout?" + url.Values{"id_token_hint": {tok4.Extra("id_token").(string)},
 		"post_logout_redirect_uri": {e.h5 + "/"}, "state": {"bye"}}.Encode())
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != e.h5+"/?state=bye" {
 		t.Fatalf("logout: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -258,7 +258,7 @@ func TestOIDC_CodeFlow(t *testing.T) {
 	if st := e.verify(tok4.AccessToken); st != http.StatusUnauthorized {
 		t.Errorf("/verify after logout: %d", st)
 	}
-	resp, _ = b.get(e.svc + "/logout?" + url.Values{"client_id": {"h5-demo"}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
+	resp, _ = b.Get(e.svc + "/logout?" + url.Values{"client_id": {"h5-demo"}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("logout to an unregistered uri: %d", resp.StatusCode)
 	}

@@ -3,9 +3,7 @@ package test
 import (
 	"encoding/json"
 	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
@@ -24,39 +22,22 @@ const (
 	qrRefusedText = "登录二维码已过期或已使用"
 )
 
-// desktop is a desktop browser: a cookie jar, redirects not followed.
-type desktop struct {
-	t *testing.T
-	c *http.Client
-}
+// desktop is a desktop browser: cookies kept, redirects not followed.
+type desktop struct{ *e2e.Browser }
 
 func newDesktop(t *testing.T) *desktop {
-	jar, _ := cookiejar.New(nil)
-	return &desktop{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	return &desktop{e2e.NewBrowser(t, qrDesktopUA)}
 }
 
+// do sends method u with body of type contentType (none when empty) and
+// fails the test, without stopping it, on a server error.
 func (d *desktop) do(method, u, contentType, body string) (*http.Response, string) {
-	d.t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	req.Header.Set("User-Agent", qrDesktopUA)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := d.c.Do(req)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	d.T.Helper()
+	resp, body := d.Do(method, u, body, "Content-Type", contentType)
 	if resp.StatusCode >= 500 {
-		d.t.Errorf("%s %s: server error %d %s", method, req.URL.Path, resp.StatusCode, b)
+		d.T.Errorf("%s %s: server error %d %s", method, resp.Request.URL.Path, resp.StatusCode, body)
 	}
-	return resp, string(b)
+	return resp, body
 }
 
 var (
@@ -67,36 +48,22 @@ var (
 // qrPage runs the desktop /login to the QR page and returns the attempt's
 // id and ticket.
 func (d *desktop) qrPage(svc, h5 string) (id, ticket string) {
-	d.t.Helper()
+	d.T.Helper()
 	resp, body := d.do("GET", svc+"/login?redirect="+url.QueryEscape(h5+"/"), "", "")
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/qr/login?redirect=") {
-		d.t.Fatalf("desktop /login: %d %q %s", resp.StatusCode, loc, body)
+		d.T.Fatalf("desktop /login: %d %q %s", resp.StatusCode, loc, body)
 	}
 	resp, body = d.do("GET", svc+loc, "", "")
 	m, tk := qrPageIDRE.FindStringSubmatch(body), qrPageTicketRE.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || m == nil || tk == nil {
-		d.t.Fatalf("/qr/login: %d %s", resp.StatusCode, body)
+		d.T.Fatalf("/qr/login: %d %s", resp.StatusCode, body)
 	}
 	return m[1], html.UnescapeString(tk[1])
 }
 
-// sessionJWT returns an access JWT of the desktop's cookie login (POST
-// /session/refresh with the refresh cookie).
-func (d *desktop) sessionJWT(svc string) string {
-	d.t.Helper()
-	resp, body := d.do("POST", svc+"/session/refresh", "", "")
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if json.Unmarshal([]byte(body), &out); resp.StatusCode != http.StatusOK || out.AccessToken == "" {
-		d.t.Fatalf("/session/refresh: %d %s", resp.StatusCode, body)
-	}
-	return out.AccessToken
-}
-
 func (d *desktop) status(svc, id string) string {
-	d.t.Helper()
+	d.T.Helper()
 	_, body := d.do("GET", svc+"/qr/sessions/"+id, "", "")
 	var s struct {
 		Status string `json:"status"`
@@ -131,20 +98,13 @@ func qrEmuPost(t *testing.T, emu, path, body string) (int, string) {
 // qrMeSub returns the sub of /me for jwt.
 func qrMeSub(t *testing.T, svc, jwt string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", svc+"/me", nil)
+	req, _ := http.NewRequest(http.MethodGet, svc+"/me", nil)
 	req.Header.Set("Authorization", "Bearer "+jwt)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var me struct {
-		Sub    string `json:"sub"`
-		OpenID string `json:"openid"`
+		Sub string `json:"sub"`
 	}
-	json.NewDecoder(resp.Body).Decode(&me)
-	if resp.StatusCode != http.StatusOK || me.Sub == "" {
-		t.Fatalf("/me: %d", resp.StatusCode)
+	if code := e2e.DoJSON(t, req, &me); code != http.StatusOK || me.Sub == "" {
+		t.Fatalf("/me: %d", code)
 	}
 	return me.Sub
 }
@@ -176,7 +136,7 @@ func TestDev_QRLogin(t *testing.T) {
 				t.Fatalf("status %q", st)
 			}
 			u, _ := url.Parse(svc + "/qr/sessions/" + id + "/complete")
-			keys := d.c.Jar.Cookies(u)
+			keys := d.Client.Jar.Cookies(u)
 			if len(keys) != 1 || keys[0].Name != "wxauth_qr" {
 				t.Fatalf("binding cookie for the attempt: %v", keys)
 			}
@@ -195,7 +155,7 @@ func TestDev_QRLogin(t *testing.T) {
 			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != h5+"/" {
 				t.Fatalf("complete: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 			}
-			jwt := d.sessionJWT(svc)
+			jwt := d.SessionJWT(svc)
 			qrSub := qrMeSub(t, svc, jwt)
 			secrets = append(secrets, jwt)
 			for _, c := range resp.Cookies() {
@@ -207,15 +167,15 @@ func TestDev_QRLogin(t *testing.T) {
 
 			// The same person by (scripted) web authorization inside WeChat.
 			b := newBrowser(t)
-			cb, r := b.authorize(svc, h5, "snsapi_base", tc.openid, "allow")
+			cb, r := b.Authorize(svc, h5+"/", "snsapi_base", tc.openid, "allow")
 			if cb == "" {
 				t.Fatalf("emulator did not redirect: %d", r.StatusCode)
 			}
-			r, body = b.get(cb)
+			r, body = b.Get(cb)
 			if r.StatusCode != http.StatusFound {
 				t.Fatalf("callback: %d %s", r.StatusCode, body)
 			}
-			if webSub := qrMeSub(t, svc, b.sessionJWT(svc)); webSub != qrSub {
+			if webSub := qrMeSub(t, svc, b.SessionJWT(svc)); webSub != qrSub {
 				t.Errorf("QR login sub %q, web authorization sub %q", qrSub, webSub)
 			}
 

@@ -48,7 +48,7 @@ func flood(ctx context.Context, o options, startSvc func(name, mode, pprof strin
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	callsBefore, err := emuCount(ctx, client, emu, "/cgi-bin/qrcode/create")
 	if err != nil {
 		return nil, err
@@ -126,8 +126,8 @@ func flood(ctx context.Context, o options, startSvc func(name, mode, pprof strin
 	wg.Wait()
 	<-sampled
 	res.peak = peak.Load()
-	if !p.alive() {
-		return nil, fmt.Errorf("the service exited during the flood:\n%s", p.output())
+	if !p.Alive() {
+		return nil, fmt.Errorf("the service exited during the flood:\n%s", p.Output())
 	}
 	// After: the flood over, a second for the sweeps and the GC to run.
 	time.Sleep(time.Second)

@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var procs []*proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 	}()
 	addrs := map[string]string{}
@@ -235,7 +235,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	setup := &worker{client: client}
 	tok, err := login(ctx, setup, svc.url)
 	if err != nil {
-		return fmt.Errorf("scripted login: %w\n%s", err, svc.output())
+		return fmt.Errorf("scripted login: %w\n%s", err, svc.Output())
 	}
 	jwt := tok.AccessToken
 	fmt.Fprintf(stderr, "tokens of the scripted login: access %d bytes, ID %d bytes, refresh %d bytes\n",
@@ -264,7 +264,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		wx *wxSender
 	}{{svc, safeWX}, {plain, plainWX}, {peer, peerSafeWX}, {peer, peerPlainWX}} {
 		if err := s.wx.send(ctx, &worker{client: client}); err != nil {
-			return fmt.Errorf("first /wx message to %s: %w\n%s", s.p.name, err, s.p.output())
+			return fmt.Errorf("first /wx message to %s: %w\n%s", s.p.name, err, s.p.Output())
 		}
 	}
 
@@ -351,8 +351,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	for _, p := range []*proc{svc, plain, emu, hello, peer} {
-		if !p.alive() {
-			return fmt.Errorf("%s exited during the run:\n%s", p.name, p.output())
+		if !p.Alive() {
+			return fmt.Errorf("%s exited during the run:\n%s", p.name, p.Output())
 		}
 	}
 	mainHWM, _, _ := memStatus(svc.pid())

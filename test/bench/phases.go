@@ -25,7 +25,7 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	setup := &worker{client: client}
 	tok, err := login(ctx, setup, p.url)
 	if err != nil {
@@ -56,8 +56,8 @@ func measureRSS(ctx context.Context, o options, startSvc func(name, mode, pprof 
 			r.p99.Round(10*time.Microsecond), r.errs, float64(hwm)/(1<<20))
 		res.rates = append(res.rates, fmt.Sprintf("%s %.0f/s (VmHWM after it %.1f MiB)", t.slug, r.rate(), float64(hwm)/(1<<20)))
 	}
-	if !p.alive() {
-		return nil, fmt.Errorf("the service exited:\n%s", p.output())
+	if !p.Alive() {
+		return nil, fmt.Errorf("the service exited:\n%s", p.Output())
 	}
 	res.hwm, res.rss, err = memStatus(p.pid())
 	return res, err
@@ -85,7 +85,7 @@ func coldStorm(ctx context.Context, n int, startSvc func(name, mode, pprof strin
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	sc := &http.Client{Transport: tr, Timeout: 30 * time.Second}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,131 +11,44 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 const (
-	// startTimeout bounds how long a child may take to print its
-	// "listening on" line.
+	// startTimeout bounds how long a service may take to answer /readyz.
 	startTimeout = 60 * time.Second
-	// stopTimeout is how long a child gets to exit after SIGINT before it
-	// is killed.
+	// stopTimeout is how long the hello server gets to shut down.
 	stopTimeout = 10 * time.Second
 	// clockTicks is the unit of utime and stime in /proc/PID/stat
 	// (USER_HZ, 100 on every Linux this runs on).
 	clockTicks = 100
 )
 
-var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
-
 // proc is a child process that serves HTTP on loopback.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	url    string // http://host:port from its "listening on" line
-	mu     sync.Mutex
-	out    bytes.Buffer // stdout and stderr, the last 64 KiB kept
-	exited chan struct{}
+	*e2e.Proc
+	name string
+	url  string // http://host:port from its "listening on" line
 }
 
 // startProc runs bin with args and env (only PATH and HOME inherited),
 // waits for its "listening on http://ADDR" line and returns it running.
+// Of its output, about the last 64 KiB are kept.
 func startProc(ctx context.Context, name, dir, bin string, env []string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	stdout, err := p.cmd.StdoutPipe()
+	p, err := e2e.Launch(ctx, e2e.Spec{Binary: bin, Args: args, Dir: dir, Env: env, Want: 1, Tail: 64 << 10})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	found := make(chan string, 2)
-	scan := func(r io.Reader) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			if p.out.Len() > 64<<10 {
-				rest := append([]byte(nil), p.out.Bytes()[p.out.Len()-32<<10:]...)
-				p.out.Reset()
-				p.out.Write(rest)
-			}
-			p.out.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); scan(stdout) }()
-	go func() { defer wg.Done(); scan(stderr) }()
-	go func() { wg.Wait(); p.cmd.Wait(); close(p.exited) }()
-	select {
-	case p.url = <-found:
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("%s exited before listening:\n%s", name, p.output())
-	case <-time.After(startTimeout):
-		p.stop()
-		return nil, fmt.Errorf("%s did not print its listening line within %v:\n%s", name, startTimeout, p.output())
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
-	}
-}
-
-// output returns what the child printed (the tail of it).
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+	return &proc{Proc: p, name: name, url: p.URL("")}, nil
 }
 
 // pid is the child's process id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGINT, waits up to stopTimeout, then kills this one child.
-func (p *proc) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// alive reports whether the child is still running.
-func (p *proc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) pid() int { return p.Cmd.Process.Pid }
 
 // cpuTime returns the user+system CPU time consumed so far by process pid
 // (0 = this process), from /proc/PID/stat.

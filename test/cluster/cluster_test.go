@@ -13,8 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -51,7 +51,6 @@ const (
 	secretKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	adminTok  = "cluster-admin-token-0123456789"
 	page      = "https://h5.example.com/"
-	wechatUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 )
 
 // clientsYAML registers a page as a public client, a back end as a
@@ -158,11 +157,7 @@ func newCluster(t *testing.T) *cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			env := map[string]string{"WXAUTH_LISTEN": addrs[i]}
-			for k, v := range c.env {
-				env[k] = v
-			}
-			c.procs[i] = e2e.Start(t, binary, env, 1, "serve")
+			c.procs[i] = c.start(t, addrs[i], nil)
 		}()
 	}
 	wg.Wait()
@@ -172,31 +167,31 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-type client struct {
-	t *testing.T
-	c *http.Client
+// start runs an instance listening on addr with the cluster's settings
+// and extra.
+func (cl *cluster) start(t *testing.T, addr string, extra map[string]string) *e2e.Proc {
+	env := map[string]string{"WXAUTH_LISTEN": addr}
+	maps.Copy(env, cl.env)
+	maps.Copy(env, extra)
+	return e2e.Start(t, binary, env, 1, "serve")
 }
 
-func newClient(t *testing.T) *client {
-	jar, _ := cookiejar.New(nil)
-	return &client{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+// serve starts one more instance (see start) on a free port and returns
+// its URL once it is ready.
+func (cl *cluster) serve(t *testing.T, extra map[string]string) (string, *e2e.Proc) {
+	addr := e2e.FreeAddr(t)
+	p := cl.start(t, addr, extra)
+	base := "http://" + addr
+	e2e.WaitReady(t, base)
+	return base, p
 }
 
-func (c *client) do(method, u, body string, headers ...string) (*http.Response, string) {
-	c.t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("User-Agent", wechatUA)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.c.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+// newClient returns WeChat's in-app browser, giving up on a request after
+// 20 s.
+func newClient(t *testing.T) *e2e.Browser {
+	c := e2e.NewBrowser(t, e2e.WeChatUA)
+	c.Client.Timeout = 20 * time.Second
+	return c
 }
 
 // onInstance rewrites u (an instance URL) to instance i.
@@ -211,17 +206,13 @@ func (cl *cluster) onInstance(u string, i int) string {
 
 // startLogin runs /login on instance i and the emulator's consent; it
 // returns the /oauth/callback URL (pointing at the public URL, A).
-func (cl *cluster) startLogin(c *client, i int, user string) string {
-	c.t.Helper()
-	resp, body := c.do("GET", cl.urls[i]+"/login?scope=snsapi_userinfo&redirect="+url.QueryEscape(page), "")
-	if resp.StatusCode != http.StatusFound {
-		c.t.Fatalf("/login on %d: %d %s", i, resp.StatusCode, body)
+func (cl *cluster) startLogin(c *e2e.Browser, i int, user string) string {
+	c.T.Helper()
+	cb, resp := c.Authorize(cl.urls[i], page, "snsapi_userinfo", user, "allow")
+	if cb == "" {
+		c.T.Fatalf("authorize after /login on %d: %d", i, resp.StatusCode)
 	}
-	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", user, "X-Wxemu-Consent", "allow")
-	if resp.StatusCode != http.StatusFound {
-		c.t.Fatalf("authorize: %d %s", resp.StatusCode, body)
-	}
-	return resp.Header.Get("Location")
+	return cb
 }
 
 // tokenOf returns the access JWT a cookie login delivered: back to the
@@ -248,36 +239,24 @@ func tokenOf(t *testing.T, resp *http.Response) string {
 	return ""
 }
 
-func (cl *cluster) calls(t *testing.T) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(cl.emu + "/emu/calls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var calls map[string]float64
-	json.NewDecoder(resp.Body).Decode(&calls)
-	return calls
-}
-
 func TestCluster(t *testing.T) {
 	cl := newCluster(t)
 
 	t.Run("SessionAcrossInstances", func(t *testing.T) {
 		c := newClient(t)
 		cb := cl.startLogin(c, 0, "oWXEMU_alice")
-		resp, _ := c.do("GET", cb, "")
+		resp, _ := c.Do("GET", cb, "")
 		jwt := tokenOf(t, resp)
-		if resp, body := c.do("GET", cl.urls[1]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Alice") {
+		if resp, body := c.Do("GET", cl.urls[1]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Alice") {
 			t.Fatalf("/me on B: %d %s", resp.StatusCode, body)
 		}
-		if resp, body := c.do("POST", cl.urls[2]+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
+		if resp, body := c.Do("POST", cl.urls[2]+"/session/refresh", ""); resp.StatusCode != http.StatusOK {
 			t.Fatalf("refresh on C: %d %s", resp.StatusCode, body)
 		}
-		if resp, _ := c.do("POST", cl.urls[0]+"/session/logout", ""); resp.StatusCode != http.StatusNoContent {
+		if resp, _ := c.Do("POST", cl.urls[0]+"/session/logout", ""); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("logout on A: %d", resp.StatusCode)
 		}
-		if resp, _ := c.do("GET", cl.urls[1]+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := c.Do("GET", cl.urls[1]+"/verify", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("/verify on B after logout on A: %d", resp.StatusCode)
 		}
 	})
@@ -300,7 +279,7 @@ func TestCluster(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		calls := cl.calls(t)
+		calls := e2e.EmuCalls(t, cl.emu)
 		if failed.Load() != 0 || calls["/cgi-bin/stable_token"] != 1 || calls["/cgi-bin/ticket/getticket"] != 1 {
 			t.Errorf("%d failures; upstream calls %v, want exactly one stable_token and one getticket", failed.Load(), calls)
 		}
@@ -347,23 +326,11 @@ func TestCluster(t *testing.T) {
 
 	t.Run("InstanceKilledMidLogin", func(t *testing.T) {
 		// A dedicated instance D starts the login and dies; B completes it.
-		addr := e2e.FreeAddr(t)
-		env := map[string]string{"WXAUTH_LISTEN": addr}
-		for k, v := range cl.env {
-			env[k] = v
-		}
-		d := e2e.Start(t, binary, env, 1, "serve")
-		dURL := "http://" + addr
-		e2e.WaitReady(t, dURL)
+		dURL, d := cl.serve(t, nil)
 		c := newClient(t)
-		resp, body := c.do("GET", dURL+"/login?scope=snsapi_base&redirect="+url.QueryEscape(page), "")
-		if resp.StatusCode != http.StatusFound {
-			t.Fatalf("/login on D: %d %s", resp.StatusCode, body)
-		}
-		resp, _ = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_bob", "X-Wxemu-Consent", "allow")
-		cb := resp.Header.Get("Location")
+		cb, _ := c.Authorize(dURL, page, "snsapi_base", "oWXEMU_bob", "allow")
 		d.Kill()
-		resp, body = c.do("GET", cl.onInstance(cb, 1), "")
+		resp, body := c.Do("GET", cl.onInstance(cb, 1), "")
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("callback on B after D was killed: %d %s", resp.StatusCode, body)
 		}
@@ -372,7 +339,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("QRLoginAcrossInstances", func(t *testing.T) {
 		c := newClient(t)
-		resp, body := c.do("POST", cl.urls[0]+"/qr/sessions", `{"redirect":"`+page+`"}`, "Content-Type", "application/json")
+		resp, body := c.Do("POST", cl.urls[0]+"/qr/sessions", `{"redirect":"`+page+`"}`, "Content-Type", "application/json")
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST /qr/sessions on A: %d %s", resp.StatusCode, body)
 		}
@@ -384,7 +351,7 @@ func TestCluster(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, body := c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID, "")
+			_, body := c.Do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID, "")
 			if strings.Contains(body, `"confirmed"`) {
 				break
 			}
@@ -393,60 +360,32 @@ func TestCluster(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		resp, body = c.do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID+"/complete", "")
+		resp, body = c.Do("GET", cl.urls[0]+"/qr/sessions/"+attempt.ID+"/complete", "")
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("complete on A: %d %s", resp.StatusCode, body)
 		}
 		jwt := tokenOf(t, resp)
-		if resp, body := c.do("GET", cl.urls[2]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "oWXEMU_alice") {
+		if resp, body := c.Do("GET", cl.urls[2]+"/me", "", "Authorization", "Bearer "+jwt); resp.StatusCode != http.StatusOK || !strings.Contains(body, "oWXEMU_alice") {
 			t.Errorf("/me on C after a QR login: %d %s", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("VoidedTokenOneRefresh", func(t *testing.T) {
-		_, out := adminDo(t, "GET", cl.urls[0]+"/internal/access-token", "")
+		var out map[string]string
+		e2e.AdminJSON(t, adminTok, http.MethodGet, cl.urls[0]+"/internal/access-token", "", &out)
 		old := out["access_token"]
 		if resp, err := http.Post(cl.emu+"/emu/void-token", "application/json", nil); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("void-token: %v", err)
 		}
-		before := cl.calls(t)["/cgi-bin/stable_token"]
-		var wg sync.WaitGroup
-		got := make([]string, 30)
-		for i := range got {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				status, out := adminDo(t, "POST", cl.urls[i%3]+"/internal/access-token/invalidate", `{"access_token":"`+old+`"}`)
-				if status == http.StatusOK {
-					got[i] = out["access_token"]
-				}
-			}()
-		}
-		wg.Wait()
+		before := e2e.EmuCalls(t, cl.emu)["/cgi-bin/stable_token"]
+		got := e2e.InvalidateAtOnce(t, adminTok, old, 30, cl.urls[:]...)
 		for i, g := range got {
 			if g == "" || g == old || g != got[0] {
 				t.Errorf("caller %d on instance %d got %q (old %q)", i, i%3, g, old)
 			}
 		}
-		if n := cl.calls(t)["/cgi-bin/stable_token"] - before; n != 1 {
+		if n := e2e.EmuCalls(t, cl.emu)["/cgi-bin/stable_token"] - before; n != 1 {
 			t.Errorf("%v stable_token calls after the void, want 1", n)
 		}
 	})
-}
-
-func adminDo(t *testing.T, method, u, body string) (int, map[string]string) {
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+adminTok)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Error(err)
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	out := map[string]string{}
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
 }

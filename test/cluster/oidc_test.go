@@ -22,15 +22,15 @@ func TestCluster_CodeFlow(t *testing.T) {
 	q := url.Values{"client_id": {"page"}, "redirect_uri": {page}, "response_type": {"code"},
 		"scope": {"openid profile offline_access"}, "state": {"st"}, "nonce": {"nn"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	resp, body := c.do("GET", cl.urls[0]+"/login?"+q.Encode(), "")
+	resp, body := c.Do("GET", cl.urls[0]+"/login?"+q.Encode(), "")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("authorize on A: %d %s", resp.StatusCode, body)
 	}
-	resp, body = c.do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
+	resp, body = c.Do("GET", resp.Header.Get("Location"), "", "X-Wxemu-User", "oWXEMU_alice", "X-Wxemu-Consent", "allow")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("emulator: %d %s", resp.StatusCode, body)
 	}
-	resp, body = c.do("GET", cl.onInstance(resp.Header.Get("Location"), 1), "")
+	resp, body = c.Do("GET", cl.onInstance(resp.Header.Get("Location"), 1), "")
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" || loc.Query().Get("state") != "st" {
 		t.Fatalf("callback on B: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -38,7 +38,7 @@ func TestCluster_CodeFlow(t *testing.T) {
 	code := loc.Query().Get("code")
 	token := func(i int, form url.Values) (int, map[string]any) {
 		t.Helper()
-		resp, body := c.do("POST", cl.urls[i]+"/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+		resp, body := c.Do("POST", cl.urls[i]+"/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 		var out map[string]any
 		json.Unmarshal([]byte(body), &out)
 		return resp.StatusCode, out
@@ -50,7 +50,7 @@ func TestCluster_CodeFlow(t *testing.T) {
 	}
 	access, refresh := tok["access_token"].(string), tok["refresh_token"].(string)
 	bearer := func(i int, path, tk string) int {
-		resp, _ := c.do("GET", cl.urls[i]+path, "", "Authorization", "Bearer "+tk)
+		resp, _ := c.Do("GET", cl.urls[i]+path, "", "Authorization", "Bearer "+tk)
 		return resp.StatusCode
 	}
 	if st := bearer(0, "/userinfo", access); st != http.StatusOK {
@@ -71,7 +71,7 @@ func TestCluster_CodeFlow(t *testing.T) {
 	}
 
 	// A second login; revoked on C, its token fails on A and B.
-	resp, _ = c.do("GET", cl.urls[1]+"/login?"+strings.Replace(q.Encode(), "state=st", "state=s2", 1), "")
+	resp, _ = c.Do("GET", cl.urls[1]+"/login?"+strings.Replace(q.Encode(), "state=st", "state=s2", 1), "")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("second login: %d", resp.StatusCode)
 	}
@@ -84,7 +84,7 @@ func TestCluster_CodeFlow(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("second token: %d %v", st, tok3)
 	}
-	resp, _ = c.do("POST", cl.urls[2]+"/oauth/revoke", url.Values{"token": {tok3["refresh_token"].(string)}, "client_id": {"page"}}.Encode(),
+	resp, _ = c.Do("POST", cl.urls[2]+"/oauth/revoke", url.Values{"token": {tok3["refresh_token"].(string)}, "client_id": {"page"}}.Encode(),
 		"Content-Type", "application/x-www-form-urlencoded")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("revoke on C: %d", resp.StatusCode)

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -71,8 +70,22 @@ func (p *proxy) down() {
 	}
 }
 
-func status(t *testing.T, c *client, u string) int {
-	resp, _ := c.do("GET", u, "")
+// serveThrough starts one more instance that reaches the backend of the
+// URL in the variable key through a proxy; it returns the instance's URL
+// and the proxy.
+func (cl *cluster) serveThrough(t *testing.T, key string) (string, *proxy) {
+	u, err := url.Parse(cl.env[key])
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	px := newProxy(t, u.Host)
+	u.Host = px.addr
+	base, _ := cl.serve(t, map[string]string{key: u.String()})
+	return base, px
+}
+
+func status(t *testing.T, c *e2e.Browser, u string) int {
+	resp, _ := c.Do("GET", u, "")
 	return resp.StatusCode
 }
 
@@ -81,18 +94,7 @@ func status(t *testing.T, c *client, u string) int {
 // recovers by itself when Redis returns.
 func TestRedisOutage(t *testing.T) {
 	cl := newCluster(t)
-	ru, _ := url.Parse(os.Getenv("WXAUTH_TEST_REDIS_URL"))
-	px := newProxy(t, ru.Host)
-	ru.Host = px.addr
-	addr := e2e.FreeAddr(t)
-	env := map[string]string{"WXAUTH_LISTEN": addr}
-	for k, v := range cl.env {
-		env[k] = v
-	}
-	env["WXAUTH_REDIS_URL"] = ru.String()
-	e2e.Start(t, binary, env, 1, "serve")
-	base := "http://" + addr
-	e2e.WaitReady(t, base)
+	base, px := cl.serveThrough(t, "WXAUTH_REDIS_URL")
 	c := newClient(t)
 	login := base + "/login?scope=snsapi_base&redirect=" + url.QueryEscape(page)
 	if got := status(t, c, login); got != http.StatusFound {
@@ -127,24 +129,12 @@ func TestRedisOutage(t *testing.T) {
 // /me and /readyz answer 503, and the instance recovers by itself.
 func TestPostgresOutage(t *testing.T) {
 	cl := newCluster(t)
-	pu, _ := url.Parse(cl.env["WXAUTH_DATABASE_URL"])
-	px := newProxy(t, pu.Host)
-	pu.Host = px.addr
-	addr := e2e.FreeAddr(t)
-	env := map[string]string{"WXAUTH_LISTEN": addr}
-	for k, v := range cl.env {
-		env[k] = v
-	}
-	env["WXAUTH_DATABASE_URL"] = pu.String()
-	e2e.Start(t, binary, env, 1, "serve")
-	base := "http://" + addr
-	e2e.WaitReady(t, base)
-
+	base, px := cl.serveThrough(t, "WXAUTH_DATABASE_URL")
 	c := newClient(t)
-	resp, _ := c.do("GET", cl.startLogin(c, 0, "oWXEMU_alice"), "")
+	resp, _ := c.Do("GET", cl.startLogin(c, 0, "oWXEMU_alice"), "")
 	jwt := tokenOf(t, resp)
 	me := func() int {
-		resp, _ := c.do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
+		resp, _ := c.Do("GET", base+"/me", "", "Authorization", "Bearer "+jwt)
 		return resp.StatusCode
 	}
 	if got := me(); got != http.StatusOK {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // svcSecret is the secret of client svc (clientsYAML), the owner's service
@@ -69,7 +71,7 @@ func TestCluster_Proxy(t *testing.T) {
 			t.Fatalf("warm-up call %d on instance %d: %d %s: %v", i, i%3, status, body, err)
 		}
 	}
-	before := cl.calls(t)
+	before := e2e.EmuCalls(t, cl.emu)
 	resp, err = http.Post(cl.emu+"/emu/void-token", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +98,7 @@ func TestCluster_Proxy(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	after := cl.calls(t)
+	after := e2e.EmuCalls(t, cl.emu)
 	refreshes := after["/cgi-bin/stable_token"] + after["/cgi-bin/token"] - before["/cgi-bin/stable_token"] - before["/cgi-bin/token"]
 	sent := after["/cgi-bin/message/custom/send"] + after["/cgi-bin/user/info"] - before["/cgi-bin/message/custom/send"] - before["/cgi-bin/user/info"]
 	t.Logf("after the void: %v token fetches, %v proxied calls reached WeChat for %d callers", refreshes, sent, n)
