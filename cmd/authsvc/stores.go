@@ -30,11 +30,23 @@ import (
 // without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
 // stays in the process (QR logins then complete only on the instance that
 // received the scan): startup warns.
-// memoryRecordPrefix names the records that stay in process memory on
-// SQLite: callback de-duplication ("dedup:", package callback), which is
-// written twice per message and lives 30 s; a restart loses at most a
-// second handling of a redelivery.
-const memoryRecordPrefix = string(store.KeyDedup)
+// memoryRecordPrefixes name the records that stay in process memory on
+// SQLite (one instance): short-lived records whose loss in a restart costs
+// at most a retry, written and read on every message or login, so that
+// the database writes only what must outlive the process.
+//
+//   - callback de-duplication ("dedup:"), written twice per message, 30 s:
+//     a restart loses at most a second handling of a redelivery;
+//   - the callback's claim of a state and its sealed outcome ("cb:",
+//     "done:"): a duplicate callback after a restart exchanges the code
+//     again, WeChat answers 40163, and the authorization restarts once;
+//   - authorization codes and their redemptions ("code:", "codeused:"),
+//     60 s: a client redeeming a code across a restart gets invalid_grant
+//     and its user logs in again.
+//
+// The state of a login in flight ("state:") stays in the database: a user
+// on WeChat's authorize page during a restart still completes the login.
+var memoryRecordPrefixes = []store.KeyPrefix{store.KeyDedup, store.KeyClaim, store.KeyDone, store.KeyCode, store.KeyCodeUsed}
 
 // revokedRecordPrefix names the revocation records of ended sessions
 // ("revoked:<sid>", package session), read by every /verify and /me: on
@@ -81,10 +93,11 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		// last 10 ms of them.
 		batched := db.Batched(0, 0)
 		closers = append(closers, batched.Close)
-		set.Records = store.RoutedRecords{Default: batched, Routes: []store.RecordRoute{
-			{Prefix: memoryRecordPrefix, Records: mem},
-			{Prefix: revokedRecordPrefix, Records: revoked},
-		}}
+		routes := []store.RecordRoute{{Prefix: revokedRecordPrefix, Records: revoked}}
+		for _, p := range memoryRecordPrefixes {
+			routes = append(routes, store.RecordRoute{Prefix: string(p), Records: mem})
+		}
+		set.Records = store.RoutedRecords{Default: batched, Routes: routes}
 	default: // postgres:// or postgresql://, checked by config.Load
 		db, err := postgres.Open(ctx, cfg.DatabaseURL, now)
 		if err != nil {
