@@ -18,15 +18,20 @@ func errNextFamily() error {
 // CreateRefreshToken stores t. Errors: store.ErrAlreadyExists when t.Hash is
 // taken; the driver's, wrapped with "sqlite: create refresh token".
 func (d *DB) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
-	err := d.inTx(ctx, func(tx *stmtTx) error { return insertRefresh(ctx, tx, t) })
-	if err != nil {
+	// One statement: its own transaction, without BEGIN and COMMIT.
+	if err := insertRefresh(ctx, d.wstmts, t); err != nil {
 		return fmt.Errorf("sqlite: create refresh token: %w", err)
 	}
 	return nil
 }
 
+// execer is a transaction's statements or the DB's.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // insertRefresh inserts t, mapping a taken hash to store.ErrAlreadyExists.
-func insertRefresh(ctx context.Context, tx *stmtTx, t store.RefreshToken) error {
+func insertRefresh(ctx context.Context, tx execer, t store.RefreshToken) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens
 		(hash, family_id, user_id, scope, created_at, expires_at, used_at)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING`,
@@ -183,7 +188,7 @@ func listKeys(ctx context.Context, q interface {
 // ListKeys returns every stored key, oldest (CreatedAt) first. Errors: the
 // driver's, wrapped with "sqlite: list keys".
 func (d *DB) ListKeys(ctx context.Context) ([]store.SigningKey, error) {
-	keys, err := listKeys(ctx, &d.stmts)
+	keys, err := listKeys(ctx, d.stmts)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
 	}
@@ -257,7 +262,7 @@ func (d *DB) GetToken(ctx context.Context, name string) (store.CachedToken, erro
 // store.ErrStale in that case; the driver's. Both wrapped with "sqlite: set
 // token".
 func (d *DB) SetToken(ctx context.Context, name string, t store.CachedToken) error {
-	res, err := d.stmts.ExecContext(ctx, `INSERT INTO tokens (name, value, expires_at, fence) VALUES (?1, ?2, ?3, ?4)
+	res, err := d.wstmts.ExecContext(ctx, `INSERT INTO tokens (name, value, expires_at, fence) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
 			fence = excluded.fence
 		WHERE tokens.fence <= excluded.fence`, name, nonNilBytes(t.Value), ns(t.ExpiresAt), t.Fence)

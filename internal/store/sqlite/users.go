@@ -69,12 +69,13 @@ func (d *DB) UpsertUser(ctx context.Context, u store.User, now time.Time) (store
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO identities (appid, openid, user_id, created_at)
 			VALUES (?1, ?2, ?3, ?4)
-			ON CONFLICT (appid, openid) DO UPDATE SET user_id = excluded.user_id`,
+			ON CONFLICT (appid, openid) DO UPDATE SET user_id = excluded.user_id
+			WHERE identities.user_id <> excluded.user_id`,
 			u.AppID, u.OpenID, id, ns(now)); err != nil {
 			return err
 		}
 		profile := !u.ProfileUpdatedAt.IsZero()
-		if _, err := tx.ExecContext(ctx, `UPDATE users SET
+		out, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET
 				unionid = CASE WHEN unionid = '' THEN ?2 ELSE unionid END,
 				appid = ?3, openid = ?4,
 				nickname = CASE WHEN ?5 THEN ?6 ELSE nickname END,
@@ -88,13 +89,11 @@ func (d *DB) UpsertUser(ctx context.Context, u store.User, now time.Time) (store
 				scope = CASE WHEN ?14 <> '' THEN ?14 ELSE scope END,
 				web_token = CASE WHEN ?15 THEN ?16 ELSE web_token END,
 				updated_at = ?17
-			WHERE id = ?1`,
+			WHERE id = ?1
+			RETURNING `+userColumns,
 			id, u.UnionID, u.AppID, u.OpenID, profile, u.Nickname, u.HeadImgURL, u.Sex, u.Province, u.City,
 			u.Country, string(privilege), ns(u.ProfileUpdatedAt), u.Scope, u.WebToken != nil, u.WebToken,
-			ns(now)); err != nil {
-			return err
-		}
-		out, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?1`, id))
+			ns(now)))
 		return err
 	})
 	if err != nil {
