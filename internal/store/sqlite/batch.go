@@ -160,7 +160,7 @@ func (b *BatchedRecords) settle(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := b.d.stmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
+	if _, err := b.d.wstmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
 		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
 		key, nonNilBytes(r.val), r.exp); err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)

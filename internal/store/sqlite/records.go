@@ -28,7 +28,7 @@ func (d *DB) PutIfAbsent(ctx context.Context, key string, val []byte, ttl time.D
 		return false, err
 	}
 	now := d.now()
-	res, err := d.stmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
+	res, err := d.wstmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
 		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at
 		WHERE records.expires_at <= ?4`, key, nonNilBytes(val), now.Add(ttl).UnixNano(), now.UnixNano())
 	if err != nil {
@@ -47,7 +47,7 @@ func (d *DB) Put(ctx context.Context, key string, val []byte, ttl time.Duration)
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	if _, err := d.stmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
+	if _, err := d.wstmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
 		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
 		key, nonNilBytes(val), d.now().Add(ttl).UnixNano()); err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)
@@ -78,7 +78,7 @@ func (d *DB) Take(ctx context.Context, key string) ([]byte, error) {
 		val []byte
 		exp int64
 	)
-	err := d.stmts.QueryRowContext(ctx, `DELETE FROM records WHERE key = ?1 RETURNING val, expires_at`, key).
+	err := d.wstmts.QueryRowContext(ctx, `DELETE FROM records WHERE key = ?1 RETURNING val, expires_at`, key).
 		Scan(&val, &exp)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && exp <= d.now().UnixNano()) {
 		err = store.ErrNotFound
@@ -133,7 +133,7 @@ func (d *DB) EachRecord(ctx context.Context, prefix string, fn func(key string, 
 // Delete removes key; deleting an absent key returns nil. Errors: the
 // driver's, wrapped with "sqlite: delete record".
 func (d *DB) Delete(ctx context.Context, key string) error {
-	if _, err := d.stmts.ExecContext(ctx, `DELETE FROM records WHERE key = ?1`, key); err != nil {
+	if _, err := d.wstmts.ExecContext(ctx, `DELETE FROM records WHERE key = ?1`, key); err != nil {
 		return fmt.Errorf("sqlite: delete record: %w", err)
 	}
 	return nil
@@ -156,7 +156,7 @@ func (l *lease) Fence() int64 { return l.fence }
 // Release frees the lock row if this lease still holds it (same token).
 // Errors: the driver's, wrapped with "sqlite: release lock".
 func (l *lease) Release(ctx context.Context) error {
-	if _, err := l.d.stmts.ExecContext(ctx, `UPDATE locks SET token = '', expires_at = 0
+	if _, err := l.d.wstmts.ExecContext(ctx, `UPDATE locks SET token = '', expires_at = 0
 		WHERE name = ?1 AND token = ?2`, l.name, l.token); err != nil {
 		return fmt.Errorf("sqlite: release lock: %w", err)
 	}
@@ -175,7 +175,7 @@ func (d *DB) Lock(ctx context.Context, name string, ttl time.Duration) (store.Le
 	for {
 		now := d.now()
 		var fence int64
-		err := d.stmts.QueryRowContext(ctx, `INSERT INTO locks (name, token, fence, expires_at) VALUES (?1, ?2, 1, ?3)
+		err := d.wstmts.QueryRowContext(ctx, `INSERT INTO locks (name, token, fence, expires_at) VALUES (?1, ?2, 1, ?3)
 			ON CONFLICT (name) DO UPDATE SET token = excluded.token, fence = locks.fence + 1,
 				expires_at = excluded.expires_at
 			WHERE locks.expires_at <= ?4
