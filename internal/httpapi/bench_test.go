@@ -82,10 +82,16 @@ func BenchmarkHealthz(b *testing.B) {
 // authorize URL (302).
 func BenchmarkLogin(b *testing.B) {
 	_, handler := benchHandler(b)
-	target := "/login?redirect=" + url.QueryEscape(testPage) + "&scope=" + wechat.ScopeBase
+	benchToWeChat(b, handler, "/login?redirect="+url.QueryEscape(testPage)+"&scope="+wechat.ScopeBase)
+}
+
+// benchToWeChat checks that GET target inside WeChat redirects to WeChat's
+// authorize URL, then runs it in parallel.
+func benchToWeChat(b *testing.B, handler http.Handler, target string) {
+	b.Helper()
 	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "/connect/oauth2/authorize?appid="+testAppID) {
-		b.Fatalf("/login redirected to %q", loc)
+		b.Fatalf("GET %s redirected to %q", target, loc)
 	}
 	runParallel(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
 }

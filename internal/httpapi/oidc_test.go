@@ -62,6 +62,19 @@ func (h *harness) redeem(c *client, form url.Values, user, pass string) (int, ma
 	return resp.StatusCode, out
 }
 
+// offlineTokens logs Alice in for the public client "page" with
+// offline_access through the code flow and returns the token response,
+// which has a refresh token.
+func (h *harness) offlineTokens(c *client) map[string]any {
+	c.t.Helper()
+	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
+	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
+	if rt, _ := tok["refresh_token"].(string); st != http.StatusOK || rt == "" {
+		c.t.Fatalf("code exchange: %d %v", st, tok)
+	}
+	return tok
+}
+
 func codeForm(code, client string) url.Values {
 	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {testClientRedirect},
 		"client_id": {client}, "code_verifier": {ptVerifier}}
@@ -191,11 +204,7 @@ func TestMetadata(t *testing.T) {
 func TestIntrospect(t *testing.T) {
 	h := newHarness(t)
 	c := newClient(t)
-	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
-	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
-	if st != http.StatusOK {
-		t.Fatalf("token: %d %v", st, tok)
-	}
+	tok := h.offlineTokens(c)
 	introspect := func(token, user, pass string) (int, map[string]any) {
 		headers := []string{"Content-Type", "application/x-www-form-urlencoded"}
 		if user != "" {
@@ -326,12 +335,7 @@ func TestProvider_BadInput(t *testing.T) {
 func TestSessionRefresh_RefusesClientTokens(t *testing.T) {
 	h := newHarness(t)
 	c := newClient(t)
-	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
-	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
-	rt, _ := tok["refresh_token"].(string)
-	if st != http.StatusOK || rt == "" {
-		t.Fatalf("token: %d %v", st, tok)
-	}
+	rt := h.offlineTokens(c)["refresh_token"].(string)
 	resp, body := c.do("POST", h.svc.URL+"/session/refresh", `{"refresh_token":"`+rt+`"}`, "Content-Type", "application/json")
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "invalid_grant") {
 		t.Errorf("/session/refresh with a client's refresh token: %d %s", resp.StatusCode, body)

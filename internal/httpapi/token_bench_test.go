@@ -41,12 +41,7 @@ func jsonString(body, field string) string {
 // the 302 to WeChat's authorize URL.
 func BenchmarkAuthorize(b *testing.B) {
 	h, handler := benchHandler(b)
-	target := strings.TrimPrefix(h.authorizeURL("page", "openid", nil), h.svc.URL)
-	rec := serveOnce(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
-	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "/connect/oauth2/authorize?appid="+testAppID) {
-		b.Fatalf("authorization request redirected to %q", loc)
-	}
-	runParallel(b, handler, target, http.StatusFound, "User-Agent", wechatAgent)
+	benchToWeChat(b, handler, strings.TrimPrefix(h.authorizeURL("page", "openid", nil), h.svc.URL))
 }
 
 // BenchmarkToken_RefreshGrant is POST /oauth/token with
@@ -57,12 +52,7 @@ func BenchmarkAuthorize(b *testing.B) {
 func BenchmarkToken_RefreshGrant(b *testing.B) {
 	h, handler := benchHandler(b)
 	c := newClient(b)
-	q := h.toClient(c, h.authorizeURL("page", "openid offline_access", nil), wechatAgent, "oWXEMU_alice")
-	st, tok := h.redeem(c, codeForm(q.Get("code"), "page"), "", "")
-	rt, _ := tok["refresh_token"].(string)
-	if st != http.StatusOK || rt == "" {
-		b.Fatalf("code exchange: %d %v", st, tok)
-	}
+	rt := h.offlineTokens(c)["refresh_token"].(string)
 	form := func(rt string) string {
 		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"page"}}.Encode()
 	}
