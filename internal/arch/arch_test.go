@@ -1,17 +1,18 @@
 // Package arch_test holds the layer table of wxauth's internal packages and
 // checks every package's imports against it.
 //
-// Two requests cross the packages one way, down the table:
+// Two requests cross the packages one way, down the table; below the
+// router (httpapi), each enters at most four:
 //
-//   - /oauth/callback: httpapi (router) -> login (the OpenID Provider's
-//     callback) -> {wechat (code exchange, user info), session (JWTs,
-//     refresh tokens)} -> store (records, users): four packages deep.
-//   - a /wx message: httpapi (router) -> callback (the *callback.Server it is
-//     handed as an http.Handler; httpapi does not import callback) -> store
-//     (de-duplication): three deep. A QR login's scan event goes on from
-//     callback into qrlogin, a callback.Handler (qrlogin imports callback,
-//     not the other way), and from there to wechat (the scanner's user/info)
-//     and store: five packages, the longest path of the service.
+//   - /oauth/callback: login (the OpenID Provider's callback) -> {wechat
+//     (code exchange, user info), session (JWTs, refresh tokens)} -> store
+//     (records, users): three.
+//   - a /wx message: callback (the *callback.Server httpapi is handed as an
+//     http.Handler; httpapi does not import callback) -> store
+//     (de-duplication): two. A QR login's scan event goes on from callback
+//     into qrlogin, a callback.Handler (qrlogin imports callback, not the
+//     other way), then to wechat (the scanner's user/info) and store: four,
+//     the longest path of the service.
 //
 // Package metrics implements the observers the domain packages declare
 // (callback, login, qrlogin, wechat): they report to it without importing
@@ -110,9 +111,9 @@ func depth(pkg string) int {
 }
 
 // TestDepth: below the router, the handler of /oauth/callback (login) and
-// those of a /wx message (callback, and qrlogin for a QR scan) reach the
-// store in at most three packages, so that a request crosses at most four
-// with httpapi (five for a QR scan: callback hands it to qrlogin).
+// those of a /wx message (callback, and qrlogin for a QR scan, which
+// callback enters first) reach the store in at most three packages of
+// imports, so that a request enters at most four.
 func TestDepth(t *testing.T) {
 	for pkg, most := range map[string]int{"internal/login": 3, "internal/callback": 2, "internal/qrlogin": 3} {
 		if d := depth(pkg); d > most {
