@@ -101,6 +101,20 @@ func TestBrowser_Pages(t *testing.T) {
 		pageCheck(t, ctx, dir, "01-home", []string{"微信登录服务", "WeChat login service", "/.well-known/openid-configuration", "/healthz"}, never)
 	})
 
+	t.Run("LogoutQuestion", func(t *testing.T) {
+		// RP-Initiated Logout without id_token_hint asks first; the answer
+		// posts from the service's own page (Origin checked) and signs out.
+		if err := chromedp.Do(ctx, chromedp.Navigate(svc+"/logout"), chromedp.WaitVisible(chromedp.ID("confirm"))); err != nil {
+			t.Fatal(err)
+		}
+		pageCheck(t, ctx, dir, "01b-logout-question", []string{"退出登录？", "Log out?", "取消"}, never)
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("confirm")),
+			chromedp.WaitVisible(chromedp.CSS(`main[data-error="signed_out"]`))); err != nil {
+			t.Fatal(err)
+		}
+		pageCheck(t, ctx, dir, "01c-signed-out", []string{"已退出登录", "You are signed out"}, never)
+	})
+
 	t.Run("ErrorUnlistedRedirect", func(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(svc+"/login?redirect="+url.QueryEscape("https://evil.example/")), chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
 			t.Fatal(err)

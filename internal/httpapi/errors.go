@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wxauth/wxauth/internal/login"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wechat"
 )
@@ -21,6 +22,9 @@ type apiError struct {
 	Message   string // JSON "error_description"
 	MessageZh string
 	RetryURL  string // H5 page: a "try again" link, when one helps
+	// Confirm makes the H5 page a question answered by a form's button
+	// (the logout confirmation); JSON clients get the rest.
+	Confirm *login.Confirm
 }
 
 func (e apiError) withMessage(en, zh string) apiError {

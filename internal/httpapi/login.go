@@ -16,7 +16,7 @@ var _ login.Pages = loginPages{}
 // Problem renders pr as the H5 page (JSON for API clients).
 func (l loginPages) Problem(w http.ResponseWriter, r *http.Request, pr login.Problem) {
 	l.p.error(w, r, apiError{Status: pr.Status, Code: pr.Code, Title: pr.Title, TitleZh: pr.TitleZh,
-		Message: pr.Message, MessageZh: pr.MessageZh, RetryURL: pr.RetryURL})
+		Message: pr.Message, MessageZh: pr.MessageZh, RetryURL: pr.RetryURL, Confirm: pr.Confirm})
 }
 
 // FromError is [pages.fromError] as a login.Problem.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxauth/wxauth/internal/login"
+	"github.com/wxauth/wxauth/internal/wechat"
 )
 
 const (
@@ -343,5 +344,49 @@ func TestSessionRefresh_RefusesClientTokens(t *testing.T) {
 	st, out := h.redeem(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"page"}}, "", "")
 	if st != http.StatusOK || out["access_token"] == nil {
 		t.Errorf("the client's own refresh after the refused one: %d %v", st, out)
+	}
+}
+
+// TestLogout_AsksWithoutIDTokenHint: RP-Initiated Logout without an
+// id_token_hint asks the user first (a link or a form of another site
+// cannot log the user out); the answer is a POST from the service's own
+// page, carrying client_id, post_logout_redirect_uri and state.
+func TestLogout_AsksWithoutIDTokenHint(t *testing.T) {
+	h := newHarness(t)
+	c := newClient(t)
+	h.login(c, wechat.ScopeBase, "oWXEMU_alice", "allow")
+	loggedIn := func() bool {
+		t.Helper()
+		resp, _ := c.do("GET", h.svc.URL+"/verify", "")
+		return resp.StatusCode == http.StatusOK
+	}
+	if !loggedIn() {
+		t.Fatal("/verify with the session cookie before any logout: not logged in")
+	}
+	q := url.Values{"client_id": {"page"}, "post_logout_redirect_uri": {testPage}, "state": {"s1"}}
+	resp, body := c.do("GET", h.svc.URL+"/logout?"+q.Encode(), "")
+	for _, want := range []string{`action="` + h.svc.URL + `/logout"`, `name="confirm" value="1"`, `name="state" value="s1"`,
+		`name="post_logout_redirect_uri" value="` + testPage + `"`, "退出登录"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the question page lacks %s: %d %s", want, resp.StatusCode, body)
+		}
+	}
+	if resp.StatusCode != http.StatusOK || !loggedIn() {
+		t.Fatalf("GET /logout without id_token_hint: %d, logged in afterwards: %v", resp.StatusCode, loggedIn())
+	}
+	answer := url.Values{"confirm": {"1"}, "client_id": {"page"}, "post_logout_redirect_uri": {testPage}, "state": {"s1"}}.Encode()
+	form := "application/x-www-form-urlencoded"
+	for _, origin := range []string{"https://evil.example", "null"} {
+		resp, _ = c.do("POST", h.svc.URL+"/logout", answer, "Content-Type", form, "Origin", origin)
+		if resp.StatusCode != http.StatusOK || !loggedIn() {
+			t.Errorf("a confirmation posted from Origin %s: %d, logged in afterwards: %v", origin, resp.StatusCode, loggedIn())
+		}
+	}
+	resp, _ = c.do("POST", h.svc.URL+"/logout", answer, "Content-Type", form, "Origin", h.svc.URL)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != testPage+"?state=s1" {
+		t.Errorf("the confirmation from the service's page: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if loggedIn() {
+		t.Error("still logged in after the confirmed logout")
 	}
 }

@@ -43,6 +43,8 @@ func errorPageFor(r *http.Request, e apiError) errorPage {
 	}
 	origin := loginOrigin(e.RetryURL)
 	switch {
+	case e.Confirm != nil:
+		pg.Start, pg.StartLabelZh, pg.StartLabel = "/", "取消", "Cancel"
 	case !busy && e.RetryURL != "":
 		pg.Start, pg.StartLabelZh, pg.StartLabel = e.RetryURL, "重新登录", "Log in again"
 	case origin != "":

@@ -272,6 +272,13 @@ func (s *Service) Logout() http.Handler {
 				return
 			}
 		}
+		if hint == "" && !s.confirmedLogout(r) {
+			// RP-Initiated Logout 1.0, section 2: without an id_token_hint
+			// the OP must ask the user; a page of another site cannot log
+			// the user out by a link or a form of its own.
+			s.cfg.Pages.Problem(w, r, s.logoutQuestion(clientID, back, state))
+			return
+		}
 		if raw, ok := s.cfg.Cookies.Session(r); ok {
 			if c, err := s.cfg.Sessions.Verify(ctx, raw); err == nil {
 				sids = append(sids, c.SessionID)
@@ -297,6 +304,36 @@ func (s *Service) Logout() http.Handler {
 		s.cfg.Pages.Problem(w, r, Problem{Status: http.StatusOK, Code: "signed_out", Title: "Signed out", TitleZh: "已退出登录",
 			Message: "You are signed out. You may close this page.", MessageZh: "您已退出登录，可以关闭此页面。"})
 	})
+}
+
+// confirmedLogout reports whether r is the answer to the logout question
+// ([Service.logoutQuestion]): a POST with confirm=1 whose Origin (or, when a
+// browser sends none, Referer) is this service's own page.
+func (s *Service) confirmedLogout(r *http.Request) bool {
+	if r.Method != http.MethodPost || r.PostForm.Get("confirm") != "1" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		return o == s.origin
+	}
+	ref := r.Header.Get("Referer")
+	return ref != "" && strings.HasPrefix(ref, s.cfg.PublicURL+"/")
+}
+
+// logoutQuestion is the page that asks whether to log out, with the
+// request's client_id, post_logout_redirect_uri and state carried into the
+// answer.
+func (s *Service) logoutQuestion(clientID, back, state string) Problem {
+	fields := []Field{{"confirm", "1"}}
+	for _, f := range []Field{{"client_id", clientID}, {"post_logout_redirect_uri", back}, {"state", state}} {
+		if f.Value != "" {
+			fields = append(fields, f)
+		}
+	}
+	return Problem{Status: http.StatusOK, Code: "logout_confirmation", Title: "Log out?", TitleZh: "退出登录？",
+		Message:   "You will be logged out of this service in this browser.",
+		MessageZh: "您将在此浏览器中退出本服务的登录。",
+		Confirm:   &Confirm{Action: s.cfg.PublicURL + "/logout", Fields: fields, Label: "Log out", LabelZh: "退出登录"}}
 }
 
 // Login serves the authorization endpoint, GET and POST /login: with a

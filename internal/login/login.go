@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -95,7 +96,21 @@ type Problem struct {
 	Title, TitleZh     string
 	Message, MessageZh string
 	RetryURL           string // a "try again" link, when one helps
+	// Confirm, when set, makes the page a question the user answers with a
+	// button that POSTs a form (the logout confirmation).
+	Confirm *Confirm
 }
+
+// Confirm is a form a page submits with one button: POST Action with
+// Fields as hidden inputs; Label and LabelZh name the button.
+type Confirm struct {
+	Action         string
+	Fields         []Field
+	Label, LabelZh string
+}
+
+// Field is one hidden input of a [Confirm] form.
+type Field struct{ Name, Value string }
 
 // Pages renders the H5 pages of the browser endpoints; httpapi provides it.
 type Pages interface {
@@ -166,6 +181,7 @@ type Service struct {
 	now     func() time.Time
 	handler http.Handler // op.RegisterServer over s
 	disco   map[string]any
+	origin  string // PublicURL's scheme://host[:port], the Origin of its own pages
 }
 
 var _ op.Server = (*Service)(nil)
@@ -223,7 +239,11 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("login: client %q: id_token_signed_response_alg %s: the key manager keeps no such key (session.Config.ExtraAlgs)", c.ID, c.IDTokenAlg)
 		}
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	pu, err := url.Parse(cfg.PublicURL)
+	if err != nil || pu.Scheme == "" || pu.Host == "" {
+		return nil, fmt.Errorf("login: Config.PublicURL %q is not an absolute URL", cfg.PublicURL)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, origin: pu.Scheme + "://" + pu.Host}
 	s.disco = s.discovery()
 	origins := cfg.Clients.Origins()
 	s.handler = op.RegisterServer(s, op.Endpoints{
