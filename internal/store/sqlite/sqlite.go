@@ -51,12 +51,12 @@ type DB struct {
 	stmts *stmts // the reading statements, prepared once
 	// w is the writing pool: one connection runs every write statement and
 	// transaction. SQLite has one writer at a time anyway; with one
-	// connection, writers queue in database/sql (woken at once, in order)
-	// instead of in SQLite's busy handler (which sleeps 1, 2, 5, 10 ... ms
-	// between tries), and the writer's page cache stays warm: a connection
-	// drops its whole cache when it sees another connection's commit, which
-	// on a pool of four writers was most of the cost of a login's writes.
-	// For an in-memory database w is db.
+	// connection, writers queue on its turn (stmts.turn: woken at once, in
+	// order) instead of in SQLite's busy handler (which sleeps 1, 2, 5, 10
+	// ... ms between tries), and the writer's page cache stays warm: a
+	// connection drops its whole cache when it sees another connection's
+	// commit, which on a pool of four writers was most of the cost of a
+	// login's writes. For an in-memory database w is db.
 	w      *sql.DB
 	wstmts *stmts // the writing statements
 	now    func() time.Time
