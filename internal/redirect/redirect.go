@@ -115,15 +115,18 @@ func (a *Allowlist) Check(raw string, stripFragment bool) (*url.URL, error) {
 	if err != nil || u.User != nil || u.Opaque != "" || !strings.EqualFold(u.Host, authority) {
 		return nil, fmt.Errorf("%w: malformed URL", ErrNotAllowed)
 	}
-	for _, part := range [...]string{u.RawPath, u.EscapedPath(), u.RawQuery, u.RawFragment, u.Fragment} {
+	parts := []string{u.EscapedPath(), u.RawQuery}
+	if stripFragment {
+		u.Fragment, u.RawFragment = "", ""
+	} else {
+		parts = append(parts, u.EscapedFragment())
+	}
+	for _, part := range parts {
 		if err := checkDecoded(part); err != nil {
 			return nil, err
 		}
 	}
 	u.Scheme, u.Host = scheme, host
-	if stripFragment {
-		u.Fragment, u.RawFragment = "", ""
-	}
 	return u, nil
 }
 

@@ -157,6 +157,7 @@ func TestAllowlist_Check_EncodedControls(t *testing.T) {
 		"https://h5.example.com/a%2Fb?q=a+b&r=%E4%BD%A0%E5%A5%BD#top",
 		"https://h5.example.com/%E7%99%BB%E5%BD%95",
 		"https://h5.example.com/p?next=%2Fhome%3Fa%3D1",
+		"https://h5.example.com/p#100%25", // a percent sign in the fragment, encoded once
 	} {
 		if _, err := a.Check(raw, false); err != nil {
 			t.Errorf("%q refused: %v", raw, err)
