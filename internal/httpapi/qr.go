@@ -93,20 +93,41 @@ type qrCreator struct {
 	login     *login.Service
 	budget    *qrBudget
 	publicURL string
+	secure    bool // publicURL is https: the cookies are Secure
 	now       func() time.Time
 }
 
-// createQRAttempt checks redirect, creates the attempt and sets its
-// browser-binding cookie.
-func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, c qrCreator, redirect string) (qrlogin.Attempt, *apiError) {
-	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); !ok || !c.login.QRFlow(r.Context(), h) {
-		target, err := c.allow.Check(redirect, true)
-		if err != nil {
-			e := p.redirectRefused(r.Context(), redirect, err)
-			return qrlogin.Attempt{}, &e
+// target returns where an attempt for redirect ends: a client's
+// authorization request (flow:HANDLE) while the provider still holds it,
+// else the page redirect as the allowlist normalises it. Errors:
+// errLoginExpired for a flow past its time, the refused-redirect page for
+// a page the allowlist refuses.
+func (c qrCreator) target(ctx context.Context, p *pages, redirect string) (string, *apiError) {
+	if h, ok := strings.CutPrefix(redirect, qrFlowPrefix); ok {
+		if !c.login.QRFlow(ctx, h) {
+			e := errLoginExpired
+			return "", &e
 		}
-		redirect = target.String()
+		return redirect, nil
 	}
+	t, err := c.allow.Check(redirect, true)
+	if err != nil {
+		e := p.redirectRefused(ctx, redirect, err)
+		return "", &e
+	}
+	return t.String(), nil
+}
+
+// qrCookieFor is a cookie of the QR login (HttpOnly, SameSite=Lax, Secure
+// behind HTTPS); maxAge in seconds, -1 clears it.
+func qrCookieFor(name, value, path string, maxAge int, secure bool) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteLaxMode}
+}
+
+// createQRAttempt creates an attempt ending at redirect (already resolved
+// by qrCreator.target) and sets its browser-binding cookie.
+func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, c qrCreator, redirect string) (qrlogin.Attempt, *apiError) {
 	if wait := c.budget.take(c.now()); wait > 0 {
 		retryAfter(w, wait)
 		e := errQRBudget
@@ -117,11 +138,8 @@ func createQRAttempt(w http.ResponseWriter, r *http.Request, p *pages, c qrCreat
 		e := p.fromError(r.Context(), "create qr attempt", err)
 		return qrlogin.Attempt{}, &e
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: qrCookie, Value: a.Key, Path: "/qr/sessions/" + a.ID + "/",
-		MaxAge:   int((c.svc.TTL() + qrlogin.CompleteWindow) / time.Second),
-		HttpOnly: true, Secure: strings.HasPrefix(c.publicURL, "https://"), SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, qrCookieFor(qrCookie, a.Key, "/qr/sessions/"+a.ID+"/",
+		int((c.svc.TTL()+qrlogin.CompleteWindow)/time.Second), c.secure))
 	return a, nil
 }
 
@@ -152,20 +170,18 @@ func handleQRLogin(p *pages, c qrCreator) http.Handler {
 		DevURL string
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		redirect := r.URL.Query().Get("redirect")
-		a, ok := reusableQRAttempt(r, c, redirect)
+		target, e := c.target(r.Context(), p, r.URL.Query().Get("redirect"))
+		if e != nil {
+			p.error(w, r, *e)
+			return
+		}
+		a, ok := reusableQRAttempt(r, c, target)
 		if !ok {
-			var e *apiError
-			a, e = createQRAttempt(w, r, p, c, redirect)
-			if e != nil {
+			if a, e = createQRAttempt(w, r, p, c, target); e != nil {
 				p.error(w, r, *e)
 				return
 			}
-			http.SetCookie(w, &http.Cookie{
-				Name: qrPageCookie, Value: a.ID + "." + a.Key, Path: "/qr/login",
-				MaxAge:   int(c.svc.TTL() / time.Second),
-				HttpOnly: true, Secure: strings.HasPrefix(c.publicURL, "https://"), SameSite: http.SameSiteLaxMode,
-			})
+			http.SetCookie(w, qrCookieFor(qrPageCookie, a.ID+"."+a.Key, "/qr/login", int(c.svc.TTL()/time.Second), c.secure))
 		}
 		nonce := randomString(22)
 		h := w.Header()
@@ -189,9 +205,9 @@ func handleQRLogin(p *pages, c qrCreator) http.Handler {
 
 // reusableQRAttempt returns the attempt named by the browser's
 // qrPageCookie when it is still worth showing on a reload: bound to this
-// browser (its key), pending, for the same redirect, with at least
-// qrReuseMin left to scan. A reload thus costs no WeChat call.
-func reusableQRAttempt(r *http.Request, qc qrCreator, redirect string) (qrlogin.Attempt, bool) {
+// browser (its key), pending, for the same target (qrCreator.target), with
+// at least qrReuseMin left to scan. A reload thus costs no WeChat call.
+func reusableQRAttempt(r *http.Request, qc qrCreator, target string) (qrlogin.Attempt, bool) {
 	c, err := r.Cookie(qrPageCookie)
 	if err != nil {
 		return qrlogin.Attempt{}, false
@@ -200,12 +216,8 @@ func reusableQRAttempt(r *http.Request, qc qrCreator, redirect string) (qrlogin.
 	if !ok || !qrlogin.ValidID(id) {
 		return qrlogin.Attempt{}, false
 	}
-	target, err := qc.allow.Check(redirect, true)
-	if err != nil {
-		return qrlogin.Attempt{}, false
-	}
 	a, err := qc.svc.Status(r.Context(), id)
-	if err != nil || !a.HasKey(key) || a.Status != qrlogin.StatusPending || a.Redirect != target.String() ||
+	if err != nil || !a.HasKey(key) || a.Status != qrlogin.StatusPending || a.Redirect != target ||
 		a.ExpiresAt.Sub(qc.now()) < qrReuseMin {
 		return qrlogin.Attempt{}, false
 	}
@@ -224,7 +236,11 @@ func handleQRCreate(p *pages, c qrCreator) http.Handler {
 		if !p.readJSON(w, r, &req) {
 			return
 		}
-		a, e := createQRAttempt(w, r, p, c, req.Redirect)
+		target, e := c.target(r.Context(), p, req.Redirect)
+		var a qrlogin.Attempt
+		if e == nil {
+			a, e = createQRAttempt(w, r, p, c, target)
+		}
 		if e != nil {
 			p.error(w, r, *e)
 			return
@@ -375,7 +391,7 @@ func handleQREvents(p *pages, svc *qrlogin.Service, streams *streamLimiter, prox
 // on its redirect_uri, for a cookie login the session and refresh cookies
 // and a 302 to the page (no token in the URL). A second call, an
 // expired or pending attempt, or another browser get an error page.
-func handleQRComplete(p *pages, svc *qrlogin.Service, lg *login.Service, publicURL string) http.Handler {
+func handleQRComplete(p *pages, svc *qrlogin.Service, lg *login.Service, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		id := mux.Vars(r)["id"]
@@ -388,8 +404,7 @@ func handleQRComplete(p *pages, svc *qrlogin.Service, lg *login.Service, publicU
 			p.error(w, r, qrError(ctx, p, "complete qr login", a, err))
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: qrCookie, Path: "/qr/sessions/" + id + "/", MaxAge: -1, HttpOnly: true,
-			Secure: strings.HasPrefix(publicURL, "https://"), SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, qrCookieFor(qrCookie, "", "/qr/sessions/"+id+"/", -1, secure))
 		if h, ok := strings.CutPrefix(a.Redirect, qrFlowPrefix); ok {
 			lg.CompleteQR(w, r, h, a.UserID, a.OpenID, a.UnionID)
 			return

@@ -466,3 +466,56 @@ func TestQR_OpenRedirects(t *testing.T) {
 		t.Fatalf("read %d lines, want the whole corpus", n)
 	}
 }
+
+// TestQR_PageReloadKeepsTheCode: reloading the QR login page shows the same
+// attempt and asks WeChat for no new QR code, for a page's login and for a
+// client's authorization request (redirect=flow:HANDLE) alike; a flow the
+// provider no longer holds is an expired login, not a refused redirect.
+func TestQR_PageReloadKeepsTheCode(t *testing.T) {
+	h := newHarness(t, denyRedirect, withQR)
+	id := regexp.MustCompile(`data-id="([0-9A-Za-z]{22})"`)
+	page := func(c *client, u string) string {
+		t.Helper()
+		resp, body := c.do("GET", h.svc.URL+u, "")
+		m := id.FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
+		}
+		return m[1]
+	}
+	flowPage := func(c *client) string {
+		t.Helper()
+		resp, _ := c.do("GET", h.authorizeURL("page", "openid", nil), "")
+		resp, _ = c.do("GET", resp.Header.Get("Location"), "")
+		u := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(u, "/qr/login?redirect=flow") {
+			t.Fatalf("desktop authorization request led to %d %q", resp.StatusCode, u)
+		}
+		return u
+	}
+	for name, first := range map[string]func(*client) string{
+		"Page": func(*client) string { return "/qr/login?redirect=" + url.QueryEscape(testPage) },
+		"Flow": flowPage,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newDesktopClient(t)
+			u := first(c)
+			before := h.emuCalls(t, "/cgi-bin/qrcode/create")
+			a := page(c, u)
+			if b := page(c, u); b != a {
+				t.Errorf("reload showed attempt %s, want %s", b, a)
+			}
+			if n := h.emuCalls(t, "/cgi-bin/qrcode/create") - before; n != 1 {
+				t.Errorf("two loads of the page made %d QR codes, want 1", n)
+			}
+			if b := page(newDesktopClient(t), u); b == a {
+				t.Error("another browser got this browser's attempt")
+			}
+		})
+	}
+	c := newDesktopClient(t)
+	resp, body := c.do("GET", h.svc.URL+"/qr/login?redirect="+url.QueryEscape("flow:"+strings.Repeat("x", 22)), "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "登录链接已失效") {
+		t.Errorf("a flow the provider does not hold: %d %s", resp.StatusCode, body)
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 )
@@ -39,13 +40,14 @@ func addRoutes(r *mux.Router, o Options, b built, p *pages) {
 
 	// Desktop login by scanning the Official Account's QR code.
 	if o.QR != nil {
-		qc := qrCreator{svc: o.QR, allow: o.Allow, login: lg, budget: b.budget, publicURL: o.PublicURL, now: o.Now}
+		secure := strings.HasPrefix(o.PublicURL, "https://")
+		qc := qrCreator{svc: o.QR, allow: o.Allow, login: lg, budget: b.budget, publicURL: o.PublicURL, secure: secure, now: o.Now}
 		r.Handle("/qr/login", handleQRLogin(p, qc)).Methods(http.MethodGet)
 		r.Handle("/qr/sessions", handleQRCreate(p, qc)).Methods(http.MethodPost)
 		r.Handle("/qr/sessions/{id}", handleQRStatus(p, o.QR, o.Now)).Methods(http.MethodGet)
 		r.Handle("/qr/sessions/{id}/qr.png", handleQRImage(p, o.QR)).Methods(http.MethodGet)
 		r.Handle("/qr/sessions/{id}/events", handleQREvents(p, o.QR, b.streams, o.Limits.TrustedProxies, o.Now)).Methods(http.MethodGet)
-		r.Handle("/qr/sessions/{id}/complete", handleQRComplete(p, o.QR, lg, o.PublicURL)).Methods(http.MethodGet)
+		r.Handle("/qr/sessions/{id}/complete", handleQRComplete(p, o.QR, lg, secure)).Methods(http.MethodGet)
 	}
 
 	// Official Account credentials: JS-SDK signature and the internal token API.
