@@ -146,8 +146,12 @@ func (s *Server) withDedup(next Handler) Handler {
 		rec := make([]byte, 1, 512)
 		rec[0] = recDone
 		rec = s.encode(ctx, rec, m, reply)
+		// The record gets at least storeTimeout, past the budget too: a
+		// record left pending would make WeChat's redeliveries wait and then
+		// run the handler again. Detaching costs a timer, so only when the
+		// budget leaves less than that.
 		sctx := ctx
-		if ctx.Err() != nil { // past the budget: the record still gets storeTimeout
+		if d, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(d) < storeTimeout {
 			var cancel context.CancelFunc
 			sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 			defer cancel()

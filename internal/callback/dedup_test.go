@@ -137,3 +137,39 @@ func TestServer_DedupWithMemoryStore(t *testing.T) {
 		t.Errorf("calls %d, replies %q", calls, plain)
 	}
 }
+
+// deadlineRecords records, for each Put, how long its context had left.
+type deadlineRecords struct {
+	*fakeRecords
+	left chan time.Duration
+}
+
+func (d deadlineRecords) Put(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	left := time.Duration(-1) // no deadline
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	d.left <- left
+	return d.fakeRecords.Put(ctx, key, val, ttl)
+}
+
+// TestServer_DedupRecordOutlivesTheBudget: a handler that returns just
+// before the budget ends still leaves its reply's record storeTimeout to be
+// written, as one past the budget does; with only the budget's remainder a
+// slow store would leave the record pending and WeChat's redeliveries
+// handled again.
+func TestServer_DedupRecordOutlivesTheBudget(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	for _, inline := range []bool{true, false} {
+		recs := deadlineRecords{newFakeRecords(), make(chan time.Duration, 1)}
+		e := newEnv(t, HandlerFunc(func(ctx context.Context, m *Message) (Reply, error) {
+			dl, _ := ctx.Deadline()
+			time.Sleep(time.Until(dl) - 100*time.Millisecond) // return with 100 ms of the budget left
+			return TextReply{Content: "just in time"}, nil
+		}), func(c *Config) { c.Budget, c.Inline, c.Records = budget, inline, recs })
+		e.serve(plainRequest(textXML(78, "x"), strconv.FormatInt(testNow, 10)))
+		if left := <-recs.left; left >= 0 && left < storeTimeout/2 {
+			t.Errorf("inline %v: the record's write had %v, want about %v", inline, left, storeTimeout)
+		}
+	}
+}
