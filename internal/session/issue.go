@@ -20,10 +20,7 @@ func (m *Manager) Issue(ctx context.Context, s Subject) (Tokens, error) {
 		return Tokens{}, ErrInvalidSubject
 	}
 	now := m.now()
-	sid, err := randomBase62(22)
-	if err != nil {
-		return Tokens{}, err
-	}
+	sid := store.RandomBase62(22)
 	refresh, hash, err := newRefreshToken()
 	if err != nil {
 		return Tokens{}, err
@@ -57,10 +54,7 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 	if k == nil {
 		return Tokens{}, errors.New("session: no signing key")
 	}
-	jti, err := randomBase62(22)
-	if err != nil {
-		return Tokens{}, err
-	}
+	jti := store.RandomBase62(22)
 	now = now.Truncate(time.Second)
 	exp := now.Add(m.cfg.AccessTTL)
 	if familyEnd.Before(exp) {
@@ -83,14 +77,9 @@ func (m *Manager) sign(now, familyEnd time.Time, sid string, s Subject) (Tokens,
 		SessionID: sid,
 		ClientID:  s.ClientID,
 	}
-	tok := jwt.NewWithClaims(k.method, c)
-	tok.Header["kid"] = k.id
-	raw, err := tok.SignedString(k.priv)
+	raw, err := k.sign(c)
 	if err != nil {
-		return Tokens{}, fmt.Errorf("session: sign with key %s: %w", k.id, err)
-	}
-	if k.alg == "ES256" {
-		raw = normalizeLowS(raw)
+		return Tokens{}, err
 	}
 	return Tokens{
 		AccessToken: raw,
@@ -110,10 +99,7 @@ func (m *Manager) IssueAccess(ctx context.Context, s Subject) (Tokens, error) {
 	if s.UserID == "" || s.AppID == "" || s.OpenID == "" {
 		return Tokens{}, ErrInvalidSubject
 	}
-	sid, err := randomBase62(22)
-	if err != nil {
-		return Tokens{}, err
-	}
+	sid := store.RandomBase62(22)
 	now := m.now()
 	return m.sign(now, now.Add(m.cfg.RefreshTTL), sid, s)
 }
@@ -128,17 +114,14 @@ func (m *Manager) IssueClient(ctx context.Context, clientID, appID, scope string
 	if clientID == "" {
 		return Tokens{}, ErrInvalidSubject
 	}
-	sid, err := randomBase62(22)
-	if err != nil {
-		return Tokens{}, err
-	}
+	sid := store.RandomBase62(22)
 	now := m.now()
 	return m.sign(now, now.Add(m.cfg.AccessTTL), sid, Subject{UserID: clientID, AppID: appID, Scope: scope, ClientID: clientID})
 }
 
 // SignJWT signs claims with the current key of alg (one of [Manager.Algs];
-// empty means Config.Alg), "kid" in the header. It is how ID tokens are
-// signed, per client algorithm.
+// empty means Config.Alg), "kid" in the header, ES256 with a low S like the
+// access JWTs. It is how ID tokens are signed, per client algorithm.
 //
 // Errors: an algorithm this manager keeps no key of; a signing failure.
 func (m *Manager) SignJWT(alg string, claims jwt.Claims) (string, error) {
@@ -149,11 +132,21 @@ func (m *Manager) SignJWT(alg string, claims jwt.Claims) (string, error) {
 	if k == nil {
 		return "", fmt.Errorf("session: no signing key of alg %q", alg)
 	}
+	return k.sign(claims)
+}
+
+// sign signs claims with k, "kid" in the header; an ES256 signature is
+// normalised to low S, so that a token has one valid string (the verifier
+// refuses high S). Errors: the signer's, wrapped with the kid.
+func (k *key) sign(claims jwt.Claims) (string, error) {
 	tok := jwt.NewWithClaims(k.method, claims)
 	tok.Header["kid"] = k.id
 	raw, err := tok.SignedString(k.priv)
 	if err != nil {
 		return "", fmt.Errorf("session: sign with key %s: %w", k.id, err)
+	}
+	if k.alg == "ES256" {
+		raw = normalizeLowS(raw)
 	}
 	return raw, nil
 }

@@ -211,7 +211,3 @@ func hashRefreshToken(token string) (string, bool) {
 func isB64URL(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
-
-// randomBase62 returns n uniformly random base62 characters
-// ([store.RandomBase62]); the error is always nil.
-func randomBase62(n int) (string, error) { return store.RandomBase62(n), nil }

@@ -35,10 +35,7 @@ func (m *Manager) generate(alg string) (store.SigningKey, error) {
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("session: generate %s key: %w", alg, err)
 	}
-	kid, err := randomBase62(kidLen)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
+	kid := store.RandomBase62(kidLen)
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("session: marshal private key: %w", err)

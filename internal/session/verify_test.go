@@ -393,3 +393,19 @@ func FuzzManager_Verify(f *testing.F) {
 		}
 	})
 }
+
+// TestManager_SignJWT_LowS: ID tokens (SignJWT) carry a low S too, like the
+// access JWTs: one string per token.
+func TestManager_SignJWT_LowS(t *testing.T) {
+	e := newEnv(t, "ES256")
+	for i := range 40 {
+		raw, err := e.m.SignJWT("ES256", jwt.MapClaims{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := base64.RawURLEncoding.DecodeString(raw[strings.LastIndexByte(raw, '.')+1:])
+		if err != nil || len(sig) != 64 || !lowS(sig) {
+			t.Fatalf("ID token %d: a high-S or malformed signature (%v, %d bytes)", i, err, len(sig))
+		}
+	}
+}
