@@ -390,3 +390,15 @@ func TestLogout_AsksWithoutIDTokenHint(t *testing.T) {
 		t.Error("still logged in after the confirmed logout")
 	}
 }
+
+// TestUserInfo_InvalidToken: /userinfo answers a bad access token with
+// RFC 6750's invalid_token and 401.
+func TestUserInfo_InvalidToken(t *testing.T) {
+	h := newHarness(t)
+	c := newClient(t)
+	resp, body := c.do("GET", h.svc.URL+"/userinfo", "", "Authorization", "Bearer a.b.c")
+	var out map[string]any
+	if json.Unmarshal([]byte(body), &out) != nil || resp.StatusCode != http.StatusUnauthorized || out["error"] != "invalid_token" {
+		t.Errorf("/userinfo with a junk token: %d %s", resp.StatusCode, body)
+	}
+}

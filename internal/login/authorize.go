@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/wxauth/wxauth/internal/clients"
+	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wechat"
 )
 
@@ -209,7 +210,7 @@ func (s *Service) browser(r *http.Request) (identity, bool) {
 // (cookie wxauth_state on w) and returns WeChat's authorize URL and the
 // state.
 func (s *Service) startWeChat(ctx context.Context, w http.ResponseWriter, f flow) (authURL, state string, err error) {
-	state = randomState(22)
+	state = store.RandomBase62(22)
 	b, _ := json.Marshal(f)
 	if err := s.cfg.Records.Put(ctx, keyState+state, b, s.cfg.StateTTL); err != nil {
 		return "", "", fmt.Errorf("login: save state: %w", err)
@@ -225,7 +226,7 @@ func (s *Service) startWeChat(ctx context.Context, w http.ResponseWriter, f flow
 // saveFlow keeps f for the QR way in under a fresh handle (a state record
 // no WeChat callback can be bound to: no cookie names it).
 func (s *Service) saveFlow(ctx context.Context, f flow) (string, error) {
-	handle := randomState(22)
+	handle := store.RandomBase62(22)
 	b, _ := json.Marshal(f)
 	if err := s.cfg.Records.Put(ctx, keyState+handle, b, s.cfg.StateTTL); err != nil {
 		return "", fmt.Errorf("login: save flow: %w", err)

@@ -80,7 +80,9 @@ func (s *Service) Metadata() http.Handler {
 func (s *Service) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
 	info, err := s.userInfo(ctx, r.Data.AccessToken)
 	if errors.Is(err, errInvalidToken) {
-		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("invalid_token: the access token is invalid, expired, revoked or names no user"), http.StatusUnauthorized)
+		// RFC 6750 section 3.1: invalid_token, 401.
+		return nil, op.NewStatusError(&oidc.Error{ErrorType: "invalid_token",
+			Description: "the access token is invalid, expired, revoked or names no user"}, http.StatusUnauthorized)
 	} else if err != nil {
 		return nil, s.serverError(ctx, "userinfo", err)
 	}
@@ -172,9 +174,7 @@ func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 // refresh token of any client, {"active":false} otherwise.
 func (s *Service) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	cc := r.Data.ClientCredentials
-	if c, ok := s.cfg.Clients.Lookup(cc.ClientID); !ok || c.Public {
-		return nil, invalidClient()
-	}
+	// Authenticate refuses public clients too (ErrUnknownClient).
 	if _, err := s.cfg.Clients.Authenticate(cc.ClientID, cc.ClientSecret); err != nil {
 		return nil, invalidClient()
 	}
@@ -189,8 +189,7 @@ func (s *Service) Introspect(ctx context.Context, r *op.Request[op.Introspection
 			resp.Claims = map[string]any{"openid": c.OpenID, "sid": c.SessionID}
 		}
 	} else if rt, err := s.cfg.Sessions.LookupRefresh(ctx, token); err == nil && rt.UsedAt.IsZero() {
-		var fam clientFamily
-		if raw, err := s.cfg.Records.Get(ctx, keyFamily+rt.FamilyID); err == nil && json.Unmarshal(raw, &fam) == nil {
+		if fam, err := s.family(ctx, rt.FamilyID); err == nil {
 			resp.Active, resp.Subject, resp.ClientID, resp.TokenType = true, rt.UserID, fam.ClientID, "refresh_token"
 			resp.Scope, resp.Expiration = fam.Scopes, oidc.FromTime(rt.ExpiresAt)
 		}
@@ -208,8 +207,7 @@ func (s *Service) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoc
 	sid := ""
 	if r.Data.TokenTypeHint != "access_token" {
 		if rt, err := s.cfg.Sessions.LookupRefresh(ctx, token); err == nil {
-			var fam clientFamily
-			if raw, err := s.cfg.Records.Get(ctx, keyFamily+rt.FamilyID); err == nil && json.Unmarshal(raw, &fam) == nil && fam.ClientID == c.ID {
+			if fam, err := s.family(ctx, rt.FamilyID); err == nil && fam.ClientID == c.ID {
 				sid = rt.FamilyID
 			}
 		}

@@ -286,27 +286,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// randomState returns n base62 characters from crypto/rand: a WeChat
-// state ([A-Za-z0-9], <= 128 bytes).
-func randomState(n int) string {
-	out := make([]byte, 0, n)
-	var buf [64]byte
-	for len(out) < n {
-		rand.Read(buf[:])
-		for _, b := range buf {
-			if b < 248 { // 248 = 4*62: no modulo bias
-				out = append(out, base62[b%62])
-				if len(out) == n {
-					break
-				}
-			}
-		}
-	}
-	return string(out)
-}
-
 // hashOf is the hex SHA-256 of a secret value, the only form kept in store
 // keys.
 func hashOf(v string) string {

@@ -56,7 +56,8 @@ func (s *Service) VerifyClient(ctx context.Context, r *op.Request[op.ClientCrede
 		}
 		return &opClient{c: c}, nil
 	}
-	if _, err := s.cfg.Clients.Authenticate(cc.ClientID, cc.ClientSecret); err != nil {
+	var err error
+	if c, err = s.cfg.Clients.Authenticate(cc.ClientID, cc.ClientSecret); err != nil {
 		return nil, invalidClient()
 	}
 	return &opClient{c: c}, nil
@@ -97,12 +98,7 @@ func (s *Service) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acc
 	if _, err := s.cfg.Records.Take(ctx, keyCode+h); errors.Is(err, store.ErrNotFound) {
 		// Another redemption won the race: give it a moment to record what
 		// it issued, so that this one revokes it.
-		for i := 0; i < 20; i++ {
-			if _, err := s.cfg.Records.Get(ctx, keyCodeUsed+h); err == nil {
-				break
-			}
-			time.Sleep(duplicatePoll)
-		}
+		s.awaitRecord(ctx, keyCodeUsed+h, 20*duplicatePoll)
 		return nil, s.codeReused(ctx, h)
 	} else if err != nil {
 		return nil, s.serverError(ctx, "take code", err)
@@ -127,7 +123,7 @@ func (s *Service) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acc
 	if err := s.cfg.Records.Put(ctx, keyCodeUsed+h, []byte(t.SessionID), codeUsedTTL); err != nil {
 		s.log.WarnContext(ctx, "remember redeemed code", "err", err)
 	}
-	return s.tokenResponse(c, fam, g.Nonce, t)
+	return s.tokenResponse(ctx, c, fam, g.Nonce, t)
 }
 
 // codeReused answers a code that is not live: when it was redeemed before,
@@ -152,16 +148,12 @@ func (s *Service) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Ref
 	c := r.Client.(*opClient).c
 	var fam clientFamily
 	t, err := s.cfg.Sessions.RefreshWith(ctx, r.Data.RefreshToken, func(old store.RefreshToken) (string, error) {
-		raw, err := s.cfg.Records.Get(ctx, keyFamily+old.FamilyID)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
-		} else if err != nil {
-			return "", err
-		}
-		if json.Unmarshal(raw, &fam) != nil || fam.ClientID != c.ID || !slices.Contains(fam.Scopes, oidc.ScopeOfflineAccess) {
+		var err error
+		fam, err = s.family(ctx, old.FamilyID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && (fam.ClientID != c.ID || !slices.Contains(fam.Scopes, oidc.ScopeOfflineAccess)) {
 			return "", oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 		}
-		return c.ID, nil
+		return c.ID, err
 	})
 	var oe *oidc.Error
 	switch {
@@ -172,7 +164,7 @@ func (s *Service) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Ref
 	case err != nil:
 		return nil, s.serverError(ctx, "refresh", err)
 	}
-	return s.tokenResponse(c, fam, "", t)
+	return s.tokenResponse(ctx, c, fam, "", t)
 }
 
 // ClientCredentialsExchange issues an access JWT to a confidential client
@@ -196,10 +188,10 @@ func (s *Service) ClientCredentialsExchange(ctx context.Context, r *op.ClientReq
 }
 
 // tokenResponse is the token endpoint's answer for a user's login.
-func (s *Service) tokenResponse(c *clients.Client, fam clientFamily, nonce string, t session.Tokens) (*op.Response, error) {
+func (s *Service) tokenResponse(ctx context.Context, c *clients.Client, fam clientFamily, nonce string, t session.Tokens) (*op.Response, error) {
 	idt, err := s.idToken(c, fam, nonce, t)
 	if err != nil {
-		return nil, s.serverError(context.Background(), "sign id token", err)
+		return nil, s.serverError(ctx, "sign id token", err)
 	}
 	resp := &oidc.AccessTokenResponse{AccessToken: t.AccessToken, TokenType: oidc.BearerToken, ExpiresIn: uint64(t.ExpiresIn),
 		IDToken: idt, Scope: fam.Scopes}
@@ -277,7 +269,7 @@ func noStore(data any) *op.Response {
 // that client and are redeemed at the token endpoint only, never at the
 // first-party /session/refresh. Errors: the records store's (wrapped).
 func (s *Service) ClientLogin(ctx context.Context, sid string) (bool, error) {
-	_, err := s.cfg.Records.Get(ctx, keyFamily+sid)
+	_, err := s.family(ctx, sid)
 	switch {
 	case err == nil:
 		return true, nil
@@ -285,4 +277,39 @@ func (s *Service) ClientLogin(ctx context.Context, sid string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("login: read the login's client: %w", err)
+}
+
+// family reads who the login sid is for (the client, its scopes, auth_time,
+// amr), written when a client redeemed its code with offline_access.
+// Errors: store.ErrNotFound for no such record (a first-party login, or
+// one that ended); the store's; a record that does not decode.
+func (s *Service) family(ctx context.Context, sid string) (clientFamily, error) {
+	var fam clientFamily
+	raw, err := s.cfg.Records.Get(ctx, keyFamily+sid)
+	if err != nil {
+		return fam, err
+	}
+	if err := json.Unmarshal(raw, &fam); err != nil {
+		return fam, fmt.Errorf("login: family record of %s: %w", sid, err)
+	}
+	return fam, nil
+}
+
+// awaitRecord polls key every duplicatePoll until it exists, ctx ends or
+// most has passed.
+func (s *Service) awaitRecord(ctx context.Context, key string, most time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, most)
+	defer cancel()
+	t := time.NewTicker(duplicatePoll)
+	defer t.Stop()
+	for {
+		if _, err := s.cfg.Records.Get(ctx, key); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
