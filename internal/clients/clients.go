@@ -362,7 +362,8 @@ func New(list ...*Client) (*Registry, error) {
 	return r, nil
 }
 
-// Lookup returns the client with client_id id.
+// Lookup returns the client with client_id id; false when there is none.
+// The client is shared and must not be modified.
 func (r *Registry) Lookup(id string) (*Client, bool) {
 	if r == nil {
 		return nil, false

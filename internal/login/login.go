@@ -89,12 +89,15 @@ const (
 // 「使用完整服务」 ("Use full service") and then start the login again.
 const SnapshotDescription = "snapshot_user: WeChat showed a snapshot page; the user must tap 使用完整服务 (Use full service) and log in again"
 
-// Problem is a failure a browser sees as wxauth's bilingual H5 page.
+// Problem is what a browser sees as wxauth's bilingual H5 page (an error,
+// or the logout question): Pages renders it. It is also sealed, JSON
+// encoded with its Go field names, inside a callback's stored outcome, so
+// renaming a field changes that record's format.
 type Problem struct {
-	Status             int
+	Status             int    // HTTP status code of the page
 	Code               string // OAuth-style error code, also the JSON "error"
-	Title, TitleZh     string
-	Message, MessageZh string
+	Title, TitleZh     string // the heading, English and Chinese
+	Message, MessageZh string // what happened and what to do, English and Chinese
 	RetryURL           string // a "try again" link, when one helps
 	// Confirm, when set, makes the page a question the user answers with a
 	// button that POSTs a form (the logout confirmation).
@@ -109,7 +112,7 @@ type Confirm struct {
 	Label, LabelZh string
 }
 
-// Field is one hidden input of a [Confirm] form.
+// Field is one hidden input of a [Confirm] form: its name and value.
 type Field struct{ Name, Value string }
 
 // Pages renders the H5 pages of the browser endpoints; httpapi provides it.
@@ -148,7 +151,7 @@ type Config struct {
 	Users    store.Users         // upsert by WeChat identity
 	Records  store.Records       // flows, codes, families
 	Allow    *redirect.Allowlist // cookie mode: where /login?redirect=R may return
-	Pages    Pages
+	Pages    Pages               // renders the H5 pages and maps internal errors (httpapi's); required
 	// QR turns on the desktop way in: a browser without MicroMessenger in
 	// its User-Agent is sent to GET /login/qr?flow=HANDLE (the QR login
 	// page, served by httpapi), whose completion calls
@@ -163,12 +166,12 @@ type Config struct {
 	// counts them); nil tells nobody.
 	Observer Observer
 
-	StateTTL      time.Duration // default DefaultStateTTL
-	CodeTTL       time.Duration // default DefaultCodeTTL; at most 60 s
-	IDTokenTTL    time.Duration // default DefaultIDTokenTTL
-	BrowserTTL    time.Duration // default DefaultBrowserTTL
-	ProfileMaxAge time.Duration // cookie mode without scope: snsapi_base while the profile is younger; default 7 days
-	Now           func() time.Time
+	StateTTL      time.Duration    // default DefaultStateTTL
+	CodeTTL       time.Duration    // default DefaultCodeTTL; at most 60 s
+	IDTokenTTL    time.Duration    // default DefaultIDTokenTTL
+	BrowserTTL    time.Duration    // default DefaultBrowserTTL
+	ProfileMaxAge time.Duration    // cookie mode without scope: snsapi_base while the profile is younger; default 7 days
+	Now           func() time.Time // the clock; default time.Now
 }
 
 // Service is the OpenID Provider: it implements [op.Server] and serves the

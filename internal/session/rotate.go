@@ -163,12 +163,12 @@ func (m *Manager) addKey(old []store.SigningKey, nk store.SigningKey, now, signF
 // long must know a key before it meets a token signed by it. (To stop
 // trusting a compromised key at once, use [Manager.RemoveKey].) The key set
 // is reloaded, so this instance signs with the new key on time; the others
-// learn it at their next reload (Config.ReloadInterval).
+// learn it at their next reload (Config.ReloadInterval). The keys of
+// Config.ExtraAlgs rotate with it, each in its own store transaction (a
+// failure part-way leaves the algorithms before it rotated); kid is the new
+// key of Config.Alg.
 //
 // Errors: a store error (wrapped).
-//
-// The keys of Config.ExtraAlgs rotate with it; kid is the new key of
-// Config.Alg.
 func (m *Manager) RotateKeys(ctx context.Context) (kid string, err error) {
 	for i, alg := range m.algs() {
 		nk, err := m.generate(alg)

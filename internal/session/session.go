@@ -159,14 +159,14 @@ type Tokens struct {
 	Claims         *Claims   // the claims inside AccessToken
 }
 
-// Claims are the claims of a wxauth access JWT: iss, aud, sub (User.ID), iat,
-// nbf, exp, jti, and the WeChat identity.
+// Claims are the claims of a wxauth access JWT: iss, aud, sub, iat, nbf,
+// exp, jti, and the WeChat identity.
 type Claims struct {
-	jwt.RegisteredClaims        // iss, sub (User.ID), aud (one value, as an array), exp, nbf, iat (seconds), jti
+	jwt.RegisteredClaims        // iss, sub (User.ID; the client_id in client_credentials tokens), aud (one value, as an array), exp, nbf, iat (seconds), jti
 	OpenID               string `json:"openid,omitempty"`    // openid under AppID; absent in client_credentials tokens
 	UnionID              string `json:"unionid,omitempty"`   // unionid, absent when unknown
 	AppID                string `json:"appid"`               // Official Account appid
-	Scope                string `json:"scope"`               // snsapi_base or snsapi_userinfo, granted at login
+	Scope                string `json:"scope"`               // space-separated: snsapi_base or snsapi_userinfo for a first-party login, the granted OIDC scopes ("openid profile offline_access") for a client's
 	SessionID            string `json:"sid"`                 // login family id, the unit of revocation
 	ClientID             string `json:"client_id,omitempty"` // OAuth client the token was issued to; absent for first-party logins
 }
