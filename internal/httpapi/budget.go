@@ -64,15 +64,7 @@ func (b *qrBudget) take(now time.Time) time.Duration {
 	if b == nil {
 		return 0
 	}
-	res := b.lim.ReserveN(now, 1)
-	if !res.OK() {
-		return time.Minute
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d
-	}
-	return 0
+	return reserve(b.lim, now, time.Minute)
 }
 
 // retryAfter sets Retry-After to d in whole seconds (at least 1).

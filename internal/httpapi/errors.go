@@ -49,10 +49,8 @@ var (
 		Message: "WeChat did not answer in time. Please try again.", MessageZh: "微信服务暂时繁忙，请重试。"}
 	errBadRequest = apiError{Status: http.StatusBadRequest, Code: "invalid_request",
 		Title: "Invalid request", TitleZh: "请求无效"}
-	errLoginExpired = apiError{Status: http.StatusBadRequest, Code: "invalid_grant",
-		Title: "This login link has expired", TitleZh: "登录链接已失效",
-		Message: "The login link was already used or has expired. Please start the login again.", MessageZh: "该登录链接已使用或已过期，请重新登录。"}
-	errNotFound = apiError{Status: http.StatusNotFound, Code: "not_found",
+	errLoginExpired = apiError(login.ProblemExpired)
+	errNotFound     = apiError{Status: http.StatusNotFound, Code: "not_found",
 		Title: "Not found", TitleZh: "页面不存在", Message: "There is nothing at this address.", MessageZh: "该地址不存在。"}
 	errMethod = apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 		Title: "Method not allowed", TitleZh: "不支持的请求方法", Message: "This endpoint does not accept that method.", MessageZh: "该接口不支持此请求方法。"}

@@ -24,7 +24,7 @@ func handleJSSDKConfig(p *pages, allow *redirect.Allowlist, tokens *wechat.Token
 		raw := r.URL.Query().Get("url")
 		if _, err := allow.Check(raw, true); err != nil {
 			// The reason is for the operator's log, not the client.
-			p.logger.WarnContext(r.Context(), "jssdk url refused", "err", err, "setting", "WXAUTH_ALLOWED_REDIRECTS", "request_id", RequestID(r.Context()))
+			p.logRefused(r.Context(), "jssdk url refused", err)
 			p.error(w, r, errBadRequest.withMessage("url is not a page on an allowed origin.", "url 不在允许的网页范围内。"))
 			return
 		}

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,7 +111,7 @@ func rateLimit(l Limits, p *pages, now func() time.Time, next http.Handler) http
 			ip := ClientIP(r, l.TrustedProxies)
 			wait, full := ls.admit(ip, now())
 			if wait > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				retryAfter(w, wait)
 				if full {
 					p.error(w, r, errTooManyClients)
 				} else {
@@ -157,15 +155,9 @@ type limiterEntry struct {
 	last time.Time
 }
 
-// take spends one token of ip's bucket at now; it returns 0 when allowed,
-// else how long until a token is available (see admit).
-func (ls *limiters) take(ip netip.Addr, now time.Time) time.Duration {
-	wait, _ := ls.admit(ip, now)
-	return wait
-}
-
-// admit is take, also reporting full when the wait is for room in a full
-// table rather than for ip's own bucket.
+// admit spends one token of ip's bucket at now; it returns 0 when allowed,
+// else how long until a token is available, with full true when the wait is
+// for room in a full table rather than for ip's own bucket.
 func (ls *limiters) admit(ip netip.Addr, now time.Time) (wait time.Duration, full bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -190,15 +182,22 @@ func (ls *limiters) admit(ip netip.Addr, now time.Time) (wait time.Duration, ful
 		ls.m[ip] = e
 	}
 	e.last = now
-	res := e.lim.ReserveN(now, 1)
+	return reserve(e.lim, now, time.Second), false
+}
+
+// reserve spends one token of lim at now; it returns 0 when allowed, else
+// how long until a token is available (none spent then), or refused when
+// lim can never grant one.
+func reserve(lim *rate.Limiter, now time.Time, refused time.Duration) time.Duration {
+	res := lim.ReserveN(now, 1)
 	if !res.OK() {
-		return time.Second, false
+		return refused
 	}
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return d, false
+		return d
 	}
-	return 0, false
+	return 0
 }
 
 // refill is how long an untouched bucket takes to fill up: burst/rate.

@@ -224,3 +224,9 @@ func TestLimiters_Bounded(t *testing.T) {
 		t.Fatalf("%d buckets after the refill, cap %d", ls.size(), capacity)
 	}
 }
+
+// take is admit without the full flag.
+func (ls *limiters) take(ip netip.Addr, now time.Time) time.Duration {
+	wait, _ := ls.admit(ip, now)
+	return wait
+}

@@ -13,25 +13,21 @@ type loginPages struct{ p *pages }
 
 var _ login.Pages = loginPages{}
 
-// Problem renders pr as the H5 page (JSON for API clients).
+// Problem renders pr as the H5 page (JSON for API clients). login.Problem
+// and apiError have the same fields, so each converts to the other.
 func (l loginPages) Problem(w http.ResponseWriter, r *http.Request, pr login.Problem) {
-	l.p.error(w, r, apiError{Status: pr.Status, Code: pr.Code, Title: pr.Title, TitleZh: pr.TitleZh,
-		Message: pr.Message, MessageZh: pr.MessageZh, RetryURL: pr.RetryURL, Confirm: pr.Confirm})
+	l.p.error(w, r, apiError(pr))
 }
 
 // FromError is [pages.fromError] as a login.Problem.
 func (l loginPages) FromError(ctx context.Context, step string, err error) login.Problem {
-	e := l.p.fromError(ctx, step, err)
-	return login.Problem{Status: e.Status, Code: e.Code, Title: e.Title, TitleZh: e.TitleZh,
-		Message: e.Message, MessageZh: e.MessageZh, RetryURL: e.RetryURL}
+	return login.Problem(l.p.fromError(ctx, step, err))
 }
 
 // RedirectRefused is [pages.redirectRefused] as a login.Problem: plain
 // words for the user, the reason and the setting in the operator's log.
 func (l loginPages) RedirectRefused(ctx context.Context, raw string, err error) login.Problem {
-	e := l.p.redirectRefused(ctx, raw, err)
-	return login.Problem{Status: e.Status, Code: e.Code, Title: e.Title, TitleZh: e.TitleZh,
-		Message: e.Message, MessageZh: e.MessageZh, RetryURL: e.RetryURL}
+	return login.Problem(l.p.redirectRefused(ctx, raw, err))
 }
 
 // qrFlowPrefix marks a QR login attempt that ends a client's authorization

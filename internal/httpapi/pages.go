@@ -80,7 +80,7 @@ func loginOrigin(u string) string {
 // origin) and the setting that lists the allowed ones go to the log at Warn
 // with the request id, for the operator.
 func (p *pages) redirectRefused(ctx context.Context, raw string, err error) apiError {
-	p.logger.WarnContext(ctx, "redirect refused", "err", err, "setting", "WXAUTH_ALLOWED_REDIRECTS", "request_id", RequestID(ctx))
+	p.logRefused(ctx, "redirect refused", err)
 	if raw == "" {
 		return errBadRequest.withMessage(
 			"This login link does not say which page to return to. Please open the login from the web page again.",
@@ -89,4 +89,11 @@ func (p *pages) redirectRefused(ctx context.Context, raw string, err error) apiE
 	return errBadRequest.withMessage(
 		"The page that started this login is not one this service may return to, so the login cannot go on. If this keeps happening, give the site's support the request id below.",
 		"发起登录的网页不在本服务允许返回的范围内，无法继续登录。如果一直出现，请将下方的请求编号告知网站客服。")
+}
+
+// logRefused writes the operator's line for a URL the allowlist refused:
+// the reason and the setting that lists the allowed origins, with the
+// request id (never on the client's page).
+func (p *pages) logRefused(ctx context.Context, msg string, err error) {
+	p.logger.WarnContext(ctx, msg, "err", err, "setting", "WXAUTH_ALLOWED_REDIRECTS", "request_id", RequestID(ctx))
 }

@@ -21,7 +21,9 @@ import (
 // Problems of the browser endpoints.
 var (
 	problemBadRequest = Problem{Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request", TitleZh: "请求无效"}
-	problemExpired    = Problem{Status: http.StatusBadRequest, Code: "invalid_grant",
+	// ProblemExpired is the page of a login link used already or past its
+	// time (400 invalid_grant); httpapi shows it for its own expired links.
+	ProblemExpired = Problem{Status: http.StatusBadRequest, Code: "invalid_grant",
 		Title: "This login link has expired", TitleZh: "登录链接已失效",
 		Message: "The login link was already used or has expired. Please start the login again.", MessageZh: "该登录链接已使用或已过期，请重新登录。"}
 	problemUnbound = Problem{Status: http.StatusBadRequest, Code: "invalid_request",
@@ -74,7 +76,7 @@ func (s *Service) Callback() http.Handler {
 		}
 		raw, err := s.cfg.Records.Get(ctx, keyState+state)
 		if errors.Is(err, store.ErrNotFound) {
-			s.cfg.Pages.Problem(w, r, problemExpired)
+			s.cfg.Pages.Problem(w, r, ProblemExpired)
 			return
 		} else if err != nil {
 			s.cfg.Pages.Problem(w, r, s.cfg.Pages.FromError(ctx, "load state", err))
@@ -82,7 +84,7 @@ func (s *Service) Callback() http.Handler {
 		}
 		var f flow
 		if json.Unmarshal(raw, &f) != nil {
-			s.cfg.Pages.Problem(w, r, problemExpired)
+			s.cfg.Pages.Problem(w, r, ProblemExpired)
 			return
 		}
 		if bound, ok := s.cfg.Cookies.State(r); !ok || subtle.ConstantTimeCompare([]byte(bound), []byte(state)) != 1 {
@@ -107,7 +109,7 @@ func (s *Service) Callback() http.Handler {
 				if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil && started.Sub(t) > callbackBudget+resultTTL {
 					// The first callback finished long ago and its
 					// outcome is gone (the back button, a bookmark).
-					s.cfg.Pages.Problem(w, r, problemExpired)
+					s.cfg.Pages.Problem(w, r, ProblemExpired)
 					return
 				}
 			}

@@ -475,7 +475,7 @@ func (s *Service) CompleteQR(w http.ResponseWriter, r *http.Request, handle, use
 			s.cfg.Pages.Problem(w, r, s.cfg.Pages.FromError(ctx, "load flow", err))
 			return
 		}
-		s.cfg.Pages.Problem(w, r, problemExpired)
+		s.cfg.Pages.Problem(w, r, ProblemExpired)
 		return
 	}
 	id := identity{UserID: userID, OpenID: openID, UnionID: unionID, WeChatScope: wechat.ScopeBase, AuthTime: s.now().Unix(), AMR: AMRWeChatQR}

@@ -313,7 +313,7 @@ func (s *Service) Complete(ctx context.Context, id, key string) (Attempt, error)
 	if err != nil {
 		return Attempt{}, err
 	}
-	if subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(a.KeyHash)) != 1 {
+	if !a.HasKey(key) {
 		return a, ErrBinding
 	}
 	switch a.Status {
