@@ -89,7 +89,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, _ 
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 	if cfg.DatabaseURL != "" && (err == nil || problems["WXAUTH_DATABASE_URL"] == "") {
-		checkStores(ctx, c, cfg, getenv("WXAUTH_DATABASE_URL") != "" || *configFile != "" || getenv("WXAUTH_CONFIG") != "", logger)
+		checkStores(ctx, c, cfg, logger)
 	} else {
 		c.skip("stores: fix WXAUTH_DATABASE_URL first")
 	}
@@ -152,12 +152,13 @@ func checkDerived(c *checklist, cfg *config.Config) {
 // checkStores opens the stores of cfg (applying migrations) and pings them.
 // explicit tells whether WXAUTH_DATABASE_URL was given (environment or
 // file) rather than defaulted.
-func checkStores(ctx context.Context, c *checklist, cfg *config.Config, explicit bool, logger *slog.Logger) {
-	if path, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite:"); ok && !explicit {
-		// Without WXAUTH_DATABASE_URL, check does not create the default
-		// database in whatever directory it runs in.
+func checkStores(ctx context.Context, c *checklist, cfg *config.Config, logger *slog.Logger) {
+	if cfg.DatabaseURL == config.DefaultDatabaseURL {
+		// check does not create the default database in whatever
+		// directory it runs in.
+		path := strings.TrimPrefix(cfg.DatabaseURL, "sqlite:")
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			c.skip("stores: WXAUTH_DATABASE_URL is not set and the default %s does not exist here (authsvc serve would create it); nothing opened", cfg.DatabaseURL)
+			c.skip("stores: the default %s does not exist here (authsvc serve would create it); nothing opened", cfg.DatabaseURL)
 			return
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,6 +112,24 @@ func TestRunCheck(t *testing.T) {
 		out, err := runCheckTest(t, getenv)
 		if !errors.Is(err, errCheckFailed) || !strings.Contains(out, "[FAIL] WeChat API: cannot reach http://127.0.0.1:1") {
 			t.Errorf("err = %v, output:\n%s", err, out)
+		}
+	})
+	t.Run("DefaultDatabaseNotCreated", func(t *testing.T) {
+		// Without WXAUTH_DATABASE_URL (here: a --config file that does not
+		// set it either), check opens nothing that does not exist yet.
+		dir := t.TempDir()
+		t.Chdir(dir)
+		cfgFile := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(cfgFile, []byte("WXAUTH_LOG_LEVEL: warn\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, getenv := checkEnv(t, map[string]string{"WXAUTH_DATABASE_URL": ""})
+		out, err := runCheckTest(t, getenv, "--offline", "--config", cfgFile)
+		if err != nil || !strings.Contains(out, "[skip] stores: the default "+config.DefaultDatabaseURL+" does not exist here") {
+			t.Errorf("err = %v, output:\n%s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "wxauth.db")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("check created the default database: %v", err)
 		}
 	})
 	t.Run("BadConfiguration", func(t *testing.T) {

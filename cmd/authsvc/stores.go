@@ -16,20 +16,6 @@ import (
 	"github.com/wxauth/wxauth/internal/store/sqlite"
 )
 
-// openStores composes the store.Set of cfg.
-//
-// One instance (SQLite, the default): users, refresh tokens, keys, the
-// credential cache and every short-lived record that a restart must not
-// lose (login state, revocations of logged-out and reused sessions, QR
-// login attempts) in the SQLite file; callback de-duplication records
-// (seconds long, on the /wx hot path), locks and pub/sub in the process,
-// the records bounded by WXAUTH_RECORDS_MEMORY_MB.
-//
-// Several instances: PostgreSQL for the durable data; with WXAUTH_REDIS_URL,
-// Redis for records, locks, the credential cache and pub/sub. PostgreSQL
-// without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
-// stays in the process (QR logins then complete only on the instance that
-// received the scan): startup warns.
 // memoryRecordPrefixes name the records that stay in process memory on
 // SQLite (one instance): short-lived records whose loss in a restart costs
 // at most a retry, written and read on every message or login, so that
@@ -59,6 +45,20 @@ const revokedRecordPrefix = string(store.KeyRevoked)
 // lifetime); past it, the revocation check reads the database.
 const revocationMirrorBytes = 4 << 20
 
+// openStores composes the store.Set of cfg.
+//
+// One instance (SQLite, the default): users, refresh tokens, keys, the
+// credential cache and every short-lived record that a restart must not
+// lose (login state, revocations of logged-out and reused sessions, QR
+// login attempts) in the SQLite file; the records of memoryRecordPrefixes,
+// locks and pub/sub in the process, the records bounded by
+// WXAUTH_RECORDS_MEMORY_MB.
+//
+// Several instances: PostgreSQL for the durable data; with WXAUTH_REDIS_URL,
+// Redis for records, locks, the credential cache and pub/sub. PostgreSQL
+// without Redis keeps records, locks and the cache in PostgreSQL, but pub/sub
+// stays in the process (QR logins then complete only on the instance that
+// received the scan): startup warns.
 func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (set store.Set, err error) {
 	var closers []func() error
 	var pings []func(context.Context) error
@@ -81,8 +81,9 @@ func openStores(ctx context.Context, cfg *config.Config, logger *slog.Logger, no
 		}
 		closers, pings = append(closers, db.Close), append(pings, db.Ping)
 		set.Users, set.RefreshTokens, set.Keys, set.TokenCache = db, db, db, db
-		revoked := store.MirroredRecords{Mirror: memory.New(now, memory.WithMaxRecordBytes(revocationMirrorBytes)), Durable: db}
-		closers = append(closers, revoked.Mirror.(*memory.Store).Close)
+		mirror := memory.New(now, memory.WithMaxRecordBytes(revocationMirrorBytes))
+		closers = append(closers, mirror.Close)
+		revoked := store.MirroredRecords{Mirror: mirror, Durable: db}
 		if err := revoked.Load(ctx, func(ctx context.Context, fn func(string, []byte, time.Duration) error) error {
 			return db.EachRecord(ctx, revokedRecordPrefix, fn)
 		}); err != nil {

@@ -21,6 +21,10 @@ import (
 	"github.com/wxauth/wxauth/internal/clients"
 )
 
+// DefaultDatabaseURL is WXAUTH_DATABASE_URL when it is not set: a SQLite
+// file in the working directory.
+const DefaultDatabaseURL = "sqlite:wxauth.db"
+
 // Config is the validated configuration of `authsvc serve`. Durations are
 // time.Duration values parsed from Go duration strings ("15m", "720h") or
 // plain integers meaning seconds.
@@ -53,7 +57,7 @@ type Config struct {
 	// host-only. It must be the public URL's host or a parent of it.
 	CookieDomain string
 
-	DatabaseURL string // WXAUTH_DATABASE_URL: sqlite:PATH (default sqlite:wxauth.db) or postgres://...
+	DatabaseURL string // WXAUTH_DATABASE_URL: sqlite:PATH (default DefaultDatabaseURL) or postgres://...
 	RedisURL    string // WXAUTH_REDIS_URL: redis://host:port/db, empty for none
 	RedisPrefix string // WXAUTH_REDIS_PREFIX: namespace of every Redis key; default "wxauth:"
 
@@ -203,7 +207,7 @@ func Load(getenv func(string) string, configFile string) (*Config, error) {
 		SecretKey:              l.key("WXAUTH_SECRET_KEY", true),
 		SecretKeyPrevious:      l.key("WXAUTH_SECRET_KEY_PREVIOUS", false),
 		AllowedRedirects:       l.list("WXAUTH_ALLOWED_REDIRECTS"),
-		DatabaseURL:            l.str("WXAUTH_DATABASE_URL", "sqlite:wxauth.db"),
+		DatabaseURL:            l.str("WXAUTH_DATABASE_URL", DefaultDatabaseURL),
 		RedisURL:               l.str("WXAUTH_REDIS_URL", ""),
 		RedisPrefix:            l.str("WXAUTH_REDIS_PREFIX", "wxauth:"),
 		WeChatAPIBase:          strings.TrimRight(l.str("WXAUTH_WECHAT_API_BASE", "https://api.weixin.qq.com"), "/"),
