@@ -116,9 +116,7 @@ func (b *BatchedRecords) flush(ctx context.Context) error {
 	b.mu.Unlock()
 	err := b.d.inTx(ctx, func(tx *stmtTx) error {
 		for k, r := range batch {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
-				ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
-				k, nonNilBytes(r.val), r.exp); err != nil {
+			if _, err := tx.ExecContext(ctx, upsertRecord, k, nonNilBytes(r.val), r.exp); err != nil {
 				return err
 			}
 		}
@@ -160,9 +158,7 @@ func (b *BatchedRecords) settle(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := b.d.wstmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
-		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
-		key, nonNilBytes(r.val), r.exp); err != nil {
+	if _, err := b.d.wstmts.ExecContext(ctx, upsertRecord, key, nonNilBytes(r.val), r.exp); err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)
 	}
 	return nil

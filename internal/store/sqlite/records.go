@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/wxauth/wxauth/internal/store"
@@ -47,9 +46,7 @@ func (d *DB) Put(ctx context.Context, key string, val []byte, ttl time.Duration)
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	if _, err := d.wstmts.ExecContext(ctx, `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
-		ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`,
-		key, nonNilBytes(val), d.now().Add(ttl).UnixNano()); err != nil {
+	if _, err := d.wstmts.ExecContext(ctx, upsertRecord, key, nonNilBytes(val), d.now().Add(ttl).UnixNano()); err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)
 	}
 	return nil
@@ -95,9 +92,19 @@ func (d *DB) Take(ctx context.Context, key string) ([]byte, error) {
 // "sqlite: each record".
 func (d *DB) EachRecord(ctx context.Context, prefix string, fn func(key string, val []byte, ttl time.Duration) error) error {
 	now := d.now()
-	// The range [prefix, prefix+U+FFFF) uses the primary key's index.
+	// The keys starting with prefix are the range [prefix, end), which the
+	// primary key's index answers.
+	end := []byte(prefix)
+	for len(end) > 0 && end[len(end)-1] == 0xff {
+		end = end[:len(end)-1]
+	}
+	if len(end) == 0 {
+		end = []byte{0xff, 0xff, 0xff, 0xff} // prefix "" (or all 0xff): every text key sorts below
+	} else {
+		end[len(end)-1]++
+	}
 	rows, err := d.stmts.QueryContext(ctx, `SELECT key, val, expires_at FROM records
-		WHERE key >= ?1 AND key < ?2 AND expires_at > ?3`, prefix, prefix+"\uffff", now.UnixNano())
+		WHERE key >= ?1 AND key < ?2 AND expires_at > ?3`, prefix, string(end), now.UnixNano())
 	if err != nil {
 		return fmt.Errorf("sqlite: each record: %w", err)
 	}
@@ -106,6 +113,8 @@ func (d *DB) EachRecord(ctx context.Context, prefix string, fn func(key string, 
 		val []byte
 		exp int64
 	}
+	// Read them all before calling fn, which may use the database: the
+	// rows hold a connection of the pool until closed.
 	var recs []rec
 	for rows.Next() {
 		var r rec
@@ -120,9 +129,6 @@ func (d *DB) EachRecord(ctx context.Context, prefix string, fn func(key string, 
 		return fmt.Errorf("sqlite: each record: %w", err)
 	}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.key, prefix) {
-			continue
-		}
 		if err := fn(r.key, nonNilBytes(r.val), time.Duration(r.exp-now.UnixNano())); err != nil {
 			return err
 		}
@@ -198,3 +204,9 @@ func (d *DB) Lock(ctx context.Context, name string, ttl time.Duration) (store.Le
 		}
 	}
 }
+
+// upsertRecord writes a record, replacing any under its key: ?1 key, ?2
+// value, ?3 expiry (Unix ns). One text for every caller, so one prepared
+// statement.
+const upsertRecord = `INSERT INTO records (key, val, expires_at) VALUES (?1, ?2, ?3)
+	ON CONFLICT (key) DO UPDATE SET val = excluded.val, expires_at = excluded.expires_at`

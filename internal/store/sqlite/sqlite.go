@@ -96,7 +96,12 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*DB, error) {
 			fmt.Sprintf("&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
 			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	}
-	db, err := sql.Open("sqlite3", conn)
+	readConn := conn
+	if !memory {
+		// The reading pool cannot write: every write goes through w.
+		readConn += "&_pragma=query_only(1)"
+	}
+	db, err := sql.Open("sqlite3", readConn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}

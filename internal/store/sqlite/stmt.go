@@ -142,7 +142,9 @@ func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) 
 	return st.QueryRowContext(ctx, args...)
 }
 
-// QueryContext is [sql.DB.QueryContext] through the prepared statement.
+// QueryContext is [sql.DB.QueryContext] through the prepared statement,
+// for reads only: it takes no turn (the rows would hold the writing
+// connection until closed).
 func (s *stmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, err := s.get(ctx, query)
 	if err != nil {
