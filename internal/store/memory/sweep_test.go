@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestStore_Sweep(t *testing.T) {
@@ -29,5 +30,13 @@ func TestStore_Sweep(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d records after Sweep, want 1 (long)", n)
+	}
+}
+
+// TestRecordShard_CacheLine: a shard fills one 64-byte cache line, so the
+// locks of neighbouring shards are not written through one line.
+func TestRecordShard_CacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(recordShard{}); n != 64 {
+		t.Errorf("recordShard is %d bytes, want 64", n)
 	}
 }
