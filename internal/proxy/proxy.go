@@ -175,9 +175,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.maxReplay = p.maxBody
 	}
 	if p.rt == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t := wechat.NewTransport()
 		t.ResponseHeaderTimeout = orDefault(cfg.Timeout, DefaultTimeout)
-		t.MaxIdleConnsPerHost = 64
 		p.rt = t
 	}
 	if p.log == nil {

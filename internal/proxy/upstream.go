@@ -19,11 +19,6 @@ import (
 // The way to WeChat and back: sending the call with the access_token,
 // reading the answer's errcode for the 40001 retry, copying it back.
 
-// staleToken reports whether errcode says WeChat refused the access_token.
-func staleToken(code int) bool {
-	return code == wechat.CodeInvalidCredential || code == wechat.CodeInvalidAccessToken || code == wechat.CodeAccessTokenExpired
-}
-
 // forward sends the call to WeChat and copies the answer back.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	ctx, cancel := context.WithTimeout(r.Context(), p.streamTimeout)
@@ -54,7 +49,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	ans := peek(resp)
-	if ans.complete && ans.hasCode && staleToken(ans.code) {
+	if ans.complete && ans.hasCode && wechat.StaleToken(ans.code) {
 		// compare-and-refresh: one refresh for every caller that used tok,
 		// in every instance. A streamed body cannot be sent again: its
 		// caller gets WeChat's answer, and its next call the new token.

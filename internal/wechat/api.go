@@ -38,7 +38,7 @@ func (a *API) withToken(ctx context.Context, r request, out any) error {
 		rr := r
 		rr.query = q
 		err = a.c.getJSON(ctx, rr, out)
-		if try == 0 && IsCode(err, CodeInvalidCredential, CodeInvalidAccessToken, CodeAccessTokenExpired) {
+		if try == 0 && isStaleToken(err) {
 			if ierr := a.ts.Invalidate(ctx, tok); ierr != nil {
 				return fmt.Errorf("%w (and invalidating the token failed: %w)", err, ierr)
 			}

@@ -140,6 +140,25 @@ func IsCode(err error, codes ...int) bool {
 	return false
 }
 
+// StaleToken reports whether code is WeChat's refusal of the access_token a
+// call carried: 40001 (not the latest), 40014 (illegal) or 42001 (expired).
+// A caller invalidates that token and sends the call again once.
+//
+// https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html
+func StaleToken(code int) bool {
+	switch code {
+	case CodeInvalidCredential, CodeInvalidAccessToken, CodeAccessTokenExpired:
+		return true
+	}
+	return false
+}
+
+// isStaleToken reports whether err is a *Error whose code is StaleToken's.
+func isStaleToken(err error) bool {
+	var we *Error
+	return errors.As(err, &we) && StaleToken(we.Code)
+}
+
 // maxErrorBody is how much of a non-200 body a [StatusError] keeps, in bytes.
 const maxErrorBody = 1 << 10
 

@@ -211,7 +211,7 @@ func (m *TokenManager) fetchTicket(ctx context.Context, _ bool) (Credential, err
 		return Credential{}, err
 	}
 	cr, err := m.c.Ticket(ctx, tok)
-	if !IsCode(err, CodeInvalidCredential, CodeInvalidAccessToken, CodeAccessTokenExpired) {
+	if !isStaleToken(err) {
 		return cr, err
 	}
 	if err := m.Invalidate(ctx, tok); err != nil {

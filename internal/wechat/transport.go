@@ -21,8 +21,17 @@ const MaxIdleConnsPerHost = 64
 // environment, dial and TLS handshake timeouts, HTTP/2) keeping up to
 // MaxIdleConnsPerHost idle connections per host, 90 s each.
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: NewTransport()}
+}
+
+// NewTransport returns net/http's default transport (proxy from the
+// environment, dial and TLS handshake timeouts, HTTP/2) keeping up to
+// MaxIdleConnsPerHost idle connections per host, 90 s each: the transport
+// of [NewHTTPClient], for a caller that sets its own timeouts (the WeChat
+// API proxy).
+func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 	t.MaxIdleConns = 4 * MaxIdleConnsPerHost
-	return &http.Client{Timeout: timeout, Transport: t}
+	return t
 }
