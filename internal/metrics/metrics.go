@@ -1,15 +1,15 @@
 // Package metrics holds wxauth's Prometheus metric families and the small
 // adapters that feed them: the observers the wechat client and the callback
-// Server and the QR login report to ([Metrics.WeChat], [Metrics.Callback],
-// [Metrics.QRLogin]), wrappers of the
-// store interfaces that count backend failures, and plain methods called by
-// the HTTP layer (logins). It never reads another
+// Server, the QR login and the OpenID Provider report to ([Metrics.WeChat],
+// [Metrics.Callback], [Metrics.QRLogin], [Metrics.Login]), wrappers of the
+// store interfaces that count backend failures, and the per-route request
+// series of the HTTP layer. It never reads another
 // package's traffic or logs: the package that knows a fact reports it.
 // Nothing registers globally: [New] registers every family on the
 // Registerer it is given, so tests build several instances in one process.
 //
 // It imports the standard library, client_golang, store (the wrappers),
-// wechat, callback and qrlogin (their Observer types) only; httpapi and cmd/authsvc
+// wechat, callback, qrlogin and login (their Observer types) only; httpapi and cmd/authsvc
 // import it.
 // Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
 package metrics
@@ -178,6 +178,8 @@ type qrAttempts struct {
 	active map[string]*time.Timer
 }
 
+// AttemptStarted implements [qrlogin.Observer]: the attempt counts as
+// active until AttemptEnded or life has passed.
 func (q *qrAttempts) AttemptStarted(id string, life time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -188,6 +190,7 @@ func (q *qrAttempts) AttemptStarted(id string, life time.Duration) {
 	q.m.QRAttemptStarted()
 }
 
+// AttemptEnded implements [qrlogin.Observer].
 func (q *qrAttempts) AttemptEnded(id string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

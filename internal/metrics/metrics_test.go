@@ -115,7 +115,8 @@ func TestMetrics_WeChat(t *testing.T) {
 		return c
 	}
 	c := newClient(srv.URL)
-	ctx, tr := WithTrace(context.Background())
+	tr := &Trace{}
+	ctx := ContextWithTrace(context.Background(), tr)
 	c.Exchange(ctx, "CODE")
 	c.UserInfo(ctx, "AT", "o1", "")
 	wechat.NewAPI(c, nil).ShowQRCode(ctx, "T")
@@ -138,7 +139,8 @@ func TestMetrics_WeChat(t *testing.T) {
 	}
 
 	// A 5xx (retried: every attempt counts) and no answer at all.
-	ctx, tr = WithTrace(context.Background())
+	tr = &Trace{}
+	ctx = ContextWithTrace(context.Background(), tr)
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c.ClassicToken(tctx)

@@ -18,7 +18,7 @@ import (
 // "force_refresh" for a stable_token fetch with force_refresh true, else
 // "fetch".
 //
-// When the call's context carries a [Trace] (see [WithTrace]), the last
+// When the call's context carries a [Trace] (see [ContextWithTrace]), the last
 // errcode other than "0" is also recorded there for the access log.
 //
 // A nil m returns nil (the wechat client then reports nothing).
@@ -79,17 +79,10 @@ type Trace struct {
 
 type traceKey struct{}
 
-// WithTrace returns ctx carrying a new [Trace] that the observer of
-// [Metrics.WeChat] fills for calls made with ctx (or a context derived from
-// it).
-func WithTrace(ctx context.Context) (context.Context, *Trace) {
-	t := &Trace{}
-	return ContextWithTrace(ctx, t), t
-}
-
 // ContextWithTrace returns ctx carrying t, a zero Trace the caller
-// allocated (inside a larger per-request value, to save an allocation);
-// see [WithTrace].
+// allocated (inside a larger per-request value, to save an allocation):
+// the observer of [Metrics.WeChat] fills it for calls made with ctx (or a
+// context derived from it).
 func ContextWithTrace(ctx context.Context, t *Trace) context.Context {
 	return context.WithValue(ctx, traceKey{}, t)
 }

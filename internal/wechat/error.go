@@ -121,6 +121,8 @@ func IsDeadCode(err error) bool {
 // refresh_token, also once a later authorization of the same user replaced
 // it), 42002 (refresh_token expired after 30 days) or 42007 (tokens voided
 // after the user changed the WeChat password or the AppSecret was reset).
+//
+// https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 func NeedsReauthorization(err error) bool {
 	return IsCode(err, CodeInvalidRefreshToken, CodeRefreshTokenExpired, CodeTokenVoided)
 }

@@ -75,7 +75,7 @@ type options struct {
 // removes that shard's expired records, then its live records closest to
 // expiry, never the one just stored. Whoever needed an evicted record sees
 // it as expired: ErrNotFound from Get, Take and, for PutIfAbsent, the key
-// is free again. [Store.RecordStats] counts the evictions.
+// is free again. [Store.Evictions] counts the evictions.
 func WithMaxRecordBytes(n int64) Option {
 	return func(o *options) { o.maxRecordBytes = n }
 }
