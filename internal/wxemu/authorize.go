@@ -29,6 +29,8 @@ type authProblem struct {
 	Msg  string
 }
 
+// Where a user opens the authorized page from (X-Wxemu-Scene, or the
+// picker's hidden field): a follower opening a snsapi_userinfo page from
 // the account's chat or menu authorizes without a consent page.
 const (
 	sceneChat    = "chat"
@@ -313,7 +315,7 @@ func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req a
 		})
 		return
 	}
-	code, first := e.randomString(24), e.randomString(24)
+	code, first := e.randomString(24), ""
 	e.mu.Lock()
 	now := e.now()
 	e.sweepLocked(now)
@@ -324,6 +326,7 @@ func (e *Emulator) finishAuthorize(w http.ResponseWriter, r *http.Request, req a
 		if e.doubles > 0 {
 			e.doubles--
 		}
+		first = e.randomString(24)
 		e.codes[first] = &authCode{openID: openID, scope: req.scope, issued: now, snapshot: snapshot}
 	}
 	e.mu.Unlock()

@@ -3,7 +3,6 @@ package wxemu
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -58,7 +57,7 @@ func (e *Emulator) handleMediaUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	for {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) || err != nil {
+		if err != nil { // io.EOF: no "media" part
 			e.wxError(w, 41005, "media data missing")
 			return
 		}

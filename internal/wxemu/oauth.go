@@ -43,8 +43,6 @@ type refreshGrant struct {
 	replaced      bool // a later authorization of the user issued another: 40030
 }
 
-// Where a user opens the authorized page from (X-Wxemu-Scene, or the
-// picker's hidden field): a follower opening a snsapi_userinfo page from
 // handleSNSAccessToken serves GET sns/oauth2/access_token.
 func (e *Emulator) handleSNSAccessToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

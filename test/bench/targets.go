@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wxauth/wxauth/internal/callback"
+	"github.com/wxauth/wxauth/test/e2e"
 )
 
 // The account every process of the benchmark shares.
@@ -30,7 +31,6 @@ const (
 	benchOriginalID = "gh_wxemu00000000"
 	benchPage       = "https://h5.example.com/app/"
 	benchUser       = "oWXEMU_alice" // an emulator built-in user with a unionid and a profile
-	weChatUA        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.50"
 	keywordReply    = "Hello from the benchmark"
 )
 
@@ -219,7 +219,7 @@ func login(ctx context.Context, w *worker, svc string) (tokens, error) {
 	if err != nil {
 		return tok, err
 	}
-	resp, err := w.get(ctx, loc, http.StatusFound, "User-Agent", weChatUA, "X-Wxemu-User", benchUser, "X-Wxemu-Consent", "allow")
+	resp, err := w.get(ctx, loc, http.StatusFound, "User-Agent", e2e.WeChatUA, "X-Wxemu-User", benchUser, "X-Wxemu-Consent", "allow")
 	if err != nil {
 		return tok, fmt.Errorf("WeChat's authorize at %.80q: %w", loc, err)
 	}
@@ -262,7 +262,7 @@ func login(ctx context.Context, w *worker, svc string) (tokens, error) {
 // that leaves the service (WeChat's authorize URL, or the page).
 func followService(ctx context.Context, w *worker, svc, u string, jar cookies) (string, error) {
 	for range 5 {
-		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", weChatUA, "Cookie", jar.header())
+		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", e2e.WeChatUA, "Cookie", jar.header())
 		if err != nil {
 			return "", err
 		}
@@ -350,7 +350,7 @@ func opVerify(base, jwt string) op {
 func opLogin(base string) op {
 	u := base + "/login?redirect=" + url.QueryEscape(benchPage) + "&scope=snsapi_base"
 	return func(ctx context.Context, w *worker) error {
-		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", weChatUA)
+		resp, err := w.get(ctx, u, http.StatusFound, "User-Agent", e2e.WeChatUA)
 		if err == nil && !strings.Contains(resp.Header.Get("Location"), "/connect/oauth2/authorize?appid="+benchAppID) {
 			return fmt.Errorf("/login: redirected to %.120q", resp.Header.Get("Location"))
 		}
