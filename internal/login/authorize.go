@@ -210,10 +210,8 @@ func (s *Service) browser(r *http.Request) (identity, bool) {
 // (cookie wxauth_state on w) and returns WeChat's authorize URL and the
 // state.
 func (s *Service) startWeChat(ctx context.Context, w http.ResponseWriter, f flow) (authURL, state string, err error) {
-	state = store.RandomBase62(22)
-	b, _ := json.Marshal(f)
-	if err := s.cfg.Records.Put(ctx, keyState+state, b, s.cfg.StateTTL); err != nil {
-		return "", "", fmt.Errorf("login: save state: %w", err)
+	if state, err = s.saveFlow(ctx, f); err != nil {
+		return "", "", err
 	}
 	u, err := s.cfg.WeChat.AuthCodeURL(s.cfg.PublicURL+PathCallback, f.WeChatScope, state)
 	if err != nil {
@@ -223,8 +221,9 @@ func (s *Service) startWeChat(ctx context.Context, w http.ResponseWriter, f flow
 	return u, state, nil
 }
 
-// saveFlow keeps f for the QR way in under a fresh handle (a state record
-// no WeChat callback can be bound to: no cookie names it).
+// saveFlow keeps f under a fresh handle, a state record: startWeChat's
+// state, or for the QR way in a handle no WeChat callback can be bound to
+// (no cookie names it). Errors: the store's, wrapped.
 func (s *Service) saveFlow(ctx context.Context, f flow) (string, error) {
 	handle := store.RandomBase62(22)
 	b, _ := json.Marshal(f)

@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/wxauth/wxauth/internal/clients"
 	"github.com/wxauth/wxauth/internal/store"
 	"github.com/wxauth/wxauth/internal/wechat"
 )
@@ -35,7 +36,7 @@ func (s *Service) discovery() map[string]any {
 		"revocation_endpoint":                           u + PathRevoke,
 		"introspection_endpoint":                        u + PathIntrospect,
 		"end_session_endpoint":                          u + PathLogout,
-		"scopes_supported":                              []string{"openid", "profile", "offline_access", "snsapi_base", "snsapi_userinfo"},
+		"scopes_supported":                              clients.KnownScopes(),
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials"},
