@@ -302,10 +302,13 @@ func (m *Manager) tick(ctx context.Context) error {
 			return err
 		}
 	}
-	return m.tickAlg(ctx, m.cfg.Alg)
+	if err := m.tickAlg(ctx, m.cfg.Alg); err != nil {
+		return err
+	}
+	return m.reload(ctx) // once for every algorithm
 }
 
-// tickAlg rotates the key of alg when due, drops removed keys and reloads.
+// tickAlg rotates the key of alg when due and drops removed keys.
 func (m *Manager) tickAlg(ctx context.Context, alg string) error {
 	var nk store.SigningKey
 	if m.cfg.KeyRotation > 0 {
@@ -338,7 +341,7 @@ func (m *Manager) tickAlg(ctx context.Context, alg string) error {
 	if changed && nk.ID != "" {
 		m.log.InfoContext(ctx, "signing key rotated on schedule", "kid", nk.ID, "alg", nk.Alg)
 	}
-	return m.reload(ctx)
+	return nil
 }
 
 // rotationDue reports whether the newest key of alg in keys was published
